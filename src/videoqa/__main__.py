@@ -1,0 +1,3 @@
+from videoqa.cli import main
+
+main()

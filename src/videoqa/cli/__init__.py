@@ -1,0 +1,57 @@
+"""The ``videoqa`` command line: one click group; each step of the pipeline adds its commands.
+
+The commands are thin: they parse options and call the library. Errors from the
+``VideoQAError`` family end in one line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from videoqa import __version__
+from videoqa.errors import VideoQAError
+
+
+class _Group(click.Group):
+    """A click group that turns our documented errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VideoQAError as error:
+            click.echo(f"videoqa: error: {error}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="videoqa")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Ask questions of video and caption it with Microsoft's GIT.
+
+    Frames are sampled exactly with PyAV; results go to SRT, WebVTT and JSON sidecars.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="videoqa: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _register() -> None:
+    from videoqa.cli import media_commands, qa_commands, watch_commands
+
+    for module in (media_commands, qa_commands, watch_commands):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="videoqa")

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real-world clips folder, and a guard against logged errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@pytest.fixture
+def shared_media() -> Path:
+    """``../shared/media`` beside the project; tests that need it skip when it is absent."""
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip("../shared/media is not present")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(autouse=True)
+def _no_logged_errors(caplog: pytest.LogCaptureFixture):
+    """Fail any test that logs at ERROR or above unless it asked for that on purpose."""
+    yield
+    if getattr(caplog, "allow_errors", False):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert not errors, f"unexpected ERROR log: {errors[0].getMessage()}"
