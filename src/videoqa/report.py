@@ -1,0 +1,362 @@
+"""Results of asking questions of a video and captioning it, with a versioned JSON form.
+
+Plain dataclasses, typed all the way down, so writers, adapters and the daemon work with
+attributes instead of dictionary keys. ``Report.to_dict()`` is the documented JSON schema
+(``docs/report-schema.md``); ``Report.from_dict()`` reads it back, accepting any report of
+the same major schema version (newer minor versions only add keys, which are ignored).
+
+This module imports neither torch nor the media stack: reading a report stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from videoqa import __version__
+from videoqa.errors import VideoQAError
+
+logger = logging.getLogger("videoqa.report")
+
+SCHEMA_VERSION = "1.0"
+"""``major.minor``: a new minor version only adds keys; a new major version changes meaning."""
+
+SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
+
+
+class ReportFormatError(VideoQAError):
+    """A report (JSON sidecar or dictionary) does not follow a schema this version can read."""
+
+
+@dataclass(frozen=True)
+class Caption:
+    """What a captioning model said about one clip (``score``: mean log-probability per token)."""
+
+    text: str
+    score: float
+    frame_times: tuple[float, ...] = ()
+    """Times of the frames the captioning model saw, when it is not the answering model."""
+
+
+@dataclass(frozen=True)
+class FrameAnswer:
+    """One frame's answer when an image checkpoint answers frame by frame and the clip votes."""
+
+    time: float
+    answer: str
+    score: float
+
+
+@dataclass(frozen=True)
+class QuestionAnswer:
+    """A question's answer for one clip; ``frames`` holds the per-frame votes, if any."""
+
+    question: str
+    answer: str
+    score: float
+    frames: tuple[FrameAnswer, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """Everything found in one clip of the timeline (seconds from the start of the video)."""
+
+    index: int
+    start: float
+    end: float
+    frame_times: tuple[float, ...]
+    caption: Caption | None = None
+    answers: tuple[QuestionAnswer, ...] = ()
+
+    def answer_for(self, question: str) -> QuestionAnswer | None:
+        """The answer to ``question`` in this clip, or None when it was not asked."""
+        return next((qa for qa in self.answers if qa.question == question), None)
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """The facts about the input that a reader of the results needs (a subset of VideoInfo)."""
+
+    path: str
+    duration: float
+    width: int
+    height: int
+    fps: float
+    stream: int
+    codec: str | None = None
+    format_name: str | None = None
+    rotation: int = 0
+    start_time: float = 0.0
+    frame_count: int | None = None
+
+    @classmethod
+    def from_info(cls, info: Any) -> VideoFacts:
+        """Take the facts from a ``videoqa.media.VideoInfo`` (duck-typed to stay import-light)."""
+        codec = None
+        for stream in getattr(info, "streams", ()):
+            if getattr(stream, "index", None) == info.video_stream:
+                codec = getattr(stream, "codec", None)
+        return cls(
+            path=os.fspath(info.path),
+            duration=float(info.duration),
+            width=int(info.width),
+            height=int(info.height),
+            fps=float(info.fps),
+            stream=int(info.video_stream),
+            codec=codec,
+            format_name=getattr(info, "format_name", None),
+            rotation=int(getattr(info, "rotation", 0) or 0),
+            start_time=float(getattr(info, "start_time", 0.0) or 0.0),
+            frame_count=getattr(info, "frame_count", None),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which checkpoint produced results, and how it was fed."""
+
+    id: str
+    revision: str | None
+    kind: Literal["image", "video"]
+    frames_per_clip: int
+    """Frames sampled per clip for this model (a video checkpoint's own frame count)."""
+    frame_size: tuple[int, int] | None = None
+    """(width, height) the frames were decoded at for this model."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the timeline was cut into clips and how long answers could grow."""
+
+    clip_length: float
+    stride: float
+    start: float
+    end: float
+    max_new_tokens: int
+    caption_max_new_tokens: int | None = None
+
+
+@dataclass
+class Report:
+    """The whole-video result: video facts, models, sampling and one ``ClipResult`` per clip.
+
+    ``model`` answered the questions (or captioned, when no questions were asked);
+    ``caption_model`` made the captions, when captions were made (it may be the same model).
+    """
+
+    video: VideoFacts
+    model: ModelInfo
+    sampling: Sampling
+    questions: tuple[str, ...] = ()
+    caption_model: ModelInfo | None = None
+    clips: list[ClipResult] = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+    generator: str = f"videoqa {__version__}"
+
+    @property
+    def has_captions(self) -> bool:
+        return self.caption_model is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form documented in ``docs/report-schema.md``."""
+        return {
+            "schema_version": self.schema_version,
+            "generator": self.generator,
+            "video": _video_to_dict(self.video),
+            "model": _model_to_dict(self.model),
+            "caption_model": _model_to_dict(self.caption_model) if self.caption_model else None,
+            "sampling": _sampling_to_dict(self.sampling),
+            "questions": list(self.questions),
+            "clips": [_clip_to_dict(clip) for clip in self.clips],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Report:
+        """Read a report of this major schema version; ``source`` names it in errors."""
+        where = source or "report"
+        if not isinstance(data, Mapping):
+            raise ReportFormatError(where, "a report is a JSON object")
+        version = str(data.get("schema_version", ""))
+        try:
+            major = int(version.split(".")[0])
+        except ValueError:
+            raise ReportFormatError(where, f"no readable schema_version ({version!r})") from None
+        if major != SCHEMA_MAJOR:
+            raise ReportFormatError(
+                where,
+                f"schema version {version} is not readable by videoqa {__version__} "
+                f"(reads {SCHEMA_MAJOR}.x)",
+            )
+        try:
+            caption_model = data.get("caption_model")
+            return cls(
+                schema_version=version,
+                generator=str(data.get("generator", "")),
+                video=_video_from_dict(data["video"]),
+                model=_model_from_dict(data["model"]),
+                caption_model=_model_from_dict(caption_model) if caption_model else None,
+                sampling=_sampling_from_dict(data["sampling"]),
+                questions=tuple(str(q) for q in data.get("questions", ())),
+                clips=[_clip_from_dict(clip) for clip in data["clips"]],
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            missing = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+            raise ReportFormatError(where, f"not a videoqa report: {missing}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Report:
+        """Read a JSON sidecar (``<stem>.videoqa.json``)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ReportFormatError(path, f"cannot read: {error.strerror or error}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ReportFormatError(path, f"not JSON: {error}") from None
+        return cls.from_dict(data, source=os.fspath(path))
+
+
+def _video_to_dict(video: VideoFacts) -> dict[str, Any]:
+    return {
+        "path": video.path,
+        "duration": video.duration,
+        "width": video.width,
+        "height": video.height,
+        "fps": video.fps,
+        "stream": video.stream,
+        "codec": video.codec,
+        "format_name": video.format_name,
+        "rotation": video.rotation,
+        "start_time": video.start_time,
+        "frame_count": video.frame_count,
+    }
+
+
+def _video_from_dict(data: Mapping[str, Any]) -> VideoFacts:
+    frame_count = data.get("frame_count")
+    return VideoFacts(
+        path=str(data["path"]),
+        duration=float(data["duration"]),
+        width=int(data["width"]),
+        height=int(data["height"]),
+        fps=float(data["fps"]),
+        stream=int(data["stream"]),
+        codec=data.get("codec"),
+        format_name=data.get("format_name"),
+        rotation=int(data.get("rotation", 0)),
+        start_time=float(data.get("start_time", 0.0)),
+        frame_count=int(frame_count) if frame_count is not None else None,
+    )
+
+
+def _model_to_dict(model: ModelInfo) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "revision": model.revision,
+        "kind": model.kind,
+        "frames_per_clip": model.frames_per_clip,
+        "frame_size": list(model.frame_size) if model.frame_size else None,
+    }
+
+
+def _model_from_dict(data: Mapping[str, Any]) -> ModelInfo:
+    kind = data["kind"]
+    if kind not in ("image", "video"):
+        raise ValueError(f"model kind must be 'image' or 'video', not {kind!r}")
+    size = data.get("frame_size")
+    return ModelInfo(
+        id=str(data["id"]),
+        revision=data.get("revision"),
+        kind=kind,
+        frames_per_clip=int(data["frames_per_clip"]),
+        frame_size=(int(size[0]), int(size[1])) if size else None,
+    )
+
+
+def _sampling_to_dict(sampling: Sampling) -> dict[str, Any]:
+    return {
+        "clip_length": sampling.clip_length,
+        "stride": sampling.stride,
+        "start": sampling.start,
+        "end": sampling.end,
+        "max_new_tokens": sampling.max_new_tokens,
+        "caption_max_new_tokens": sampling.caption_max_new_tokens,
+    }
+
+
+def _sampling_from_dict(data: Mapping[str, Any]) -> Sampling:
+    caption_tokens = data.get("caption_max_new_tokens")
+    return Sampling(
+        clip_length=float(data["clip_length"]),
+        stride=float(data["stride"]),
+        start=float(data["start"]),
+        end=float(data["end"]),
+        max_new_tokens=int(data["max_new_tokens"]),
+        caption_max_new_tokens=int(caption_tokens) if caption_tokens is not None else None,
+    )
+
+
+def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
+    caption = None
+    if clip.caption is not None:
+        caption = {"text": clip.caption.text, "score": clip.caption.score}
+        if clip.caption.frame_times:
+            caption["frame_times"] = list(clip.caption.frame_times)
+    return {
+        "index": clip.index,
+        "start": clip.start,
+        "end": clip.end,
+        "frame_times": list(clip.frame_times),
+        "caption": caption,
+        "answers": [
+            {
+                "question": qa.question,
+                "answer": qa.answer,
+                "score": qa.score,
+                "frames": [
+                    {"time": f.time, "answer": f.answer, "score": f.score} for f in qa.frames
+                ],
+            }
+            for qa in clip.answers
+        ],
+    }
+
+
+def _clip_from_dict(data: Mapping[str, Any]) -> ClipResult:
+    caption_data = data.get("caption")
+    caption = None
+    if caption_data is not None:
+        caption = Caption(
+            text=str(caption_data["text"]),
+            score=float(caption_data["score"]),
+            frame_times=tuple(float(t) for t in caption_data.get("frame_times", ())),
+        )
+    return ClipResult(
+        index=int(data["index"]),
+        start=float(data["start"]),
+        end=float(data["end"]),
+        frame_times=tuple(float(t) for t in data["frame_times"]),
+        caption=caption,
+        answers=tuple(
+            QuestionAnswer(
+                question=str(qa["question"]),
+                answer=str(qa["answer"]),
+                score=float(qa["score"]),
+                frames=tuple(
+                    FrameAnswer(time=float(f["time"]), answer=str(f["answer"]),
+                                score=float(f["score"]))
+                    for f in qa.get("frames", ())
+                ),
+            )
+            for qa in data.get("answers", ())
+        ),
+    )

@@ -1,0 +1,293 @@
+"""Write a report beside its video: JSON, SRT and WebVTT sidecars, each written atomically.
+
+One small writer class per format (like openai/whisper's ``WriteSRT``/``WriteVTT``) sharing
+one cue list and one timestamp formatter in integer milliseconds. Files are written to a
+temporary file in the target folder, flushed and synced, then renamed over the target: a
+crash never leaves a half-written sidecar and never replaces a good one with a broken one.
+
+Subtitle files already beside a video may be the user's own. They are replaced only with
+``overwrite=True``, or when the JSON sidecar records that videoqa wrote exactly that file
+(its SHA-256 matches), so re-running on a video refreshes our own subtitles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from videoqa.errors import OutputError
+from videoqa.report import ClipResult, Report
+
+logger = logging.getLogger("videoqa.sidecars")
+
+FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
+"""Every sidecar format, in the order they are written (JSON last: it records the others)."""
+
+JSON_SUFFIX = ".videoqa.json"
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle: a span of the timeline (seconds) and its lines of text."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+
+def format_timestamp(
+    seconds: float, *, always_include_hours: bool = True, decimal_marker: str = "."
+) -> str:
+    """``HH:MM:SS.mmm`` in whole milliseconds; SRT uses ``,`` as the decimal marker."""
+    if seconds < 0:
+        raise ValueError(f"timestamps are not negative, got {seconds}")
+    milliseconds = round(seconds * 1000.0)
+    hours, milliseconds = divmod(milliseconds, 3_600_000)
+    minutes, milliseconds = divmod(milliseconds, 60_000)
+    secs, milliseconds = divmod(milliseconds, 1000)
+    hours_part = f"{hours:02d}:" if always_include_hours or hours else ""
+    return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{milliseconds:03d}"
+
+
+def _one_line(text: str) -> str:
+    """Subtitle text may not contain blank lines (they end a cue): keep it on one line."""
+    return " ".join(text.split())
+
+
+def clip_lines(clip: ClipResult, *, captions: bool) -> tuple[str, ...]:
+    """What a clip's cue says: its caption, or one ``question: answer`` line per question."""
+    if captions:
+        text = _one_line(clip.caption.text) if clip.caption else ""
+        return (text,) if text else ()
+    return tuple(
+        f"{_one_line(qa.question)}: {_one_line(qa.answer)}" for qa in clip.answers
+    )
+
+
+def build_cues(report: Report) -> list[Cue]:
+    """One cue per clip, consecutive touching clips that say the same thing merged into one.
+
+    Captions are shown when the report has them, otherwise the answers. Where clips overlap
+    (a stride shorter than the clip) a cue ends when the next one starts, so cues never stack
+    on screen; clips that say nothing get no cue.
+    """
+    captions = report.has_captions
+    clips = sorted(report.clips, key=lambda clip: clip.start)
+    cues: list[Cue] = []
+    for position, clip in enumerate(clips):
+        lines = clip_lines(clip, captions=captions)
+        end = clip.end
+        if position + 1 < len(clips):
+            end = min(end, clips[position + 1].start)
+        if not lines or end <= clip.start:
+            continue
+        previous = cues[-1] if cues else None
+        if previous and previous.lines == lines and clip.start <= previous.end + 1e-6:
+            cues[-1] = Cue(previous.start, max(previous.end, end), lines)
+        else:
+            cues.append(Cue(clip.start, end, lines))
+    return cues
+
+
+class SidecarWriter:
+    """Turns a report into the text of one sidecar format."""
+
+    format: ClassVar[str]
+    is_subtitle: ClassVar[bool] = True
+
+    def target(self, video_path: Path, output_dir: Path) -> Path:
+        return output_dir / f"{video_path.stem}.{self.format}"
+
+    def render(self, report: Report) -> str:
+        raise NotImplementedError
+
+
+class SrtWriter(SidecarWriter):
+    format = "srt"
+
+    def render(self, report: Report) -> str:
+        blocks = []
+        for number, cue in enumerate(build_cues(report), start=1):
+            start = format_timestamp(cue.start, decimal_marker=",")
+            end = format_timestamp(cue.end, decimal_marker=",")
+            blocks.append(f"{number}\n{start} --> {end}\n" + "\n".join(cue.lines) + "\n")
+        return "\n".join(blocks)
+
+
+class VttWriter(SidecarWriter):
+    format = "vtt"
+
+    def render(self, report: Report) -> str:
+        parts = ["WEBVTT\n"]
+        for cue in build_cues(report):
+            start = format_timestamp(cue.start)
+            end = format_timestamp(cue.end)
+            text = "\n".join(_escape_vtt(line) for line in cue.lines)
+            parts.append(f"{start} --> {end}\n{text}\n")
+        return "\n".join(parts)
+
+
+def _escape_vtt(line: str) -> str:
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class JsonWriter(SidecarWriter):
+    format = "json"
+    is_subtitle = False
+
+    def target(self, video_path: Path, output_dir: Path) -> Path:
+        return output_dir / f"{video_path.stem}{JSON_SUFFIX}"
+
+    def render(self, report: Report, subtitle_hashes: dict[str, str] | None = None) -> str:
+        data = report.to_dict()
+        if subtitle_hashes:
+            # Which subtitle files we wrote, so a later run may replace them (and only them).
+            data["sidecars"] = subtitle_hashes
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+WRITERS: dict[str, SidecarWriter] = {
+    writer.format: writer for writer in (SrtWriter(), VttWriter(), JsonWriter())
+}
+
+
+def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """``"json,srt"`` or ``["srt", "vtt"]`` → known formats in writing order; ``none`` → ()."""
+    names = formats.split(",") if isinstance(formats, str) else list(formats)
+    wanted = {name.strip().lower() for name in names if name.strip()}
+    wanted.discard("none")
+    unknown = sorted(wanted - set(FORMATS))
+    if unknown:
+        raise OutputError(
+            "--format", f"unknown format {', '.join(unknown)} (choose from {', '.join(FORMATS)})"
+        )
+    return tuple(name for name in ("srt", "vtt", "json") if name in wanted)
+
+
+def sidecar_paths(
+    video_path: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = FORMATS,
+    output_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Path]:
+    """Where each format's sidecar goes: beside the video unless ``output_dir`` is given."""
+    video = Path(video_path)
+    folder = Path(output_dir) if output_dir is not None else video.parent
+    return {fmt: WRITERS[fmt].target(video, folder) for fmt in parse_formats(formats)}
+
+
+def write_sidecars(
+    report: Report,
+    video_path: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = FORMATS,
+    output_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the report's sidecars and return their paths.
+
+    Every target is checked before anything is written: when one would replace a subtitle
+    file that is not ours, ``OutputError`` is raised and nothing is written.
+    """
+    targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
+    if not targets:
+        return []
+    folder = next(iter(targets.values())).parent
+    if not folder.is_dir():
+        raise OutputError(folder, "output folder does not exist")
+    json_target = WRITERS["json"].target(Path(video_path), folder)
+    ours = _recorded_sidecars(json_target)
+    if not overwrite:
+        for fmt, target in targets.items():
+            if WRITERS[fmt].is_subtitle and target.exists() and not _is_ours(target, ours):
+                raise OutputError(
+                    target, "exists and was not written by videoqa (use --overwrite to replace it)"
+                )
+
+    written: list[Path] = []
+    recorded: dict[str, str] = {}
+    for fmt, target in targets.items():
+        writer = WRITERS[fmt]
+        if isinstance(writer, JsonWriter):
+            text = writer.render(report, recorded)
+        else:
+            text = writer.render(report)
+            recorded[target.name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        atomic_write_text(target, text)
+        written.append(target)
+        logger.info("wrote %s", target)
+    return written
+
+
+def _recorded_sidecars(json_target: Path) -> dict[str, str]:
+    """The subtitle files (name → SHA-256) an existing JSON sidecar says we wrote."""
+    try:
+        data = json.loads(json_target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    recorded = data.get("sidecars") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}
+
+
+def _is_ours(target: Path, recorded: dict[str, str]) -> bool:
+    digest = recorded.get(target.name)
+    if digest is None:
+        return False
+    try:
+        return hashlib.sha256(target.read_bytes()).hexdigest() == digest
+    except OSError:
+        return False
+
+
+def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Replace ``target`` with ``text`` all at once: temp file in the same folder, fsync, rename."""
+    target = Path(target)
+    try:
+        mode = target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    try:
+        descriptor, temp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise OutputError(target.parent, f"cannot write here: {error.strerror or error}") from None
+    temp_path = Path(temp_name)
+    try:
+        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_path, mode)
+        os.replace(temp_path, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temp_path.unlink()
+        raise OutputError(target, f"cannot write: {error.strerror or error}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp_path.unlink()
+        raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,223 @@
+"""Sidecars: cues read back with independent parsers (srt, webvtt-py), atomic and careful writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import srt
+import webvtt
+
+from videoqa.errors import OutputError
+from videoqa.report import (
+    Caption,
+    ClipResult,
+    ModelInfo,
+    QuestionAnswer,
+    Report,
+    Sampling,
+    VideoFacts,
+)
+from videoqa.sidecars import (
+    atomic_write_text,
+    build_cues,
+    format_timestamp,
+    parse_formats,
+    sidecar_paths,
+    write_sidecars,
+)
+
+QUESTIONS = ("what is it?", "what color?")
+
+
+def make_report(captions: list[str] | None, answers: list[tuple[str, str]] | None = None,
+                *, clip_length: float = 2.5, stride: float | None = None,
+                duration: float = 12.345) -> Report:
+    """Clips over ``duration`` with given captions (or answers per clip)."""
+    stride = stride or clip_length
+    count = len(captions if captions is not None else answers)
+    clips = []
+    for index in range(count):
+        start = round(index * stride, 6)
+        end = round(min(start + clip_length, duration), 6)
+        caption = Caption(captions[index], -0.5) if captions is not None else None
+        qas = ()
+        if answers is not None:
+            pairs = zip(QUESTIONS, answers[index], strict=True)
+            qas = tuple(QuestionAnswer(q, a, -0.1) for q, a in pairs)
+        clips.append(ClipResult(index, start, end, (start + 0.1,), caption, qas))
+    model = ModelInfo("tiny", None, "video", 1, (32, 32))
+    return Report(
+        video=VideoFacts(path="v.mp4", duration=duration, width=64, height=48, fps=25.0, stream=0),
+        model=model,
+        caption_model=model if captions is not None else None,
+        sampling=Sampling(clip_length, stride, 0.0, duration, 20),
+        questions=QUESTIONS if answers is not None else (),
+        clips=clips,
+    )
+
+
+def test_one_timestamp_formatter_in_whole_milliseconds():
+    assert format_timestamp(0.0) == "00:00:00.000"
+    assert format_timestamp(3723.4567) == "01:02:03.457"
+    assert format_timestamp(59.9996, decimal_marker=",") == "00:01:00,000"
+    assert format_timestamp(65.5, always_include_hours=False) == "01:05.500"
+    assert format_timestamp(36000.001, always_include_hours=False) == "10:00:00.001"
+    with pytest.raises(ValueError):
+        format_timestamp(-1.0)
+
+
+def test_srt_and_vtt_read_back_with_one_cue_per_clip_at_clip_times(tmp_path):
+    video = tmp_path / "ball.mp4"
+    report = make_report(["a dog", "a cat", "a bird", "a fish", "a cow", "a hen"], duration=14.2)
+    paths = write_sidecars(report, video)
+    assert [p.name for p in paths] == ["ball.srt", "ball.vtt", "ball.videoqa.json"]
+
+    subtitles = list(srt.parse((tmp_path / "ball.srt").read_text(encoding="utf-8")))
+    names = ["a dog", "a cat", "a bird", "a fish", "a cow", "a hen"]
+    assert [s.content for s in subtitles] == names
+    for subtitle, clip in zip(subtitles, report.clips, strict=True):
+        assert subtitle.start == timedelta(seconds=clip.start)
+        assert subtitle.end == timedelta(milliseconds=round(clip.end * 1000))
+    assert subtitles[-1].end == timedelta(seconds=14.2)
+
+    captions = webvtt.read(str(tmp_path / "ball.vtt"))
+    assert [c.text for c in captions] == names
+    for caption, clip in zip(captions, report.clips, strict=True):
+        assert caption.start_time.in_milliseconds() == round(clip.start * 1000)
+        assert caption.end_time.in_milliseconds() == round(clip.end * 1000)
+
+    data = json.loads((tmp_path / "ball.videoqa.json").read_text(encoding="utf-8"))
+    assert Report.from_dict(data) == report
+
+
+def test_consecutive_clips_with_the_same_caption_merge_into_one_cue(tmp_path):
+    report = make_report(["a dog", "a dog", "a dog", "a cat", "a dog"], clip_length=2.0)
+    write_sidecars(report, tmp_path / "v.mp4", formats=("srt", "vtt"))
+    subtitles = list(srt.parse((tmp_path / "v.srt").read_text(encoding="utf-8")))
+    assert [(s.start.total_seconds(), s.end.total_seconds(), s.content) for s in subtitles] == [
+        (0.0, 6.0, "a dog"), (6.0, 8.0, "a cat"), (8.0, 10.0, "a dog"),
+    ]
+    assert [s.index for s in subtitles] == [1, 2, 3]
+    captions = webvtt.read(str(tmp_path / "v.vtt"))
+    assert [(c.start, c.end, c.text) for c in captions] == [
+        ("00:00:00.000", "00:00:06.000", "a dog"),
+        ("00:00:06.000", "00:00:08.000", "a cat"),
+        ("00:00:08.000", "00:00:10.000", "a dog"),
+    ]
+
+
+def test_same_captions_across_a_gap_stay_apart_and_overlapping_clips_do_not_stack():
+    gaps = make_report(["a dog", "a dog"], clip_length=2.0, stride=5.0)
+    assert [(c.start, c.end) for c in build_cues(gaps)] == [(0.0, 2.0), (5.0, 7.0)]
+    overlapping = make_report(["a dog", "a cat", "a cow"], clip_length=4.0, stride=2.0)
+    assert [(c.start, c.end, c.lines) for c in build_cues(overlapping)] == [
+        (0.0, 2.0, ("a dog",)), (2.0, 4.0, ("a cat",)), (4.0, 8.0, ("a cow",)),
+    ]
+
+
+def test_answers_become_question_lines_unless_captions_were_made_too(tmp_path):
+    answers = [("a dog", "brown"), ("a dog", "brown"), ("a cat", "black")]
+    report = make_report(None, answers)
+    write_sidecars(report, tmp_path / "q.mp4", formats="srt,vtt")
+    subtitles = list(srt.parse((tmp_path / "q.srt").read_text(encoding="utf-8")))
+    assert [(s.start.total_seconds(), s.end.total_seconds()) for s in subtitles] == [
+        (0.0, 5.0), (5.0, 7.5),
+    ]
+    assert subtitles[0].content == "what is it?: a dog\nwhat color?: brown"
+    captions = webvtt.read(str(tmp_path / "q.vtt"))
+    assert captions[1].lines == ["what is it?: a cat", "what color?: black"]
+
+    both = make_report(["a dog runs", "a dog runs", "a cat sits"], answers)
+    assert [cue.lines for cue in build_cues(both)] == [("a dog runs",), ("a cat sits",)]
+
+
+def test_text_that_would_break_a_cue_is_kept_on_one_line_and_escaped_in_vtt(tmp_path):
+    report = make_report(["a <b>bold</b> &\n\nmulti line", "", "x"])
+    write_sidecars(report, tmp_path / "t.mp4", formats=["srt", "vtt"])
+    subtitles = list(srt.parse((tmp_path / "t.srt").read_text(encoding="utf-8")))
+    # The empty caption gets no cue; the other two stay whole.
+    assert [s.content for s in subtitles] == ["a <b>bold</b> & multi line", "x"]
+    vtt_text = (tmp_path / "t.vtt").read_text(encoding="utf-8")
+    assert "a &lt;b&gt;bold&lt;/b&gt; &amp; multi line" in vtt_text
+    assert len(webvtt.read(str(tmp_path / "t.vtt"))) == 2
+
+
+def test_formats_and_output_dir_choose_what_goes_where(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert parse_formats("json, SRT") == ("srt", "json")
+    assert parse_formats("none") == ()
+    with pytest.raises(OutputError, match="unknown format ass"):
+        parse_formats("srt,ass")
+    paths = sidecar_paths(tmp_path / "in" / "my.clip.mov", formats=["vtt"], output_dir=out)
+    assert paths == {"vtt": out / "my.clip.vtt"}
+    written = write_sidecars(make_report(["x"]), tmp_path / "my.clip.mov", formats=["json"],
+                             output_dir=out)
+    assert written == [out / "my.clip.videoqa.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["my.clip.videoqa.json"]
+    with pytest.raises(OutputError, match="output folder does not exist"):
+        write_sidecars(make_report(["x"]), tmp_path / "a.mp4", output_dir=tmp_path / "nope")
+
+
+def test_a_users_subtitle_file_is_not_overwritten_without_overwrite(tmp_path):
+    video = tmp_path / "film.mkv"
+    users = tmp_path / "film.srt"
+    users.write_text("1\n00:00:01,000 --> 00:00:02,000\nmy own words\n", encoding="utf-8")
+    (tmp_path / "film.videoqa.json").write_text("{}", encoding="utf-8")  # our old JSON
+    with pytest.raises(OutputError) as caught:
+        write_sidecars(make_report(["a dog"]), video)
+    assert str(caught.value) == f"{users}: exists and was not written by videoqa " \
+                                "(use --overwrite to replace it)"
+    # Nothing at all was written: not the VTT, not the JSON.
+    assert users.read_text(encoding="utf-8").endswith("my own words\n")
+    assert not (tmp_path / "film.vtt").exists()
+    assert (tmp_path / "film.videoqa.json").read_text(encoding="utf-8") == "{}"
+
+    write_sidecars(make_report(["a dog"]), video, overwrite=True)
+    assert [s.content for s in srt.parse(users.read_text(encoding="utf-8"))] == ["a dog"]
+
+
+def test_our_own_subtitles_are_replaced_on_a_rerun_but_not_once_the_user_edits_them(tmp_path):
+    video = tmp_path / "film.mkv"
+    write_sidecars(make_report(["a dog"]), video)
+    write_sidecars(make_report(["a cat"]), video)  # ours, unchanged: replaced
+    vtt = tmp_path / "film.vtt"
+    assert [c.text for c in webvtt.read(str(vtt))] == ["a cat"]
+    vtt.write_text(vtt.read_text(encoding="utf-8").replace("a cat", "a lion"), encoding="utf-8")
+    with pytest.raises(OutputError, match="film.vtt: exists and was not written by videoqa"):
+        write_sidecars(make_report(["a cow"]), video)
+    assert [c.text for c in webvtt.read(str(vtt))] == ["a lion"]
+
+
+def test_atomic_write_leaves_the_old_file_whole_when_writing_fails(tmp_path):
+    target = tmp_path / "x.srt"
+    target.write_text("old and good\n", encoding="utf-8")
+    os.chmod(target, 0o640)
+
+    # A lone surrogate cannot be encoded: the write fails after the temp file was opened.
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(target, "new text \udcff broken")
+    assert target.read_text(encoding="utf-8") == "old and good\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.srt"]  # no temp file left behind
+
+    atomic_write_text(target, "new\n")
+    assert target.read_text(encoding="utf-8") == "new\n"
+    assert target.stat().st_mode & 0o777 == 0o640  # permissions kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.srt"]
+
+
+def test_a_folder_we_cannot_write_to_is_a_one_line_output_error(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        with pytest.raises(OutputError, match="cannot write here"):
+            write_sidecars(make_report(["x"]), Path(locked / "v.mp4"), formats=["json"])
+    finally:
+        os.chmod(locked, 0o700)
