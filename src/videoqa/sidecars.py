@@ -197,21 +197,8 @@ def write_sidecars(
     Every target is checked before anything is written: when one would replace a subtitle
     file that is not ours, ``OutputError`` is raised and nothing is written.
     """
-    targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
-    if not targets:
-        return []
-    folder = next(iter(targets.values())).parent
-    if not folder.is_dir():
-        raise OutputError(folder, "output folder does not exist")
-    json_target = WRITERS["json"].target(Path(video_path), folder)
-    ours = _recorded_sidecars(json_target)
-    if not overwrite:
-        for fmt, target in targets.items():
-            if WRITERS[fmt].is_subtitle and target.exists() and not _is_ours(target, ours):
-                raise OutputError(
-                    target, "exists and was not written by videoqa (use --overwrite to replace it)"
-                )
-
+    targets = check_targets(video_path, formats=formats, output_dir=output_dir,
+                            overwrite=overwrite)
     written: list[Path] = []
     recorded: dict[str, str] = {}
     for fmt, target in targets.items():
@@ -225,6 +212,35 @@ def write_sidecars(
         written.append(target)
         logger.info("wrote %s", target)
     return written
+
+
+def check_targets(
+    video_path: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = FORMATS,
+    output_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """The sidecar paths, once sure they can be written (so a caller can check before work).
+
+    Raises ``OutputError`` when the folder is missing or, without ``overwrite``, when a
+    subtitle file is there that videoqa did not write.
+    """
+    targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
+    if not targets:
+        return targets
+    folder = next(iter(targets.values())).parent
+    if not folder.is_dir():
+        raise OutputError(folder, "output folder does not exist")
+    if overwrite:
+        return targets
+    ours = _recorded_sidecars(WRITERS["json"].target(Path(video_path), folder))
+    for fmt, target in targets.items():
+        if WRITERS[fmt].is_subtitle and target.exists() and not _is_ours(target, ours):
+            raise OutputError(
+                target, "exists and was not written by videoqa (use --overwrite to replace it)"
+            )
+    return targets
 
 
 def _recorded_sidecars(json_target: Path) -> dict[str, str]:
