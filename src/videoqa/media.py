@@ -1,0 +1,487 @@
+"""Probe a video file and sample exact frames from it with PyAV.
+
+The sampler returns, for each requested time on the project's timeline (seconds from the start
+of the video as a player shows it: presentation time minus the container's start time), the
+frame a player shows then: the last frame whose presentation time is at or before it. It
+decodes as little as it can: it seeks to the keyframe before a target and decodes forward, and
+keeps decoding instead of seeking while the next target lies in the group of pictures it is
+already in. Frames become RGB only when returned, resized inside swscale to the size asked for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from videoqa.errors import MediaError, NoDecodableFrameError, TooLargeError, UnsupportedCodecError
+
+log = logging.getLogger("videoqa.media")
+
+DEFAULT_MAX_PIXELS = 8192 * 4320
+"""Largest stored frame (width x height) accepted: 8K. Larger files are refused, not decoded."""
+
+DEFAULT_INTERPOLATION = "BICUBIC"
+"""swscale filter for resizing; bicubic matches the CLIP/GIT image preprocessing."""
+
+TIME_TOLERANCE = Fraction(1, 1_000_000)
+"""A requested time this close before a frame counts as that frame's time.
+
+Times are printed with six decimals; without this, a frame's own rounded time (0.066733 for
+2002/30000) could select the frame before it.
+"""
+
+_MAX_SEEK_RETRIES = 6
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of the container; fields that do not apply to its kind are None."""
+
+    index: int
+    kind: str
+    codec: str | None
+    time_base: str | None
+    start_time: float | None
+    duration: float | None
+    frame_count: int | None
+    language: str | None = None
+    # video
+    width: int | None = None
+    height: int | None = None
+    rotation: int | None = None
+    upright_width: int | None = None
+    upright_height: int | None = None
+    average_rate: float | None = None
+    pixel_format: str | None = None
+    bit_depth: int | None = None
+    # audio
+    sample_rate: int | None = None
+    channels: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the sampler works with: the container and the video stream it uses."""
+
+    path: str
+    format_name: str
+    duration: float
+    start_time: float
+    streams: tuple[StreamInfo, ...]
+    video_stream: int
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    frame_count: int | None
+    default_video_stream: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["streams"] = [stream.to_dict() for stream in self.streams]
+        return data
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame: the time asked for, the time of the frame shown then, its pixels."""
+
+    time: float
+    pts_time: float
+    pts: int
+    time_base: Fraction
+    rgb: np.ndarray
+
+
+def probe(
+    path: str | os.PathLike[str], *, stream: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> VideoInfo:
+    """Describe a video file; raises the ``MediaError`` family when it cannot be used.
+
+    Decodes the first frame: it carries the display rotation and proves the file decodes.
+    """
+    with FrameSampler(path, stream=stream, max_pixels=max_pixels) as sampler:
+        return sampler.info
+
+
+class FrameSampler:
+    """Exact frames at given times from one open container.
+
+    ``size`` is the (width, height) of the returned upright frames (None: the upright video
+    size). ``decoded_frames`` and ``seeks`` count the work done, so callers can hold the
+    sampler to the minimum: for each target, the frames from its keyframe up to it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        stream: int | None = None,
+        size: tuple[int, int] | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        interpolation: str = DEFAULT_INTERPOLATION,
+        threads: int = 0,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.decoded_frames = 0
+        self.seeks = 0
+        self.skipped_packets = 0
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise ValueError(f"size must be (width, height) of positive integers, got {size!r}")
+        self._size = size
+        self._interpolation = interpolation
+        self._container = _open_container(self.path)
+        try:
+            self._stream = _pick_video_stream(self._container, self.path, stream)
+            _check_decodable(self._stream, self.path, max_pixels)
+            codec_context = self._stream.codec_context
+            codec_context.thread_type = "AUTO"
+            codec_context.thread_count = threads
+            self._time_base = self._stream.time_base
+            self._start = _timeline_start(self._container, self._stream)
+            self._keyframes: list[int] | None = None
+            self._frames: Iterator[av.VideoFrame] = self._decode_from_here()
+            self._current: av.VideoFrame | None = None
+            self._next: av.VideoFrame | None = None
+            self._at_end = False
+            first = self._peek()
+            if first is None:
+                raise NoDecodableFrameError(self.path, "no frame of the video stream decodes")
+            self._first_pts: int = first.pts
+            self.info = _video_info(self._container, self._stream, self.path, first, self._start)
+        except BaseException:
+            self._container.close()
+            raise
+
+    # -- public -----------------------------------------------------------------------------
+
+    def sample(self, times: Sequence[float]) -> list[Frame]:
+        """One ``Frame`` per time, in request order (times need not be sorted or unique)."""
+        targets = [self._target_pts(time) for time in times]
+        results: list[Frame | None] = [None] * len(times)
+        last_frame: av.VideoFrame | None = None
+        last_rgb: np.ndarray | None = None
+        for position in sorted(range(len(times)), key=targets.__getitem__):
+            frame = self._frame_at(targets[position])
+            if frame is last_frame and last_rgb is not None:
+                rgb = last_rgb.copy()
+            else:
+                rgb = self._to_rgb(frame)
+                last_frame, last_rgb = frame, rgb
+            results[position] = Frame(
+                time=float(times[position]),
+                pts_time=float(frame.pts * self._time_base - self._start),
+                pts=frame.pts,
+                time_base=self._time_base,
+                rgb=rgb,
+            )
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._current = self._next = None
+        self._container.close()
+
+    def __enter__(self) -> FrameSampler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- finding frames -----------------------------------------------------------------------
+
+    def _target_pts(self, time: float) -> int:
+        if not math.isfinite(time):
+            raise ValueError(f"frame time must be a finite number, got {time!r}")
+        return math.floor((Fraction(time) + self._start + TIME_TOLERANCE) / self._time_base)
+
+    def _frame_at(self, target: int) -> av.VideoFrame:
+        """The last frame with pts <= target (the first frame when target is earlier)."""
+        if not self._can_continue_to(target):
+            self._seek_before(target)
+        frame = self._decode_up_to(target)
+        if frame is None:  # cannot happen after _seek_before, which falls back to the start
+            raise NoDecodableFrameError(self.path, "no frame decodes near the requested time")
+        return frame
+
+    def _can_continue_to(self, target: int) -> bool:
+        """Whether decoding on from where we are reaches ``target`` without a wasted GOP."""
+        if self._current is not None:
+            if target < self._current.pts:
+                return False
+            if self._at_end or (self._next is not None and self._next.pts > target):
+                return True
+            position = self._next.pts if self._next is not None else self._current.pts
+        elif self._next is not None:
+            if target < self._next.pts:
+                return self._next.pts == self._first_pts
+            position = self._next.pts
+        else:
+            return False
+        return not self._keyframe_after(position, target)
+
+    def _keyframe_after(self, position: int, target: int) -> bool:
+        """Whether a keyframe lies in (position, target]: then seeking there decodes less."""
+        keyframes = self._keyframe_index()
+        if keyframes:
+            first_after = bisect.bisect_right(keyframes, position)
+            return first_after < len(keyframes) and keyframes[first_after] <= target
+        # No index (e.g. MPEG-TS): seek only for targets well ahead.
+        return (target - position) * self._time_base > 10
+
+    def _keyframe_index(self) -> list[int]:
+        if self._keyframes is None:
+            self._keyframes = sorted(
+                entry.timestamp for entry in self._stream.index_entries if entry.is_keyframe
+            )
+        return self._keyframes
+
+    def _seek_before(self, target: int) -> None:
+        """Seek so that the first frame decoded is at or before ``target`` (or the first frame)."""
+        seek_pts = target
+        step = max(1, int(1 / self._time_base))
+        for _ in range(_MAX_SEEK_RETRIES):
+            self._seek(seek_pts)
+            first = self._peek()
+            if first is not None and (first.pts <= target or first.pts <= self._first_pts):
+                return
+            # Landed after the target (a keyframe whose decode time is earlier than its
+            # presentation time, or an open GOP): go back further.
+            if first is not None:
+                seek_pts = min(seek_pts, first.pts)
+            seek_pts -= step
+            step *= 2
+        log.debug(
+            "%s: seeking did not land before pts %d; decoding from the start", self.path, target
+        )
+        self._seek(self._first_pts - step)
+
+    def _seek(self, pts: int) -> None:
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True)
+        except av.error.FFmpegError as error:
+            log.debug("%s: seek to pts %d failed (%s); rewinding", self.path, pts, error)
+            self._container.seek(0, backward=True)
+        self._stream.codec_context.flush_buffers()
+        self.seeks += 1
+        self._frames = self._decode_from_here()
+        self._current = self._next = None
+        self._at_end = False
+
+    def _peek(self) -> av.VideoFrame | None:
+        if self._next is None and not self._at_end:
+            self._next = next(self._frames, None)
+            self._at_end = self._next is None
+        return self._next
+
+    def _decode_up_to(self, target: int) -> av.VideoFrame | None:
+        while True:
+            upcoming = self._peek()
+            if upcoming is None or upcoming.pts > target:
+                break
+            self._current, self._next = upcoming, None
+        return self._current if self._current is not None else self._next
+
+    def _decode_from_here(self) -> Iterator[av.VideoFrame]:
+        """Frames in presentation order from the demuxer's position; bad packets are skipped."""
+        previous_pts: int | None = None
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as error:
+                self.skipped_packets += 1
+                log.warning(
+                    "%s: skipped a packet that does not decode (pts %s): %s",
+                    self.path,
+                    packet.pts,
+                    error,
+                )
+                continue
+            for frame in frames:
+                self.decoded_frames += 1
+                if frame.pts is None:  # raw streams: continue from the previous frame
+                    frame.pts = 0 if previous_pts is None else previous_pts + (frame.duration or 1)
+                previous_pts = frame.pts
+                yield frame
+
+    # -- pixels -----------------------------------------------------------------------------
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """Upright RGB at the requested size, resized by swscale before rotating."""
+        turns = (self.info.rotation // 90) % 4
+        if self._size is None:
+            width, height = frame.width, frame.height
+        elif turns % 2:
+            height, width = self._size
+        else:
+            width, height = self._size
+        rgb = frame.reformat(
+            width=width, height=height, format="rgb24", interpolation=self._interpolation
+        ).to_ndarray()
+        if turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+        return rgb
+
+
+# -- opening and describing ---------------------------------------------------------------------
+
+
+def _open_container(path: str) -> av.container.InputContainer:
+    file = Path(path)
+    if not file.exists():
+        raise MediaError(path, "no such file")
+    if not file.is_file():
+        raise MediaError(path, "not a regular file")
+    if file.stat().st_size == 0:
+        raise MediaError(path, "empty file")
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"not a readable media file ({_ffmpeg_reason(error)})") from None
+    except OSError as error:
+        raise MediaError(path, f"cannot be read ({error.strerror or error})") from None
+
+
+def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
+    return (getattr(error, "strerror", None) or str(error)).strip().rstrip(".")
+
+
+def _pick_video_stream(
+    container: av.container.InputContainer, path: str, index: int | None
+) -> av.video.stream.VideoStream:
+    videos = list(container.streams.video)
+    if index is None:
+        if not videos:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise MediaError(path, f"no video stream ({kinds})")
+        return container.streams.best("video") or videos[0]
+    streams = {s.index: s for s in container.streams}
+    if index not in streams:
+        raise MediaError(path, f"no stream {index} (the file has {len(streams)} streams)")
+    if streams[index].type != "video":
+        raise MediaError(path, f"stream {index} is {streams[index].type}, not video")
+    return streams[index]
+
+
+def _check_decodable(stream: av.video.stream.VideoStream, path: str, max_pixels: int) -> None:
+    codec_context = stream.codec_context
+    name = codec_context.name if codec_context is not None else None
+    if codec_context is None or not name or name == "none":
+        raise UnsupportedCodecError(path, "video codec is unknown to this FFmpeg build")
+    try:
+        av.codec.Codec(name, "r")
+    except (av.error.FFmpegError, ValueError):
+        raise UnsupportedCodecError(path, f"no decoder for video codec {name!r}") from None
+    width, height = codec_context.width, codec_context.height
+    if width <= 0 or height <= 0:
+        raise MediaError(path, f"video stream has no frame size ({width}x{height})")
+    if width * height > max_pixels:
+        raise TooLargeError(
+            path, f"frames are {width}x{height}, over the limit of {max_pixels} pixels"
+        )
+
+
+def _timeline_start(container: av.container.InputContainer, stream: av.stream.Stream) -> Fraction:
+    """The container's start time: zero on the project's timeline."""
+    if container.start_time is not None:
+        return Fraction(container.start_time, av.time_base)
+    if stream.start_time is not None:
+        return stream.start_time * stream.time_base
+    return Fraction(0)
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """The display rotation as ffprobe prints it, snapped to a quarter turn: -90, 0, 90 or 180.
+
+    Counter-clockwise degrees: the stored frame is turned by this much to show it upright.
+    """
+    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    return {0: 0, 1: 90, 2: 180, 3: -90}[quarter_turns]
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    return float(value * time_base) if value is not None and time_base else None
+
+
+def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
+    codec_context = stream.codec_context
+    common: dict[str, Any] = {
+        "index": stream.index,
+        "kind": stream.type,
+        "codec": codec_context.name if codec_context is not None else None,
+        "time_base": str(stream.time_base) if stream.time_base else None,
+        "start_time": _seconds(stream.start_time, stream.time_base),
+        "duration": _seconds(stream.duration, stream.time_base),
+        "frame_count": stream.frames or None,
+        "language": stream.language,
+    }
+    if stream.type == "video" and codec_context is not None:
+        width, height = codec_context.width, codec_context.height
+        turned = rotation % 180 == 90
+        pixel_format = codec_context.pix_fmt
+        bit_depth = None
+        if pixel_format:
+            components = av.VideoFormat(pixel_format).components
+            bit_depth = components[0].bits if components else None
+        rate = stream.average_rate or stream.guessed_rate
+        common.update(
+            width=width,
+            height=height,
+            rotation=rotation,
+            upright_width=height if turned else width,
+            upright_height=width if turned else height,
+            average_rate=float(rate) if rate else None,
+            pixel_format=pixel_format,
+            bit_depth=bit_depth,
+        )
+    elif stream.type == "audio" and codec_context is not None:
+        common.update(sample_rate=codec_context.sample_rate, channels=codec_context.channels)
+    return StreamInfo(**common)
+
+
+def _video_info(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    path: str,
+    first_frame: av.VideoFrame,
+    start: Fraction,
+) -> VideoInfo:
+    rotation = _rotation(first_frame)
+    streams = tuple(
+        _stream_info(s, rotation if s.index == stream.index else 0) for s in container.streams
+    )
+    chosen = streams[stream.index]
+    if stream.duration is not None and stream.start_time is not None:
+        duration = float((stream.start_time + stream.duration) * stream.time_base - start)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    best = container.streams.best("video")
+    return VideoInfo(
+        path=path,
+        format_name=container.format.name,
+        duration=duration,
+        start_time=float(start),
+        streams=streams,
+        video_stream=stream.index,
+        width=chosen.upright_width or 0,
+        height=chosen.upright_height or 0,
+        rotation=rotation,
+        fps=chosen.average_rate or 0.0,
+        frame_count=chosen.frame_count,
+        default_video_stream=best.index if best is not None else stream.index,
+    )
