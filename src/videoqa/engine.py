@@ -1,0 +1,588 @@
+"""The GIT engine: encode each clip once, then answer many questions and caption from that cache.
+
+GIT puts a clip's image tokens before the text, and its attention mask lets image tokens attend
+only to image tokens. So the keys and values of the image tokens, in every decoder layer, do
+not depend on the question: :meth:`GitEngine.answer` computes them once per clip (one image
+encoder pass, one decoder pass over the image tokens) and reuses them for every question, the
+caption and every generated token. Questions of different lengths share one forward pass:
+prompts are right-padded, each row keeps its own positions, and padding is masked out.
+
+The weights are transformers' ``GitForCausalLM`` (so any GIT checkpoint works); only the
+decoding loop is ours, and the tests hold it to token-for-token agreement with ``generate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from videoqa.errors import ConfigError, ModelError
+from videoqa.models import (
+    Checkpoint,
+    choose_device,
+    choose_dtype,
+    locate_checkpoint,
+    resolve_model,
+)
+
+if TYPE_CHECKING:
+    from transformers import GitForCausalLM, PreTrainedTokenizerBase
+
+__all__ = ["Answer", "FramePreprocessing", "GitEngine", "resolve_model"]
+
+logger = logging.getLogger("videoqa.engine")
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Generated text and its score: the mean log-probability of the generated tokens.
+
+    The tokens scored are those of the text plus the ``[SEP]`` that ended it (when it did
+    end before the token limit), as ``generate``'s transition scores count them.
+    """
+
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What greedy decoding produced for one prompt: token ids (ending ``[SEP]`` included)."""
+
+    token_ids: tuple[int, ...]
+    score: float
+
+
+# --------------------------------------------------------------------------- frames into GIT
+
+
+def _height_width(value: int | dict[str, int] | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value, value
+    return int(value["height"]), int(value["width"])
+
+
+@dataclass(frozen=True)
+class FramePreprocessing:
+    """The checkpoint's CLIP-style image processor, redone on numpy arrays without PIL.
+
+    The resize is meant to happen while decoding (the sampler asks swscale for
+    :meth:`frame_size`), so only the centre crop and the normalisation remain here; a frame of
+    another size is resized with OpenCV first. Both forms of ``size`` are read:
+    ``{"shortest_edge": S}`` (short side to S, then centre crop) and ``{"height", "width"}``.
+    """
+
+    shortest_edge: int | None
+    resize_to: tuple[int, int] | None  # (height, width)
+    crop: tuple[int, int] | None  # (height, width)
+    rescale_factor: float | None
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+
+    @classmethod
+    def from_config(cls, config: dict, *, image_size: int) -> FramePreprocessing:
+        """Read a ``preprocessor_config.json`` dict (CLIPImageProcessor keys)."""
+        shortest_edge = resize_to = None
+        if config.get("do_resize", True):
+            size = config.get("size", {"shortest_edge": image_size})
+            if isinstance(size, int):  # old configs: an int meant the shortest edge for CLIP
+                size = {"shortest_edge": size}
+            if "shortest_edge" in size:
+                shortest_edge = int(size["shortest_edge"])
+            elif "height" in size and "width" in size:
+                resize_to = (int(size["height"]), int(size["width"]))
+            else:
+                raise ModelError(None, f"preprocessor size {size} is not supported")
+        crop = None
+        if config.get("do_center_crop", True):
+            crop = _height_width(config.get("crop_size", image_size))
+        rescale = (
+            float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else None
+        )
+        mean = std = None
+        if config.get("do_normalize", True):
+            mean = tuple(float(v) for v in config.get("image_mean", OPENAI_CLIP_MEAN))
+            std = tuple(float(v) for v in config.get("image_std", OPENAI_CLIP_STD))
+        return cls(shortest_edge, resize_to, crop, rescale, mean, std)
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) a frame of this size is resized to before the crop (as the processor)."""
+        if self.shortest_edge is not None:
+            short, long = (width, height) if width <= height else (height, width)
+            new_long = int(self.shortest_edge * long / short)
+            if width <= height:
+                return self.shortest_edge, new_long
+            return new_long, self.shortest_edge
+        if self.resize_to is not None:
+            return self.resize_to[1], self.resize_to[0]
+        return width, height
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(height, width) of the model input made from a frame of this size."""
+        if self.crop is not None:
+            return self.crop
+        resized_width, resized_height = self.frame_size(width, height)
+        return resized_height, resized_width
+
+    def resize(self, rgb: np.ndarray) -> np.ndarray:
+        """Resize to :meth:`frame_size` (a no-op for a frame the sampler already resized)."""
+        height, width = rgb.shape[:2]
+        target = self.frame_size(width, height)
+        if target == (width, height):
+            return rgb
+        shrinking = target[0] * target[1] < width * height
+        return cv2.resize(
+            rgb, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+        )
+
+    def center_crop(self, rgb: np.ndarray) -> np.ndarray:
+        """Centre crop as transformers does it (zero padding when the frame is smaller)."""
+        if self.crop is None:
+            return rgb
+        crop_height, crop_width = self.crop
+        height, width = rgb.shape[:2]
+        if height < crop_height or width < crop_width:
+            pad_height, pad_width = max(crop_height, height), max(crop_width, width)
+            padded = np.zeros((pad_height, pad_width, rgb.shape[2]), dtype=rgb.dtype)
+            top, left = math.ceil((pad_height - height) / 2), math.ceil((pad_width - width) / 2)
+            padded[top : top + height, left : left + width] = rgb
+            rgb, height, width = padded, pad_height, pad_width
+        top, left = (height - crop_height) // 2, (width - crop_width) // 2
+        return rgb[top : top + crop_height, left : left + crop_width]
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Frames (H, W, 3) uint8 RGB into a float32 (N, 3, h, w) batch of model inputs."""
+        crops = []
+        for rgb in frames:
+            if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3):
+                shape = getattr(rgb, "shape", type(rgb).__name__)
+                raise ValueError(f"frames must be (height, width, 3) RGB arrays, got {shape}")
+            crops.append(self.center_crop(self.resize(rgb)))
+        sizes = {crop.shape for crop in crops}
+        if len(sizes) > 1:
+            raise ValueError(f"frames preprocess to different sizes {sorted(sizes)}")
+        pixels = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(torch.float32)
+        if self.rescale_factor is not None:
+            pixels = pixels * self.rescale_factor
+        if self.mean is not None and self.std is not None:
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+            std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
+            pixels = (pixels - mean) / std
+        return pixels.contiguous()
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass
+class ImageCache:
+    """Per decoder layer, the keys and values of each clip's image tokens: (clips, heads, N, d)."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @property
+    def clips(self) -> int:
+        return self.keys[0].shape[0]
+
+
+def _split_heads(states: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, length, _ = states.shape
+    return states.view(batch, length, heads, -1).transpose(1, 2)
+
+
+def _merge_heads(states: torch.Tensor) -> torch.Tensor:
+    batch, heads, length, head_size = states.shape
+    return states.transpose(1, 2).reshape(batch, length, heads * head_size)
+
+
+class GitEngine:
+    """A GIT checkpoint (image or video variant) that answers questions about clips of frames."""
+
+    def __init__(
+        self,
+        model: GitForCausalLM,
+        tokenizer: PreTrainedTokenizerBase,
+        preprocessing: FramePreprocessing,
+        *,
+        model_id: str,
+        revision: str | None = None,
+        max_clips_per_batch: int = 8,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.preprocessing = preprocessing
+        self.model_id = model_id
+        self.revision = revision
+        self.max_clips_per_batch = max_clips_per_batch
+        config = model.config
+        self.frames_per_clip: int | None = config.num_image_with_embedding
+        self.kind: Literal["image", "video"] = "video" if self.frames_per_clip else "image"
+        self.device = model.device
+        self.dtype = model.dtype
+        generation = model.generation_config
+        self.bos_token_id = _first(generation.bos_token_id, config.bos_token_id)
+        self.prompt_start_id = _first(tokenizer.cls_token_id, self.bos_token_id)
+        eos = (
+            generation.eos_token_id if generation.eos_token_id is not None else config.eos_token_id
+        )
+        eos_ids = (
+            eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.sep_token_id]
+        )
+        self.eos_token_ids = torch.tensor(eos_ids, device=self.device)
+        self.pad_token_id = _first(tokenizer.pad_token_id, config.pad_token_id, 0)
+        self.max_positions = config.max_position_embeddings
+        self.image_size = config.vision_config.image_size
+        self._layers = list(model.git.encoder.layer)
+
+    @classmethod
+    def load(
+        cls,
+        model: str,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_clips_per_batch: int = 8,
+    ) -> GitEngine:
+        """Load a GIT checkpoint by hub id or folder (``"demo"``: the shipped one).
+
+        Weights load from safetensors only and never with remote code; raises ``ModelError``
+        when the checkpoint cannot be found or read, ``ConfigError`` for a bad device/dtype.
+        """
+        torch_device = choose_device(device)
+        torch_dtype = choose_dtype(dtype, torch_device)
+        checkpoint = locate_checkpoint(model, revision=revision)
+        git_model, tokenizer = _load_weights_and_tokenizer(checkpoint, torch_dtype)
+        preprocessing = _load_preprocessing(
+            checkpoint, image_size=git_model.config.vision_config.image_size
+        )
+        git_model.to(torch_device)
+        logger.info(
+            "loaded %s (%s, %s) on %s in %s",
+            checkpoint.model_id,
+            "video" if git_model.config.num_image_with_embedding else "image",
+            checkpoint.folder,
+            torch_device,
+            torch_dtype,
+        )
+        return cls(
+            git_model,
+            tokenizer,
+            preprocessing,
+            model_id=checkpoint.model_id,
+            revision=checkpoint.revision,
+            max_clips_per_batch=max_clips_per_batch,
+        )
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) the sampler should decode a ``width`` x ``height`` video to."""
+        return self.preprocessing.frame_size(width, height)
+
+    # ------------------------------------------------------------------ public API
+
+    def answer(
+        self,
+        clips: Sequence[Sequence[np.ndarray]],
+        questions: Sequence[str],
+        *,
+        max_new_tokens: int = 20,
+    ) -> list[list[Answer]]:
+        """Answer every question about every clip: ``result[clip][question]``.
+
+        An image checkpoint takes one frame per clip (``[[f1], [f2]]`` asks per frame); a video
+        checkpoint exactly ``frames_per_clip`` frames, in time order (else ``ValueError``).
+        """
+        if not questions:
+            return [[] for _ in clips]
+        prompts = [
+            [self.prompt_start_id, *self._question_ids(q, max_new_tokens)] for q in questions
+        ]
+        return self._run(clips, prompts, max_new_tokens)
+
+    def caption(
+        self, clips: Sequence[Sequence[np.ndarray]], *, max_new_tokens: int = 30
+    ) -> list[Answer]:
+        """One caption per clip, generated from ``[CLS]`` alone."""
+        return [answers[0] for answers in self._run(clips, [[self.bos_token_id]], max_new_tokens)]
+
+    # ------------------------------------------------------------------ steps
+
+    def _question_ids(self, question: str, max_new_tokens: int) -> list[int]:
+        ids = self.tokenizer(question, add_special_tokens=False).input_ids
+        room = self.max_positions - max_new_tokens - 1
+        if len(ids) > room:
+            raise ConfigError(
+                None,
+                f"question is {len(ids)} tokens, at most {room} fit with max_new_tokens="
+                f"{max_new_tokens}: {question[:60]!r}",
+            )
+        return ids
+
+    def _check_clips(self, clips: Sequence[Sequence[np.ndarray]]) -> None:
+        expected = self.frames_per_clip or 1
+        for index, frames in enumerate(clips):
+            if len(frames) != expected:
+                what = (
+                    f"this video checkpoint takes exactly {expected} frames per clip"
+                    if self.frames_per_clip
+                    else "an image checkpoint takes one frame per clip: answer([[f1], [f2]], ...)"
+                )
+                raise ValueError(f"clip {index} has {len(frames)} frames; {what}")
+
+    @torch.inference_mode()
+    def _run(
+        self, clips: Sequence[Sequence[np.ndarray]], prompts: list[list[int]], max_new_tokens: int
+    ) -> list[list[Answer]]:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+        self._check_clips(clips)
+        results: list[list[Answer]] = []
+        for first in range(0, len(clips), self.max_clips_per_batch):
+            batch = clips[first : first + self.max_clips_per_batch]
+            cache = self.encode(batch)
+            generations = self.generate(cache, prompts, max_new_tokens=max_new_tokens)
+            results.extend([self._decode(g) for g in clip] for clip in generations)
+        return results
+
+    def _decode(self, generation: Generation) -> Answer:
+        eos = set(self.eos_token_ids.tolist())
+        text_ids = [token for token in generation.token_ids if token not in eos]
+        text = self.tokenizer.decode(text_ids, skip_special_tokens=True).strip()
+        return Answer(text=text, score=generation.score)
+
+    def pixel_values(self, clips: Sequence[Sequence[np.ndarray]]) -> torch.Tensor:
+        """Model input: (clips, C, H, W) for image models, (clips, frames, C, H, W) for video."""
+        self._check_clips(clips)
+        pixels = self.preprocessing([frame for frames in clips for frame in frames])
+        if pixels.shape[-1] != self.image_size or pixels.shape[-2] != self.image_size:
+            raise ValueError(
+                f"frames preprocess to {tuple(pixels.shape[-2:])}, the model takes "
+                f"{self.image_size}x{self.image_size}"
+            )
+        if self.frames_per_clip:
+            pixels = pixels.view(len(clips), self.frames_per_clip, *pixels.shape[1:])
+        return pixels
+
+    @torch.inference_mode()
+    def encode(self, clips: Sequence[Sequence[np.ndarray]]) -> ImageCache:
+        """Image encoder once per frame, then the decoder over the image tokens: their K/V."""
+        pixels = self.pixel_values(clips).to(self.device, self.dtype)
+        git = self.model.git
+        frames = pixels.flatten(0, 1) if self.frames_per_clip else pixels
+        features = git.image_encoder(frames).last_hidden_state  # (clips * frames, n, d)
+        if self.frames_per_clip:
+            features = features.view(len(clips), self.frames_per_clip, *features.shape[1:])
+            temporal = torch.stack([embedding.view(-1) for embedding in git.img_temporal_embedding])
+            features = (features + temporal[None, :, None, :]).flatten(1, 2)
+        hidden = git.visual_projection(features)
+        keys, values = [], []
+        for number, layer in enumerate(self._layers):
+            attention = layer.attention.self
+            heads = attention.num_attention_heads
+            query = _split_heads(attention.query(hidden), heads)
+            key = _split_heads(attention.key(hidden), heads)
+            value = _split_heads(attention.value(hidden), heads)
+            keys.append(key)
+            values.append(value)
+            if number == len(self._layers) - 1:
+                break  # the last layer's image outputs feed nothing: only its K/V are needed
+            context = F.scaled_dot_product_attention(query, key, value)
+            hidden = self._finish_layer(layer, context, hidden)
+        return ImageCache(keys, values)
+
+    def _finish_layer(
+        self, layer: torch.nn.Module, context: torch.Tensor, hidden: torch.Tensor
+    ) -> torch.Tensor:
+        attended = layer.attention.output(_merge_heads(context), hidden)
+        return layer.output(layer.intermediate(attended), attended)
+
+    @torch.inference_mode()
+    def generate(
+        self, cache: ImageCache, prompts: list[list[int]], *, max_new_tokens: int
+    ) -> list[list[Generation]]:
+        """Greedy decoding of every prompt for every cached clip: ``result[clip][prompt]``.
+
+        Rows are clip-major (clip 0's prompts, then clip 1's ...), so attention to the image
+        keys runs as one matmul per clip without copying the cache per question.
+        """
+        clips, per_clip = cache.clips, len(prompts)
+        rows = clips * per_clip
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device).repeat(clips)
+        width = max(len(p) for p in prompts)
+        max_new_tokens = min(max_new_tokens, self.max_positions - width)
+        prompt_ids = torch.full((per_clip, width), self.pad_token_id, dtype=torch.long)
+        for index, prompt in enumerate(prompts):
+            prompt_ids[index, : len(prompt)] = torch.tensor(prompt)
+        prompt_ids = prompt_ids.to(self.device).repeat(clips, 1)
+
+        total = width + max_new_tokens
+        text_cache = [
+            (
+                key.new_empty(rows, key.shape[1], total, key.shape[3]),
+                key.new_empty(rows, key.shape[1], total, key.shape[3]),
+            )
+            for key in cache.keys
+        ]
+        # Which text slots each row may attend to: its own prompt, then each generated token.
+        slots = torch.arange(total, device=self.device)
+        valid = slots[None, :] < lengths[:, None]
+        causal = slots[None, :width] <= slots[:width, None]  # (query, key)
+        prompt_mask = causal[None] & valid[:, None, :width]  # (rows, query, key)
+        positions = torch.arange(width, device=self.device).expand(rows, width)
+        hidden = self._text_forward(
+            cache, prompt_ids, positions, text_cache, 0, prompt_mask, per_clip
+        )
+        last = hidden[torch.arange(rows, device=self.device), lengths - 1]
+
+        step_tokens, step_scores = [], []
+        finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
+        for step in range(max_new_tokens):
+            log_probs = torch.log_softmax(self.model.output(last).float(), dim=-1)
+            token = log_probs.argmax(dim=-1)
+            step_tokens.append(token)
+            step_scores.append(log_probs.gather(1, token[:, None])[:, 0])
+            finished = finished | torch.isin(token, self.eos_token_ids)
+            if step == max_new_tokens - 1 or bool(finished.all()):
+                break
+            slot = width + step
+            valid[:, slot] = True
+            mask = valid[:, None, : slot + 1]
+            hidden = self._text_forward(
+                cache, token[:, None], (lengths + step)[:, None], text_cache, slot, mask, per_clip
+            )
+            last = hidden[:, 0]
+        return self._generations(step_tokens, step_scores, clips, per_clip)
+
+    def _text_forward(
+        self,
+        cache: ImageCache,
+        token_ids: torch.Tensor,
+        positions: torch.Tensor,
+        text_cache: list[tuple[torch.Tensor, torch.Tensor]],
+        slot: int,
+        mask: torch.Tensor,
+        per_clip: int,
+    ) -> torch.Tensor:
+        """Text tokens through the decoder, attending to the cached image and earlier text.
+
+        ``token_ids``/``positions``: (rows, t); their K/V are written to text slots
+        ``slot .. slot + t``; ``mask`` (rows, t, slot + t) says which text slots each may see.
+        """
+        embeddings = self.model.git.embeddings
+        hidden = embeddings.word_embeddings(token_ids) + embeddings.position_embeddings(positions)
+        hidden = embeddings.LayerNorm(hidden)
+        rows, length = token_ids.shape
+        clips = cache.clips
+        end = slot + length
+        additive = torch.zeros(mask.shape, dtype=torch.float32, device=self.device)
+        additive = additive.masked_fill(~mask, torch.finfo(torch.float32).min)[:, None]
+        for layer, image_keys, image_values, (text_keys, text_values) in zip(
+            self._layers, cache.keys, cache.values, text_cache, strict=True
+        ):
+            attention = layer.attention.self
+            heads, head_size = attention.num_attention_heads, attention.attention_head_size
+            query = _split_heads(attention.query(hidden), heads)
+            text_keys[:, :, slot:end] = _split_heads(attention.key(hidden), heads)
+            text_values[:, :, slot:end] = _split_heads(attention.value(hidden), heads)
+            # Image part: the questions of a clip share that clip's keys (one matmul per clip).
+            by_clip = query.view(clips, per_clip, heads, length, head_size).transpose(1, 2)
+            by_clip = by_clip.reshape(clips, heads, per_clip * length, head_size)
+            image_scores = by_clip @ image_keys.transpose(-1, -2)
+            image_scores = image_scores.view(clips, heads, per_clip, length, -1).transpose(1, 2)
+            image_scores = image_scores.reshape(rows, heads, length, -1)
+            text_scores = query @ text_keys[:, :, :end].transpose(-1, -2)
+            scores = torch.cat([image_scores, text_scores], dim=-1).float() / math.sqrt(head_size)
+            image_tokens = image_scores.shape[-1]
+            scores[..., image_tokens:] += additive
+            probs = torch.softmax(scores, dim=-1).to(query.dtype)
+            image_probs = probs[..., :image_tokens].reshape(clips, per_clip, heads, length, -1)
+            image_probs = image_probs.transpose(1, 2).reshape(clips, heads, per_clip * length, -1)
+            context = (image_probs @ image_values).view(clips, heads, per_clip, length, head_size)
+            context = context.transpose(1, 2).reshape(rows, heads, length, head_size)
+            context = context + probs[..., image_tokens:] @ text_values[:, :, :end]
+            hidden = self._finish_layer(layer, context, hidden)
+        return hidden
+
+    def _generations(
+        self,
+        step_tokens: list[torch.Tensor],
+        step_scores: list[torch.Tensor],
+        clips: int,
+        per_clip: int,
+    ) -> list[list[Generation]]:
+        tokens = torch.stack(step_tokens, dim=1).cpu().tolist()
+        scores = torch.stack(step_scores, dim=1).cpu().tolist()
+        eos = set(self.eos_token_ids.cpu().tolist())
+        generations = []
+        for row_tokens, row_scores in zip(tokens, scores, strict=True):
+            end = next(
+                (i + 1 for i, token in enumerate(row_tokens) if token in eos), len(row_tokens)
+            )
+            generations.append(Generation(tuple(row_tokens[:end]), sum(row_scores[:end]) / end))
+        return [generations[clip * per_clip : (clip + 1) * per_clip] for clip in range(clips)]
+
+
+def _first(*values: int | list[int] | None) -> int:
+    for value in values:
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is not None:
+            return int(value)
+    raise ModelError(None, "the checkpoint's tokenizer and config name no start token")
+
+
+def _load_weights_and_tokenizer(
+    checkpoint: Checkpoint, dtype: torch.dtype
+) -> tuple[GitForCausalLM, PreTrainedTokenizerBase]:
+    """``GitForCausalLM`` from safetensors (no remote code) and its tokenizer, from the folder."""
+    from transformers import AutoConfig, AutoTokenizer, GitForCausalLM
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    folder = str(checkpoint.folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ModelError(folder, f"unreadable config.json ({error})".splitlines()[0]) from None
+    if config.model_type != "git":
+        raise ModelError(
+            checkpoint.model_id, f"not a GIT checkpoint (model_type {config.model_type!r})"
+        )
+    try:
+        model = GitForCausalLM.from_pretrained(
+            folder, config=config, use_safetensors=True, dtype=dtype, local_files_only=True
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        raise ModelError(checkpoint.model_id, f"cannot load the checkpoint: {reason}") from None
+    return model, tokenizer
+
+
+def _load_preprocessing(checkpoint: Checkpoint, *, image_size: int) -> FramePreprocessing:
+    path = checkpoint.folder / "preprocessor_config.json"
+    if not path.is_file():
+        logger.warning(
+            "%s: no preprocessor_config.json; using CLIP's defaults", checkpoint.model_id
+        )
+        return FramePreprocessing.from_config({}, image_size=image_size)
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(str(path), f"unreadable ({error})") from None
+    return FramePreprocessing.from_config(config, image_size=image_size)
