@@ -14,6 +14,7 @@ import bisect
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -41,7 +42,11 @@ Times are printed with six decimals; without this, a frame's own rounded time (0
 2002/30000) could select the frame before it.
 """
 
+NO_INDEX_SEEK_SECONDS = 10
+"""Without a keyframe index (e.g. MPEG-TS), targets further ahead than this are sought."""
+
 _MAX_SEEK_RETRIES = 6
+_MAX_READ_AHEAD_PACKETS = 1200
 
 
 @dataclass(frozen=True)
@@ -154,10 +159,13 @@ class FrameSampler:
             self._time_base = self._stream.time_base
             self._start = _timeline_start(self._container, self._stream)
             self._keyframes: list[int] | None = None
-            self._frames: Iterator[av.VideoFrame] = self._decode_from_here()
-            self._current: av.VideoFrame | None = None
-            self._next: av.VideoFrame | None = None
+            self._packets: Iterator[av.Packet] = self._container.demux(self._stream)
+            self._queued: deque[av.Packet] = deque()  # read ahead, not yet decoded
+            self._decoded: deque[av.VideoFrame] = deque()  # out of the decoder, not yet seen
+            self._current: av.VideoFrame | None = None  # last frame at or before the target
+            self._next: av.VideoFrame | None = None  # the frame after it, when decoded
             self._at_end = False
+            self._previous_pts = 0
             first = self._peek()
             if first is None:
                 raise NoDecodableFrameError(self.path, "no frame of the video stream decodes")
@@ -210,7 +218,9 @@ class FrameSampler:
 
     def _frame_at(self, target: int) -> av.VideoFrame:
         """The last frame with pts <= target (the first frame when target is earlier)."""
-        if not self._can_continue_to(target):
+        if self._can_continue_to(target):
+            self._skip_to_keyframe_before(target)
+        else:
             self._seek_before(target)
         frame = self._decode_up_to(target)
         if frame is None:  # cannot happen after _seek_before, which falls back to the start
@@ -218,29 +228,34 @@ class FrameSampler:
         return frame
 
     def _can_continue_to(self, target: int) -> bool:
-        """Whether decoding on from where we are reaches ``target`` without a wasted GOP."""
+        """Whether reading on from where we are reaches ``target`` without a seek."""
         if self._current is not None:
             if target < self._current.pts:
                 return False
             if self._at_end or (self._next is not None and self._next.pts > target):
                 return True
-            position = self._next.pts if self._next is not None else self._current.pts
+            position = (self._next or self._current).pts
         elif self._next is not None:
             if target < self._next.pts:
                 return self._next.pts == self._first_pts
             position = self._next.pts
         else:
             return False
-        return not self._keyframe_after(position, target)
+        return not self._far_ahead(position, target)
 
-    def _keyframe_after(self, position: int, target: int) -> bool:
-        """Whether a keyframe lies in (position, target]: then seeking there decodes less."""
+    def _far_ahead(self, position: int, target: int) -> bool:
+        """Two or more keyframes in between: a seek skips whole GOPs that reading would demux.
+
+        Index timestamps are decode times in MP4 (at or before the presentation time), so one
+        keyframe in the index between does not prove one lies before the target.
+        """
         keyframes = self._keyframe_index()
         if keyframes:
-            first_after = bisect.bisect_right(keyframes, position)
-            return first_after < len(keyframes) and keyframes[first_after] <= target
-        # No index (e.g. MPEG-TS): seek only for targets well ahead.
-        return (target - position) * self._time_base > 10
+            between = bisect.bisect_right(keyframes, target) - bisect.bisect_right(
+                keyframes, position
+            )
+            return between >= 2
+        return (target - position) * self._time_base > NO_INDEX_SEEK_SECONDS
 
     def _keyframe_index(self) -> list[int]:
         if self._keyframes is None:
@@ -248,6 +263,30 @@ class FrameSampler:
                 entry.timestamp for entry in self._stream.index_entries if entry.is_keyframe
             )
         return self._keyframes
+
+    def _skip_to_keyframe_before(self, target: int) -> None:
+        """Read packets ahead without decoding them; restart decoding at the last keyframe at or
+        before ``target`` if one is among them (the frames before it are not needed)."""
+        if self._at_end or (self._next is not None and self._next.pts > target):
+            return
+        while len(self._queued) < _MAX_READ_AHEAD_PACKETS:
+            if self._queued and _decode_time(self._queued[-1]) > target:
+                break  # every later packet is shown after the target
+            packet = next(self._packets, None)
+            if packet is None:
+                break
+            self._queued.append(packet)
+        keyframe_position = None
+        for position, packet in enumerate(self._queued):
+            if packet.is_keyframe and packet.pts is not None and packet.pts <= target:
+                keyframe_position = position
+        if keyframe_position is None:
+            return
+        for _ in range(keyframe_position):
+            self._queued.popleft()
+        self._stream.codec_context.flush_buffers()
+        self._decoded.clear()
+        self._current = self._next = None
 
     def _seek_before(self, target: int) -> None:
         """Seek so that the first frame decoded is at or before ``target`` (or the first frame)."""
@@ -275,15 +314,21 @@ class FrameSampler:
         except av.error.FFmpegError as error:
             log.debug("%s: seek to pts %d failed (%s); rewinding", self.path, pts, error)
             self._container.seek(0, backward=True)
-        self._stream.codec_context.flush_buffers()
         self.seeks += 1
-        self._frames = self._decode_from_here()
+        self._restart_decoding()
+
+    def _restart_decoding(self) -> None:
+        self._stream.codec_context.flush_buffers()
+        self._packets = self._container.demux(self._stream)
+        self._queued.clear()
+        self._decoded.clear()
         self._current = self._next = None
         self._at_end = False
 
     def _peek(self) -> av.VideoFrame | None:
+        """The next frame in presentation order, decoded but not yet consumed."""
         if self._next is None and not self._at_end:
-            self._next = next(self._frames, None)
+            self._next = self._decode_next()
             self._at_end = self._next is None
         return self._next
 
@@ -295,10 +340,12 @@ class FrameSampler:
             self._current, self._next = upcoming, None
         return self._current if self._current is not None else self._next
 
-    def _decode_from_here(self) -> Iterator[av.VideoFrame]:
-        """Frames in presentation order from the demuxer's position; bad packets are skipped."""
-        previous_pts: int | None = None
-        for packet in self._container.demux(self._stream):
+    def _decode_next(self) -> av.VideoFrame | None:
+        """Decode packets until a frame comes out; a packet that fails is skipped with a warning."""
+        while not self._decoded:
+            packet = self._queued.popleft() if self._queued else next(self._packets, None)
+            if packet is None:
+                return None
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as error:
@@ -307,15 +354,16 @@ class FrameSampler:
                     "%s: skipped a packet that does not decode (pts %s): %s",
                     self.path,
                     packet.pts,
-                    error,
+                    _ffmpeg_reason(error),
                 )
                 continue
             for frame in frames:
                 self.decoded_frames += 1
                 if frame.pts is None:  # raw streams: continue from the previous frame
-                    frame.pts = 0 if previous_pts is None else previous_pts + (frame.duration or 1)
-                previous_pts = frame.pts
-                yield frame
+                    frame.pts = self._previous_pts + (frame.duration or 1)
+                self._previous_pts = frame.pts
+                self._decoded.append(frame)
+        return self._decoded.popleft()
 
     # -- pixels -----------------------------------------------------------------------------
 
@@ -334,6 +382,13 @@ class FrameSampler:
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
         return rgb
+
+
+def _decode_time(packet: av.Packet) -> int:
+    """When a packet is decoded: no frame shown before this time comes from a later packet."""
+    if packet.dts is not None:
+        return packet.dts
+    return packet.pts if packet.pts is not None else -(2**62)
 
 
 # -- opening and describing ---------------------------------------------------------------------
