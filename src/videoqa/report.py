@@ -40,7 +40,7 @@ class Caption:
     text: str
     score: float
     frame_times: tuple[float, ...] = ()
-    """Times of the frames the captioning model saw, when it is not the answering model."""
+    """Times of the frames the captioning model saw (it may see other frames than the answers)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,390 @@
+"""Ask questions of a video and caption it, clip by clip, lazily.
+
+``VideoQA`` ties the steps together: probe the file (``media.probe``), plan clips
+(``clips.plan_clips``), sample each clip's frames at the model's input size
+(``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
+faster-whisper's ``transcribe``, ``ask`` and ``caption`` return an iterator of results and the
+video's facts at once: nothing is decoded until the caller asks for the next clip.
+
+Image checkpoints see one frame at a time, so each sampled frame is answered on its own and the
+clip's answer is the vote of its frames, weighted by each frame's probability
+(``exp(score)``); the per-frame answers stay in the result. Video checkpoints see a clip's
+frames together, in time order, exactly as many as they were trained with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
+from videoqa.engine import Answer, GitEngine
+from videoqa.errors import ConfigError
+from videoqa.media import FrameSampler, VideoInfo, probe
+from videoqa.report import (
+    Caption,
+    ClipResult,
+    FrameAnswer,
+    ModelInfo,
+    QuestionAnswer,
+    Report,
+    Sampling,
+    VideoFacts,
+)
+
+logger = logging.getLogger("videoqa.pipeline")
+
+DEFAULT_QA_MODEL = "microsoft/git-base-vqav2"
+DEFAULT_CAPTION_MODEL = "microsoft/git-base-vatex"
+DEFAULT_IMAGE_FRAMES_PER_CLIP = 3
+"""Frames an image checkpoint answers per clip (then votes), unless told otherwise."""
+DEFAULT_MAX_NEW_TOKENS = 20
+DEFAULT_CAPTION_MAX_NEW_TOKENS = 30
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(clips_done, clips_total)`` after each clip."""
+
+
+@dataclass(frozen=True)
+class _Role:
+    """One model's part in a job: answering or captioning, with its own frames per clip."""
+
+    engine: GitEngine
+    frames_per_clip: int
+    frame_size: tuple[int, int]
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self.engine.model_id,
+            revision=self.engine.revision,
+            kind=self.engine.kind,
+            frames_per_clip=self.frames_per_clip,
+            frame_size=self.frame_size,
+        )
+
+
+@dataclass
+class VideoJob:
+    """One video, planned: its facts, its clips, and the models that will look at them.
+
+    ``results()`` does the work lazily; ``report()`` runs it all and returns the ``Report``.
+    """
+
+    path: str
+    info: VideoInfo
+    clips: list[Clip]
+    questions: tuple[str, ...]
+    sampling: Sampling
+    answering: _Role | None
+    captioning: _Role | None
+    stream: int | None
+    clip_batch_size: int = 1
+    _started: bool = field(default=False, repr=False)
+
+    def results(self, progress: ProgressCallback | None = None) -> Iterator[ClipResult]:
+        """Yield one ``ClipResult`` per clip, in time order, as soon as each is ready."""
+        if self._started:
+            raise RuntimeError("a VideoJob's results can be iterated only once")
+        self._started = True
+        return self._generate(progress)
+
+    def report(self, progress: ProgressCallback | None = None) -> Report:
+        """Run every clip and gather the whole-video ``Report``."""
+        return self.build_report(list(self.results(progress)))
+
+    def build_report(self, clips: list[ClipResult]) -> Report:
+        """The ``Report`` of this job from results already gathered from ``results()``."""
+        return Report(
+            video=VideoFacts.from_info(self.info),
+            model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
+            caption_model=self.captioning.info if self.captioning else None,
+            sampling=self.sampling,
+            questions=self.questions,
+            clips=clips,
+        )
+
+    def _generate(self, progress: ProgressCallback | None) -> Iterator[ClipResult]:
+        total = len(self.clips)
+        with contextlib.ExitStack() as stack:
+            samplers: dict[tuple[int, int], FrameSampler] = {}
+            for role in (self.answering, self.captioning):
+                if role is not None and role.frame_size not in samplers:
+                    samplers[role.frame_size] = stack.enter_context(
+                        FrameSampler(self.path, stream=self.stream, size=role.frame_size)
+                    )
+            done = 0
+            for first in range(0, total, self.clip_batch_size):
+                batch = self.clips[first : first + self.clip_batch_size]
+                answers = self._answer(batch, samplers) if self.answering else None
+                captions = self._caption(batch, samplers) if self.captioning else None
+                for position, clip in enumerate(batch):
+                    result = ClipResult(
+                        index=clip.index,
+                        start=clip.start,
+                        end=clip.end,
+                        frame_times=clip.frame_times,
+                        caption=captions[position] if captions else None,
+                        answers=answers[position] if answers else (),
+                    )
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    yield result
+
+    def _frames(self, role: _Role, times: Sequence[float], samplers) -> list:
+        return [frame.rgb for frame in samplers[role.frame_size].sample(times)]
+
+    def _answer(self, batch: list[Clip], samplers) -> list[tuple[QuestionAnswer, ...]]:
+        role = self.answering
+        assert role is not None
+        engine = role.engine
+        max_tokens = self.sampling.max_new_tokens
+        if engine.kind == "video":
+            pixels = [self._frames(role, clip.frame_times, samplers) for clip in batch]
+            per_clip = engine.answer(pixels, self.questions, max_new_tokens=max_tokens)
+            return [
+                tuple(
+                    QuestionAnswer(q, a.text, a.score)
+                    for q, a in zip(self.questions, answers, strict=True)
+                )
+                for answers in per_clip
+            ]
+        # Image checkpoint: every frame answers on its own, then each clip votes.
+        frames_per_clip = [self._frames(role, clip.frame_times, samplers) for clip in batch]
+        singles = [[frame] for frames in frames_per_clip for frame in frames]
+        per_frame = engine.answer(singles, self.questions, max_new_tokens=max_tokens)
+        results = []
+        offset = 0
+        for clip in batch:
+            rows = per_frame[offset : offset + len(clip.frame_times)]
+            offset += len(clip.frame_times)
+            clip_answers = []
+            for column, question in enumerate(self.questions):
+                votes = [
+                    FrameAnswer(time, row[column].text, row[column].score)
+                    for time, row in zip(clip.frame_times, rows, strict=True)
+                ]
+                text, score = vote(votes)
+                clip_answers.append(QuestionAnswer(question, text, score, tuple(votes)))
+            results.append(tuple(clip_answers))
+        return results
+
+    def _caption(self, batch: list[Clip], samplers) -> list[Caption]:
+        role = self.captioning
+        assert role is not None
+        engine = role.engine
+        max_tokens = self.sampling.caption_max_new_tokens or DEFAULT_CAPTION_MAX_NEW_TOKENS
+        times_per_clip = [
+            frame_times_in(clip.start, clip.end, role.frames_per_clip) for clip in batch
+        ]
+        frames_per_clip = [self._frames(role, times, samplers) for times in times_per_clip]
+        if engine.kind == "video":
+            captions = engine.caption(frames_per_clip, max_new_tokens=max_tokens)
+            return [
+                Caption(c.text, c.score, times)
+                for c, times in zip(captions, times_per_clip, strict=True)
+            ]
+        singles = [[frame] for frames in frames_per_clip for frame in frames]
+        per_frame = engine.caption(singles, max_new_tokens=max_tokens)
+        results = []
+        offset = 0
+        for times in times_per_clip:
+            frame_captions: list[Answer] = per_frame[offset : offset + len(times)]
+            offset += len(times)
+            pairs = zip(times, frame_captions, strict=True)
+            text, score = vote([FrameAnswer(t, c.text, c.score) for t, c in pairs])
+            results.append(Caption(text, score, times))
+        return results
+
+
+def vote(frames: Sequence[FrameAnswer]) -> tuple[str, float]:
+    """The answer with the most probability mass over the frames, and its mean score.
+
+    Each frame votes with ``exp(score)`` (its answer's geometric-mean token probability); ties
+    go to the answer seen first. The returned score is the mean score of the frames that gave
+    the winning answer, so it stays a mean log-probability like every other score.
+    """
+    if not frames:
+        raise ValueError("nothing to vote on")
+    weight: dict[str, float] = {}
+    for frame in frames:
+        weight[frame.answer] = weight.get(frame.answer, 0.0) + math.exp(frame.score)
+    winner = max(weight, key=weight.__getitem__)  # first maximum: earliest answer wins ties
+    scores = [frame.score for frame in frames if frame.answer == winner]
+    return winner, sum(scores) / len(scores)
+
+
+class VideoQA:
+    """Answers questions about videos and captions them with GIT checkpoints.
+
+    Checkpoints load on first use and stay loaded, so one ``VideoQA`` serves many videos.
+    ``model`` answers questions; ``caption_model`` captions (either may be a hub id, a local
+    folder, or ``"demo"``).
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_QA_MODEL,
+        *,
+        caption_model: str = DEFAULT_CAPTION_MODEL,
+        revision: str | None = None,
+        caption_revision: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        clip_batch_size: int = 1,
+    ) -> None:
+        if clip_batch_size < 1:
+            raise ValueError(f"clip_batch_size must be at least 1, got {clip_batch_size}")
+        self.model = model
+        self.caption_model = caption_model
+        self.revision = revision
+        self.caption_revision = caption_revision
+        self.device = device
+        self.dtype = dtype
+        self.clip_batch_size = clip_batch_size
+        self._engines: dict[tuple[str, str | None], GitEngine] = {}
+
+    # -- models -------------------------------------------------------------------------------
+
+    def engine(self, model: str, revision: str | None = None) -> GitEngine:
+        """The loaded engine for ``model`` (loaded once, then reused)."""
+        key = (model, revision)
+        if key not in self._engines:
+            logger.info("loading %s", model)
+            self._engines[key] = GitEngine.load(
+                model, revision=revision, device=self.device, dtype=self.dtype
+            )
+        return self._engines[key]
+
+    @property
+    def answer_engine(self) -> GitEngine:
+        return self.engine(self.model, self.revision)
+
+    @property
+    def caption_engine(self) -> GitEngine:
+        return self.engine(self.caption_model, self.caption_revision)
+
+    # -- work ---------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        video: str | os.PathLike[str],
+        *,
+        questions: Sequence[str] = (),
+        captions: bool = True,
+        clip_length: float = DEFAULT_CLIP_LENGTH,
+        stride: float | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+        frames_per_clip: int | None = None,
+        stream: int | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
+    ) -> VideoJob:
+        """Probe ``video`` and plan its clips; decoding and inference wait for ``results()``."""
+        path = os.fspath(video)
+        questions = _clean_questions(questions)
+        if not questions and not captions:
+            raise ConfigError(path, "nothing to do: no questions and no captions asked for")
+        if max_new_tokens < 1 or caption_max_new_tokens < 1:
+            raise ConfigError(path, "--max-new-tokens must be at least 1")
+        # Probe first: a file that is not a usable video fails before any model loads.
+        info = probe(path, stream=stream)
+        answering = _role(self.answer_engine, frames_per_clip, info) if questions else None
+        captioning = _role(self.caption_engine, frames_per_clip, info) if captions else None
+        primary = answering or captioning
+        assert primary is not None
+        try:
+            clips = plan_clips(
+                info.duration,
+                frames_per_clip=primary.frames_per_clip,
+                clip_length=clip_length,
+                stride=stride,
+                start=start,
+                end=end,
+            )
+        except ValueError as error:
+            raise ConfigError(path, str(error)) from None
+        sampling = Sampling(
+            clip_length=clip_length,
+            stride=clip_length if stride is None else stride,
+            start=start,
+            end=info.duration if end is None else min(end, info.duration),
+            max_new_tokens=max_new_tokens,
+            caption_max_new_tokens=caption_max_new_tokens if captions else None,
+        )
+        return VideoJob(
+            path=path,
+            info=info,
+            clips=clips,
+            questions=questions,
+            sampling=sampling,
+            answering=answering,
+            captioning=captioning,
+            stream=stream if stream is not None else info.video_stream,
+            clip_batch_size=self.clip_batch_size,
+        )
+
+    def ask(
+        self, video: str | os.PathLike[str], questions: Sequence[str], **options
+    ) -> tuple[Iterator[ClipResult], VideoInfo]:
+        """Answer ``questions`` clip by clip: ``(lazy results, video facts)``.
+
+        Options are ``plan``'s: clip_length, stride, start, end, frames_per_clip, stream,
+        max_new_tokens.
+        """
+        job = self.plan(video, questions=questions, captions=False, **options)
+        return job.results(), job.info
+
+    def caption(
+        self, video: str | os.PathLike[str], **options
+    ) -> tuple[Iterator[ClipResult], VideoInfo]:
+        """Caption the video clip by clip: ``(lazy results, video facts)``."""
+        job = self.plan(video, questions=(), captions=True, **options)
+        return job.results(), job.info
+
+    def run(
+        self,
+        video: str | os.PathLike[str],
+        *,
+        questions: Sequence[str] = (),
+        captions: bool = True,
+        progress: ProgressCallback | None = None,
+        **options,
+    ) -> Report:
+        """Process one whole video and return its ``Report`` (what the daemon calls)."""
+        job = self.plan(video, questions=questions, captions=captions, **options)
+        return job.report(progress)
+
+
+def _clean_questions(questions: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(questions, str):
+        questions = (questions,)
+    cleaned = tuple(" ".join(q.split()) for q in questions)
+    if any(not q for q in cleaned):
+        raise ConfigError("--question", "a question is empty")
+    return cleaned
+
+
+def _role(engine: GitEngine, frames_per_clip: int | None, info: VideoInfo) -> _Role:
+    """How many frames this engine sees per clip, and at what size the sampler decodes them."""
+    if engine.kind == "video":
+        trained = engine.frames_per_clip
+        if frames_per_clip is not None and frames_per_clip != trained:
+            raise ConfigError(
+                "--frames-per-clip",
+                f"{engine.model_id} is a video checkpoint trained on {trained} frames per clip; "
+                f"it cannot take {frames_per_clip}",
+            )
+        count = trained
+    else:
+        count = frames_per_clip or DEFAULT_IMAGE_FRAMES_PER_CLIP
+    if count is None or count < 1:
+        raise ConfigError("--frames-per-clip", f"must be at least 1, got {count}")
+    width, height = engine.frame_size(info.width, info.height)
+    return _Role(engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)))
