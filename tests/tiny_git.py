@@ -49,7 +49,7 @@ def save_tiny_git(
     patch_size: int = 8,
     processor_size: str = "shortest_edge",
     seed: int = 0,
-    sep_bias: float = 3.0,
+    sep_bias: float = 4.0,
 ) -> Path:
     """Build a tiny random GIT checkpoint and save it (weights, tokenizer, processor) to ``folder``.
 
