@@ -144,6 +144,7 @@ class FrameSampler:
         self.path = os.fspath(path)
         self.decoded_frames = 0
         self.seeks = 0
+        self.restarts = 0  # decoding restarted at a keyframe found by reading ahead (no seek)
         self.skipped_packets = 0
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ValueError(f"size must be (width, height) of positive integers, got {size!r}")
@@ -166,9 +167,20 @@ class FrameSampler:
             self._next: av.VideoFrame | None = None  # the frame after it, when decoded
             self._at_end = False
             self._previous_pts = 0
+            self._quiet_skips = True  # a file with no good frame gets one error, no warnings
             first = self._peek()
+            self._quiet_skips = False
             if first is None:
-                raise NoDecodableFrameError(self.path, "no frame of the video stream decodes")
+                failed = f" ({self.skipped_packets} packets failed)" if self.skipped_packets else ""
+                raise NoDecodableFrameError(
+                    self.path, f"no frame of the video stream decodes{failed}"
+                )
+            if self.skipped_packets:
+                log.warning(
+                    "%s: skipped %d packets that do not decode before the first good frame",
+                    self.path,
+                    self.skipped_packets,
+                )
             self._first_pts: int = first.pts
             self.info = _video_info(self._container, self._stream, self.path, first, self._start)
         except BaseException:
@@ -284,6 +296,7 @@ class FrameSampler:
             return
         for _ in range(keyframe_position):
             self._queued.popleft()
+        self.restarts += 1
         self._stream.codec_context.flush_buffers()
         self._decoded.clear()
         self._current = self._next = None
@@ -350,7 +363,8 @@ class FrameSampler:
                 frames = packet.decode()
             except av.error.FFmpegError as error:
                 self.skipped_packets += 1
-                log.warning(
+                log.log(
+                    logging.DEBUG if self._quiet_skips else logging.WARNING,
                     "%s: skipped a packet that does not decode (pts %s): %s",
                     self.path,
                     packet.pts,
@@ -435,7 +449,7 @@ def _check_decodable(stream: av.video.stream.VideoStream, path: str, max_pixels:
     codec_context = stream.codec_context
     name = codec_context.name if codec_context is not None else None
     if codec_context is None or not name or name == "none":
-        raise UnsupportedCodecError(path, "video codec is unknown to this FFmpeg build")
+        raise UnsupportedCodecError(path, "video codec unknown to this FFmpeg build, no decoder")
     try:
         av.codec.Codec(name, "r")
     except (av.error.FFmpegError, ValueError):
