@@ -112,3 +112,36 @@ def expected_index(frame_times: Sequence[Fraction | float], time: float) -> int:
     """
     moment = Fraction(time) + Fraction(1, 1_000_000)
     return max(bisect.bisect_right([Fraction(t) for t in frame_times], moment) - 1, 0)
+
+
+def reference_timeline(
+    path: str | Path, *, stream: int = 0, bits: int = 8
+) -> list[tuple[Fraction, bool]]:
+    """(timeline time, is keyframe) of every frame, by a plain decode of the whole file.
+
+    Times are presentation time minus the container's start time; the helper checks that
+    frame k of the decode shows index k, so the encoder and decoder agree with the pattern.
+    """
+    timeline = []
+    with av.open(str(path)) as container:
+        video = [s for s in container.streams if s.type == "video"][stream]
+        start = Fraction(container.start_time or 0, av.time_base)
+        for position, frame in enumerate(container.decode(video)):
+            rgb = frame.to_ndarray(format="rgb24")
+            shown = read_index(np.rot90(rgb, k=round((frame.rotation or 0) / 90)), bits)
+            if shown != position:
+                raise AssertionError(f"{path}: decoded frame {position} shows index {shown}")
+            timeline.append((frame.pts * video.time_base - start, bool(frame.key_frame)))
+    return timeline
+
+
+def minimum_decodes(timeline: Sequence[tuple[Fraction, bool]], times: Sequence[float]) -> int:
+    """Frames any exact sampler must decode: for each time, its keyframe up to its frame."""
+    needed: set[int] = set()
+    keyframes = [position for position, (_, key) in enumerate(timeline) if key]
+    frame_times = [time for time, _ in timeline]
+    for time in times:
+        index = expected_index(frame_times, time)
+        keyframe = keyframes[bisect.bisect_right(keyframes, index) - 1]
+        needed.update(range(keyframe, index + 1))
+    return len(needed)

@@ -305,17 +305,20 @@ class FrameSampler:
         """Seek so that the first frame decoded is at or before ``target`` (or the first frame)."""
         seek_pts = target
         step = max(1, int(1 / self._time_base))
+        keyframes = self._keyframe_index()
         for _ in range(_MAX_SEEK_RETRIES):
             self._seek(seek_pts)
             first = self._peek()
             if first is not None and (first.pts <= target or first.pts <= self._first_pts):
                 return
-            # Landed after the target (a keyframe whose decode time is earlier than its
-            # presentation time, or an open GOP): go back further.
-            if first is not None:
-                seek_pts = min(seek_pts, first.pts)
-            seek_pts -= step
-            step *= 2
+            # Landed after the target: the index holds decode times (MP4, AVI), and this
+            # keyframe is shown later than it is decoded. Go one keyframe further back.
+            earlier = bisect.bisect_right(keyframes, seek_pts) - 2
+            if earlier >= 0:
+                seek_pts = keyframes[earlier]
+            else:
+                seek_pts = min(seek_pts, first.pts if first is not None else seek_pts) - step
+                step *= 2
         log.debug(
             "%s: seeking did not land before pts %d; decoding from the start", self.path, target
         )

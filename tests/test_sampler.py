@@ -1,0 +1,312 @@
+"""FrameSampler: the exact frame a player shows at each time, with the least decoding.
+
+Videos are generated here with every frame showing its own index (tests/indexed_video.py); the
+index read back from the returned pixels must be the one the timeline says: the last frame
+whose presentation time is at or before the requested time. The timeline is taken from a plain
+decode of the whole file, so container rounding (Matroska's milliseconds, AVI's frame counts)
+is what a player would see too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from indexed_video import (
+    expected_index,
+    minimum_decodes,
+    read_index,
+    reference_timeline,
+    write_indexed_video,
+)
+
+from videoqa.media import FrameSampler
+
+X264_LONG_GOP = {"x264-params": "keyint=30:min-keyint=30:scenecut=0:bframes=3:b-pyramid=normal"}
+X264_SHORT_GOP = {"x264-params": "keyint=8:min-keyint=8:scenecut=0:bframes=2"}
+X265 = {"x265-params": "keyint=12:min-keyint=12:scenecut=0:bframes=3:log-level=error"}
+VFR_PTS = [0, 30, 45, 100, 110, 200, 205, 300, 420, 430, 440, 600, 610, 700, 960, 1000]
+
+# name -> (file name, write_indexed_video arguments)
+CASES: dict[str, tuple[str, dict]] = {
+    "h264-bframes-long-gop-mp4": ("a.mp4", {"frames": 60, "options": X264_LONG_GOP}),
+    "h264-short-gop-mp4": ("b.mp4", {"options": X264_SHORT_GOP}),
+    "h264-mkv": ("c.mkv", {"options": X264_SHORT_GOP}),
+    "hevc-mp4": ("d.mp4", {"codec": "libx265", "options": X265}),
+    "vp9-webm": ("e.webm", {"codec": "libvpx-vp9", "options": {"g": "10", "deadline": "realtime"}}),
+    "mpeg4-avi": ("f.avi", {"codec": "mpeg4", "options": {"g": "10", "bf": "2"}}),
+    "av1-mp4": ("g.mp4", {"codec": "libsvtav1", "frames": 24, "options": {"g": "8"}}),
+    "h264-10bit-mp4": (
+        "h.mp4",
+        {"pix_fmt": "yuv420p10le", "options": X264_SHORT_GOP},
+    ),
+    "hevc-10bit-mkv": (
+        "i.mkv",
+        {"codec": "libx265", "pix_fmt": "yuv420p10le", "frames": 24, "options": X265},
+    ),
+    "vfr-mp4": (
+        "j.mp4",
+        {"frames": len(VFR_PTS), "pts": VFR_PTS, "time_base": Fraction(1, 1000)},
+    ),
+    "vfr-bframes-mkv": (
+        "k.mkv",
+        {
+            "frames": len(VFR_PTS),
+            "pts": VFR_PTS,
+            "time_base": Fraction(1, 1000),
+            "options": X264_SHORT_GOP,
+        },
+    ),
+    "start-time-mkv": (
+        "l.mkv",
+        {
+            "frames": 30,
+            "pts": [1500 + 40 * i for i in range(30)],
+            "time_base": Fraction(1, 1000),
+            "options": X264_SHORT_GOP,
+        },
+    ),
+}
+END_OF_FILE_FRAMES = 3
+"""Frames a decoder with B-frame reordering releases at once when flushed at the end."""
+CLOSED_GOP_CASES = [
+    "h264-bframes-long-gop-mp4",
+    "h264-short-gop-mp4",
+    "h264-mkv",
+    "vp9-webm",
+    "mpeg4-avi",
+    "vfr-bframes-mkv",
+]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory):
+    """Encode each case once per module, on first use."""
+    folder = tmp_path_factory.mktemp("indexed")
+    made: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            file_name, arguments = CASES[name]
+            write_indexed_video(folder / file_name, **arguments)
+            made[name] = folder / file_name
+        return made[name]
+
+    return make
+
+
+def _times_around(frame_times: list[Fraction]) -> list[float]:
+    """Each frame's own time, the middle of each gap, before the start and past the end."""
+    times = [float(t) for t in frame_times]
+    times += [float((a + b) / 2) for a, b in zip(frame_times, frame_times[1:], strict=False)]
+    times += [-1.0, 0.0, float(frame_times[-1]) + 3.0]
+    random.Random(7).shuffle(times)
+    return times + times[:5]  # and some repeated
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_time_gets_the_frame_the_timeline_shows(videos, case):
+    path = videos(case)
+    timeline = reference_timeline(path)
+    frame_times = [time for time, _ in timeline]
+    times = _times_around(frame_times)
+    with FrameSampler(path, size=(32, 24)) as sampler:
+        frames = sampler.sample(times)
+    assert len(frames) == len(times)
+    for time, frame in zip(times, frames, strict=True):
+        index = expected_index(frame_times, time)
+        assert read_index(frame.rgb) == index, f"t={time}"
+        assert frame.time == time
+        assert frame.pts_time == pytest.approx(float(frame_times[index]), abs=1e-9)
+        assert frame.pts * frame.time_base == pytest.approx(
+            frame_times[index] + Fraction(sampler.info.start_time), abs=1e-9
+        )
+        assert frame.rgb.shape == (24, 32, 3) and frame.rgb.dtype == np.uint8
+
+
+def test_a_non_zero_start_time_is_zero_on_the_timeline(videos):
+    with FrameSampler(videos("start-time-mkv")) as sampler:
+        assert sampler.info.start_time == pytest.approx(1.5)
+        first, second, last = sampler.sample([0.0, 0.04, 100.0])
+    assert (first.pts_time, read_index(first.rgb)) == (0.0, 0)
+    assert (second.pts_time, read_index(second.rgb)) == (pytest.approx(0.04), 1)
+    assert read_index(last.rgb) == 29
+
+
+@pytest.mark.parametrize("case", CLOSED_GOP_CASES)
+def test_decodes_only_from_each_targets_keyframe_up_to_it(videos, case):
+    """Decoded frames: the minimum, plus one look-ahead frame per GOP touched (to know that the
+    target's frame is the last one at or before it), the first frame (decoded when opening) and
+    the frames a B-frame decoder hands out together at the end of the file.
+
+    One decoding thread: with FFmpeg's frame threading a run also decodes up to (threads - 1)
+    frames ahead of the one it stops at (counted, as they are decoded).
+    """
+    path = videos(case)
+    timeline = reference_timeline(path)
+    frame_times = [time for time, _ in timeline]
+    keyframes = [position for position, (_, key) in enumerate(timeline) if key]
+    end = float(timeline[-1][0])
+    rng = random.Random(case)
+    for count in (1, 3, 6, 10):
+        times = [rng.uniform(0, end) for _ in range(count)]
+        gops = {bisect.bisect_right(keyframes, expected_index(frame_times, time)) for time in times}
+        with FrameSampler(path, size=(16, 12), threads=1) as sampler:
+            sampler.sample(times)
+            minimum = minimum_decodes(timeline, times)
+            allowed = minimum + len(gops) + 1 + END_OF_FILE_FRAMES
+            assert minimum <= sampler.decoded_frames <= allowed, times
+
+
+def test_targets_in_one_gop_are_decoded_forward_without_seeking(videos):
+    path = videos("h264-bframes-long-gop-mp4")  # keyframes every 30 frames at 24 fps
+    with FrameSampler(path, threads=1) as sampler:
+        sampler.sample([0.2, 0.5, 0.9, 1.1])
+        assert sampler.seeks == 0 and sampler.restarts == 0
+        assert sampler.decoded_frames == round(1.1 * 24) + 2  # frames 0..26, and 27 to know
+        sampler.sample([1.3])  # the next GOP: read on to its keyframe, decode from there
+        assert sampler.seeks == 0 and sampler.restarts == 1
+        assert sampler.decoded_frames == 28 + (31 - 30 + 2)
+
+
+def test_going_back_or_far_ahead_seeks_to_the_keyframe(videos):
+    path = videos("h264-short-gop-mp4")  # keyframes every 8 frames
+    timeline = reference_timeline(path)
+    with FrameSampler(path, threads=1) as sampler:
+        [late] = sampler.sample([1.5])  # frame 36, more than one GOP ahead
+        assert read_index(late.rgb) == 36 and sampler.seeks == 1
+        [early] = sampler.sample([0.25])  # frame 6, behind
+        assert read_index(early.rgb) == 6 and sampler.seeks == 2
+        assert sampler.decoded_frames <= minimum_decodes(timeline, [1.5, 0.25]) + 3
+
+
+def test_results_follow_request_order_and_repeats_are_separate_arrays(videos):
+    path = videos("h264-short-gop-mp4")
+    with FrameSampler(path, size=(32, 24)) as sampler:
+        backwards = sampler.sample([1.0, 0.5, 0.0, 0.5])
+    assert [read_index(frame.rgb) for frame in backwards] == [24, 12, 0, 12]
+    assert np.array_equal(backwards[1].rgb, backwards[3].rgb)
+    assert backwards[1].rgb is not backwards[3].rgb
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+def test_display_rotation_is_applied_and_size_is_the_upright_output(tmp_path, rotation):
+    path = tmp_path / "rotated.mp4"
+    write_indexed_video(path, frames=6, width=64, height=48, rotation=rotation)
+    upright = (48, 64) if rotation % 180 else (64, 48)
+    with FrameSampler(path) as sampler:
+        assert (sampler.info.width, sampler.info.height) == upright
+        assert sampler.info.rotation == rotation
+        full = sampler.sample([0.1])[0]
+    assert full.rgb.shape == (upright[1], upright[0], 3)
+    assert read_index(full.rgb) == 2  # read_index fails on a frame turned the wrong way
+    size = (upright[0] // 2, upright[1] // 2 + 2)  # not the same aspect: exact size wins
+    with FrameSampler(path, size=size, interpolation="AREA") as sampler:
+        small = sampler.sample([0.1])[0]
+    assert small.rgb.shape == (size[1], size[0], 3)
+    assert read_index(small.rgb) == 2
+
+
+def test_sampling_an_empty_list_and_bad_arguments(videos):
+    with FrameSampler(videos("h264-short-gop-mp4")) as sampler:
+        assert sampler.sample([]) == []
+        assert sampler.decoded_frames == 1  # the first frame, decoded when opening
+        with pytest.raises(ValueError, match="finite"):
+            sampler.sample([float("nan")])
+    with pytest.raises(ValueError, match="size"):
+        FrameSampler(videos("h264-short-gop-mp4"), size=(0, 10))
+
+
+# -- real-world clips in ../shared/media ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [0, 3])
+def test_nasa_clip_frames_at_their_given_times(shared_media, stream):
+    given = json.loads(
+        (shared_media / f"nasa_13013.mp4.stream{stream}.all_frames_info.json").read_text()
+    )
+    frame_times = [float(frame["pts_time"]) for frame in given]
+    times = frame_times + [(a + b) / 2 for a, b in zip(frame_times, frame_times[1:], strict=False)]
+    with FrameSampler(shared_media / "nasa_13013.mp4", stream=stream, size=(32, 18)) as sampler:
+        assert sampler.info.video_stream == stream
+        assert sampler.info.frame_count == len(given)
+        frames = sampler.sample(times)
+        assert sampler.seeks == 0  # one pass over the stream
+        assert sampler.decoded_frames == len(given)
+    for time, frame in zip(times, frames, strict=True):
+        assert frame.pts_time == pytest.approx(
+            frame_times[expected_index(frame_times, time)], abs=1e-6
+        )
+    # and the pixels are those of that frame, as a plain decode gives them
+    with av.open(str(shared_media / "nasa_13013.mp4")) as container:
+        plain = [
+            f.reformat(32, 18, "rgb24", interpolation="BICUBIC").to_ndarray()
+            for f in container.decode(container.streams[stream])
+        ]
+    for position in (0, 1, 100, len(given) - 1):
+        assert np.array_equal(frames[position].rgb, plain[position])
+
+
+def test_pancake_mkv_without_frame_count(shared_media):
+    path = shared_media / "flipping_a_pancake.mkv"
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        plain_times = [float(f.pts * video.time_base) for f in container.decode(video)]
+    times = [0.0, 3.3, 5.0, 7.77, 10.2, 60.0]
+    with FrameSampler(path, size=(64, 36)) as sampler:
+        assert sampler.info.frame_count is None
+        assert sampler.info.fps == pytest.approx(30)
+        frames = sampler.sample(times)
+    for time, frame in zip(times, frames, strict=True):
+        assert frame.pts_time == pytest.approx(plain_times[expected_index(plain_times, time)])
+    assert frames[-1].pts_time == pytest.approx(plain_times[-1])
+
+
+def test_phone_clip_is_returned_upright(shared_media):
+    path = shared_media / "video_90.mov"
+    with FrameSampler(path) as sampler:
+        assert (sampler.info.width, sampler.info.height, sampler.info.rotation) == (320, 568, -90)
+        [frame] = sampler.sample([0.05])
+    with av.open(str(path)) as container:
+        stored = next(container.decode(video=0))
+        stored = [f for f in [stored, *container.decode(video=0)] if f.pts == frame.pts][0]
+        raw = stored.to_ndarray(format="rgb24")
+    assert raw.shape == (320, 568, 3) and frame.rgb.shape == (568, 320, 3)
+    # FFmpeg turns a frame whose display matrix reads -90 degrees clockwise to show it
+    assert np.array_equal(frame.rgb, np.rot90(raw, k=-1))
+
+
+def test_corrupted_clip_skips_the_bad_packet_with_a_warning(shared_media, caplog):
+    times = [round(0.1 * i, 1) for i in range(50)]
+    with (
+        caplog.at_level(logging.WARNING, logger="videoqa.media"),
+        FrameSampler(shared_media / "corrupted.mp4", size=(64, 36)) as sampler,
+    ):
+        frames = sampler.sample(times)
+        assert sampler.decoded_frames == 49 and sampler.skipped_packets == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "does not decode" in warnings[0].getMessage()
+    shown = [frame.pts_time for frame in frames]
+    missing = [
+        time for time, pts_time in zip(times, shown, strict=True) if pts_time != pytest.approx(time)
+    ]
+    assert len(missing) == 1  # the frame that failed: its time shows the frame before it
+    position = times.index(missing[0])
+    assert shown[position] == pytest.approx(times[position - 1])
+
+
+def test_hevc_clip(shared_media):
+    times = [i / 10 for i in range(10)]
+    with FrameSampler(shared_media / "h265_video.mp4") as sampler:
+        assert sampler.info.streams[0].codec == "hevc"
+        assert (sampler.info.width, sampler.info.height, sampler.info.frame_count) == (128, 128, 10)
+        frames = sampler.sample(times[::-1])
+    assert [frame.pts_time for frame in frames] == pytest.approx(times[::-1])
+    assert all(frame.rgb.shape == (128, 128, 3) for frame in frames)
