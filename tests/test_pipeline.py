@@ -134,7 +134,7 @@ def test_results_stream_lazily_clip_by_clip(qa, video):
 def test_run_builds_a_report_with_answers_captions_and_both_models(qa, video):
     report = qa.run(video, questions=QUESTIONS[:2], captions=True, clip_length=6.0)
     assert isinstance(report, Report)
-    assert report.video.path == str(video)
+    assert report.video.path == str(video.resolve())
     assert (report.video.width, report.video.height, report.video.fps) == (64, 48, 10.0)
     assert report.video.codec == "h264"
     assert report.model.kind == "image" and report.model.frames_per_clip == 3

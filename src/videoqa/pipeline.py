@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
 from videoqa.engine import Answer, GitEngine
@@ -99,8 +99,9 @@ class VideoJob:
 
     def build_report(self, clips: list[ClipResult]) -> Report:
         """The ``Report`` of this job from results already gathered from ``results()``."""
+        facts = VideoFacts.from_info(self.info)
         return Report(
-            video=VideoFacts.from_info(self.info),
+            video=replace(facts, path=os.path.abspath(facts.path)),
             model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
             caption_model=self.captioning.info if self.captioning else None,
             sampling=self.sampling,
@@ -371,20 +372,28 @@ def _clean_questions(questions: Sequence[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def _role(engine: GitEngine, frames_per_clip: int | None, info: VideoInfo) -> _Role:
-    """How many frames this engine sees per clip, and at what size the sampler decodes them."""
+def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
+    """Frames per clip for ``engine``: a video checkpoint's own count, else ``requested`` or 3.
+
+    Raises ``ConfigError`` when a video checkpoint is asked for another count than it was
+    trained with (its temporal embeddings exist for exactly that many frames).
+    """
+    if requested is not None and requested < 1:
+        raise ConfigError("--frames-per-clip", f"must be at least 1, got {requested}")
     if engine.kind == "video":
-        trained = engine.frames_per_clip
-        if frames_per_clip is not None and frames_per_clip != trained:
+        trained = int(engine.frames_per_clip or 0)
+        if requested is not None and requested != trained:
             raise ConfigError(
                 "--frames-per-clip",
                 f"{engine.model_id} is a video checkpoint trained on {trained} frames per clip; "
-                f"it cannot take {frames_per_clip}",
+                f"it cannot take {requested}",
             )
-        count = trained
-    else:
-        count = frames_per_clip or DEFAULT_IMAGE_FRAMES_PER_CLIP
-    if count is None or count < 1:
-        raise ConfigError("--frames-per-clip", f"must be at least 1, got {count}")
+        return trained
+    return requested or DEFAULT_IMAGE_FRAMES_PER_CLIP
+
+
+def _role(engine: GitEngine, frames_per_clip: int | None, info: VideoInfo) -> _Role:
+    """How many frames this engine sees per clip, and at what size the sampler decodes them."""
+    count = frames_per_clip_for(engine, frames_per_clip)
     width, height = engine.frame_size(info.width, info.height)
     return _Role(engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)))
