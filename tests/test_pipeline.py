@@ -9,7 +9,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from tiny_git import TINY_VIDEO_FRAMES, tiny_image_git, tiny_video_git  # noqa: F401 (fixtures)
+from tiny_git import (  # noqa: F401 (fixtures)
+    TINY_VIDEO_FRAMES,
+    save_tiny_git,
+    tiny_image_git,
+    tiny_video_git,
+)
 
 from videoqa.clips import frame_times_in
 from videoqa.errors import ConfigError, MediaError
@@ -154,6 +159,22 @@ def test_run_builds_a_report_with_answers_captions_and_both_models(qa, video):
         assert clip.caption.text == expected.text
         assert clip.caption.score == pytest.approx(expected.score)
     assert Report.from_dict(report.to_dict()) == report
+
+
+def test_models_with_different_input_sizes_each_get_frames_at_their_own_size(
+    tiny_image_git, tmp_path, video  # noqa: F811
+):
+    larger = save_tiny_git(tmp_path / "video-48", frames=2, image_size=48, patch_size=16)
+    qa = VideoQA(str(tiny_image_git), caption_model=str(larger), device="cpu")
+    report = qa.run(video, questions=QUESTIONS[:1], captions=True, clip_length=6.0)
+    assert report.model.frame_size != report.caption_model.frame_size
+    assert min(report.caption_model.frame_size) == 48
+    engine = qa.caption_engine
+    for clip in report.clips:
+        assert clip.caption.frame_times == frame_times_in(clip.start, clip.end, 2)
+        [expected] = engine.caption([sampled(engine, video, clip.caption.frame_times)])
+        assert clip.caption.text == expected.text
+        assert len(clip.answers[0].frames) == 3
 
 
 def test_models_load_once_and_are_reused(qa, video):

@@ -21,6 +21,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
@@ -121,8 +123,20 @@ class VideoJob:
             done = 0
             for first in range(0, total, self.clip_batch_size):
                 batch = self.clips[first : first + self.clip_batch_size]
-                answers = self._answer(batch, samplers) if self.answering else None
-                captions = self._caption(batch, samplers) if self.captioning else None
+                requests = []
+                if self.answering:
+                    requests.append((self.answering, [clip.frame_times for clip in batch]))
+                if self.captioning:
+                    times = [
+                        frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
+                        for clip in batch
+                    ]
+                    requests.append((self.captioning, times))
+                frames = _sample(requests, samplers)
+                answers = self._answer(batch, frames[0]) if self.answering else None
+                captions = (
+                    self._caption(requests[-1][1], frames[-1]) if self.captioning else None
+                )
                 for position, clip in enumerate(batch):
                     result = ClipResult(
                         index=clip.index,
@@ -137,17 +151,15 @@ class VideoJob:
                         progress(done, total)
                     yield result
 
-    def _frames(self, role: _Role, times: Sequence[float], samplers) -> list:
-        return [frame.rgb for frame in samplers[role.frame_size].sample(times)]
-
-    def _answer(self, batch: list[Clip], samplers) -> list[tuple[QuestionAnswer, ...]]:
+    def _answer(
+        self, batch: list[Clip], frames_per_clip: list[list[np.ndarray]]
+    ) -> list[tuple[QuestionAnswer, ...]]:
         role = self.answering
         assert role is not None
         engine = role.engine
         max_tokens = self.sampling.max_new_tokens
         if engine.kind == "video":
-            pixels = [self._frames(role, clip.frame_times, samplers) for clip in batch]
-            per_clip = engine.answer(pixels, self.questions, max_new_tokens=max_tokens)
+            per_clip = engine.answer(frames_per_clip, self.questions, max_new_tokens=max_tokens)
             return [
                 tuple(
                     QuestionAnswer(q, a.text, a.score)
@@ -156,7 +168,6 @@ class VideoJob:
                 for answers in per_clip
             ]
         # Image checkpoint: every frame answers on its own, then each clip votes.
-        frames_per_clip = [self._frames(role, clip.frame_times, samplers) for clip in batch]
         singles = [[frame] for frames in frames_per_clip for frame in frames]
         per_frame = engine.answer(singles, self.questions, max_new_tokens=max_tokens)
         results = []
@@ -175,15 +186,13 @@ class VideoJob:
             results.append(tuple(clip_answers))
         return results
 
-    def _caption(self, batch: list[Clip], samplers) -> list[Caption]:
+    def _caption(
+        self, times_per_clip: list[tuple[float, ...]], frames_per_clip: list[list[np.ndarray]]
+    ) -> list[Caption]:
         role = self.captioning
         assert role is not None
         engine = role.engine
         max_tokens = self.sampling.caption_max_new_tokens or DEFAULT_CAPTION_MAX_NEW_TOKENS
-        times_per_clip = [
-            frame_times_in(clip.start, clip.end, role.frames_per_clip) for clip in batch
-        ]
-        frames_per_clip = [self._frames(role, times, samplers) for times in times_per_clip]
         if engine.kind == "video":
             captions = engine.caption(frames_per_clip, max_new_tokens=max_tokens)
             return [
@@ -201,6 +210,28 @@ class VideoJob:
             text, score = vote([FrameAnswer(t, c.text, c.score) for t, c in pairs])
             results.append(Caption(text, score, times))
         return results
+
+
+def _sample(
+    requests: list[tuple[_Role, list[tuple[float, ...]]]],
+    samplers: dict[tuple[int, int], FrameSampler],
+) -> list[list[list[np.ndarray]]]:
+    """Frames for each request (a role and its clips' times): ``[request][clip][frame]``.
+
+    Requests that share a frame size share one ``sample`` call, so the sampler sees every time
+    of the batch at once and decodes each frame once, moving forward only.
+    """
+    pending: dict[tuple[int, int], list[float]] = {}
+    for role, clip_times in requests:
+        pending.setdefault(role.frame_size, []).extend(t for times in clip_times for t in times)
+    decoded = {
+        size: iter([frame.rgb for frame in samplers[size].sample(times)])
+        for size, times in pending.items()
+    }
+    return [
+        [[next(decoded[role.frame_size]) for _ in times] for times in clip_times]
+        for role, clip_times in requests
+    ]
 
 
 def vote(frames: Sequence[FrameAnswer]) -> tuple[str, float]:
