@@ -57,7 +57,6 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command("ask")
-@_clip_options
 @click.option("-q", "--question", "questions", multiple=True, required=True,
               help="A question to ask of every clip (repeat for more).")
 @click.option("--model", default="microsoft/git-base-vqav2", show_default=True,
@@ -68,6 +67,7 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="GIT checkpoint that captions, with --caption.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=20, show_default=True,
               help="Longest answer, in tokens.")
+@_clip_options
 def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
                 with_captions: bool, caption_model: str, max_new_tokens: int,
                 **options: Any) -> None:
@@ -81,11 +81,11 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
 
 
 @click.command("caption")
-@_clip_options
 @click.option("--model", default="microsoft/git-base-vatex", show_default=True,
               help="GIT checkpoint that captions: hub id, local folder, or 'demo'.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=30, show_default=True,
               help="Longest caption, in tokens.")
+@_clip_options
 def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
                     **options: Any) -> None:
     """Caption each clip of VIDEO... and write the captions as subtitles and JSON."""
