@@ -138,7 +138,8 @@ def test_each_frame_goes_through_the_image_encoder_once(variant, request):
     engine: GitEngine = request.getfixturevalue(f"{variant}_engine")
     frames_per_clip = engine.frames_per_clip or 1
     batches: list[int] = []
-    hook = engine.model.git.image_encoder.register_forward_hook(
+    patch_embedding = engine.model.git.image_encoder.vision_model.embeddings
+    hook = patch_embedding.register_forward_hook(
         lambda module, args, kwargs_or_output: batches.append(args[0].shape[0])
     )
     try:

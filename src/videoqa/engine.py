@@ -384,7 +384,7 @@ class GitEngine:
         pixels = self.pixel_values(clips).to(self.device, self.dtype)
         git = self.model.git
         frames = pixels.flatten(0, 1) if self.frames_per_clip else pixels
-        features = git.image_encoder(frames).last_hidden_state  # (clips * frames, n, d)
+        features = self._vision_features(frames)  # (clips * frames, n, d)
         if self.frames_per_clip:
             features = features.view(len(clips), self.frames_per_clip, *features.shape[1:])
             temporal = torch.stack([embedding.view(-1) for embedding in git.img_temporal_embedding])
@@ -404,6 +404,25 @@ class GitEngine:
             context = F.scaled_dot_product_attention(query, key, value)
             hidden = self._finish_layer(layer, context, hidden)
         return ImageCache(keys, values)
+
+    def _vision_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The CLIP image encoder (transformers' weights) with fused attention (SDPA).
+
+        Same math as ``GitVisionModel``, whose eager attention materialises every
+        (heads, 901, 901) score matrix at 480 px; this is the largest cost of a clip.
+        """
+        vision = self.model.git.image_encoder.vision_model
+        hidden = vision.pre_layrnorm(vision.embeddings(pixels))
+        for layer in vision.encoder.layers:
+            attention = layer.self_attn
+            normed = layer.layer_norm1(hidden)
+            query = _split_heads(attention.q_proj(normed), attention.num_heads)
+            key = _split_heads(attention.k_proj(normed), attention.num_heads)
+            value = _split_heads(attention.v_proj(normed), attention.num_heads)
+            context = F.scaled_dot_product_attention(query, key, value, scale=attention.scale)
+            hidden = hidden + attention.out_proj(_merge_heads(context))
+            hidden = hidden + layer.mlp(layer.layer_norm2(hidden))
+        return vision.post_layernorm(hidden)
 
     def _finish_layer(
         self, layer: torch.nn.Module, context: torch.Tensor, hidden: torch.Tensor
