@@ -1,0 +1,67 @@
+"""A JSON-lines event log: one line per processed or failed video, for tail -f, jq, or an index.
+
+The worker (reports) and the daemon (failures) both append to the same file, so each event is
+one ``write`` of one complete line under an exclusive lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from videoqa.adapters import Adapter
+from videoqa.errors import ConfigError, OutputError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class JsonLinesAdapter(Adapter):
+    """Appends ``{"event": "done"|"failed", "video": ..., "time": ...}`` lines to ``path``."""
+
+    name = "jsonl"
+    description = "JSON-lines event log (option: path, include_report)"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        unknown = sorted(set(self.options) - {"path", "include_report"})
+        if unknown:
+            raise ConfigError("[adapters.jsonl]", f"unknown option(s) {unknown}")
+        if not isinstance(self.options.get("path"), str):
+            raise ConfigError("[adapters.jsonl]", "'path' (the log file) is required")
+        self.path = Path(self.options["path"]).expanduser()
+        self.include_report = bool(self.options.get("include_report", False))
+
+    def _append(self, event: dict[str, Any]) -> None:
+        event = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event}
+        line = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OutputError(self.path, f"cannot open event log: {error.strerror}") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
+
+    def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
+        event: dict[str, Any] = {
+            "event": "done",
+            "video": os.fspath(video_path),
+            "clips": len(report.clips),
+            "questions": list(report.questions),
+        }
+        if self.include_report:
+            event["report"] = report.to_dict()
+        self._append(event)
+
+    def handle_failure(self, video_path: Path, error: str) -> None:
+        self._append({"event": "failed", "video": os.fspath(video_path), "error": error})

@@ -1,0 +1,74 @@
+"""The default adapter: JSON, SRT and WebVTT sidecars beside each video (or in ``output_dir``).
+
+``write_sidecars`` writes each file atomically, but a worker killed between two files leaves a
+mixed set, and the next attempt would then refuse to replace the subtitle it wrote itself
+(the JSON that records it was not written yet). So before writing, this adapter leaves a hidden
+journal naming the files it is cleared to write; a later attempt that finds the journal may
+replace exactly those, and the journal goes once the set is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from videoqa.adapters import Adapter
+from videoqa.errors import ConfigError
+from videoqa.sidecars import (
+    FORMATS,
+    atomic_write_text,
+    check_targets,
+    sidecar_paths,
+    write_sidecars,
+)
+
+logger = logging.getLogger("videoqa.plugins.sidecars")
+
+JOURNAL_SUFFIX = ".videoqa-pending"
+
+
+class SidecarAdapter(Adapter):
+    """Writes ``<stem>.videoqa.json``, ``<stem>.srt`` and ``<stem>.vtt`` for each report."""
+
+    name = "sidecars"
+    description = "JSON, SRT and WebVTT sidecar files (atomic; the default)"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        unknown = sorted(set(self.options) - {"formats", "overwrite"})
+        if unknown:
+            raise ConfigError("[adapters.sidecars]", f"unknown option(s) {unknown}")
+        self.overwrite = bool(self.options.get("overwrite", False))
+
+    def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
+        video_path = Path(video_path)
+        formats = self.options.get("formats") or getattr(settings, "formats", FORMATS)
+        output_dir = settings.output_dir_for(video_path) if settings is not None else None
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
+        if not targets:
+            return
+        folder = next(iter(targets.values())).parent
+        journal = folder / f".{video_path.name}{JOURNAL_SUFFIX}"
+        cleared = _read_journal(journal)
+        if not all(target.name in cleared or not target.exists() for target in targets.values()):
+            # Raises OutputError when a subtitle file there is the user's own, not ours.
+            check_targets(video_path, formats=formats, output_dir=output_dir,
+                          overwrite=self.overwrite)  # fmt: skip
+        atomic_write_text(journal, "".join(f"{t.name}\n" for t in targets.values()))
+        written = write_sidecars(
+            report, video_path, formats=formats, output_dir=output_dir, overwrite=True
+        )
+        journal.unlink()
+        logger.info("%s: wrote %s", video_path, ", ".join(path.name for path in written))
+
+
+def _read_journal(journal: Path) -> set[str]:
+    """The file names a previous, interrupted attempt was cleared to write."""
+    try:
+        text = journal.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return set()
+    return {line.strip() for line in text.splitlines() if line.strip()}

@@ -1,0 +1,82 @@
+"""POST each report (and each failure) as JSON to a URL, with a timeout and bounded retries.
+
+Standard library only (``urllib.request``). Connection errors, timeouts, ``429`` and ``5xx``
+are retried with exponential back-off; other ``4xx`` answers mean the request itself is wrong
+and are not. After the last try the adapter raises, which the daemon logs and records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from videoqa import __version__
+from videoqa.adapters import Adapter
+from videoqa.errors import ConfigError, OutputError
+
+logger = logging.getLogger("videoqa.plugins.webhook")
+
+_OPTIONS = {"url", "timeout", "retries", "backoff", "headers"}
+
+
+class WebhookAdapter(Adapter):
+    """``{"event": "done", "video": ..., "report": {...}}`` or ``{"event": "failed", ...}``."""
+
+    name = "webhook"
+    description = "POST the report as JSON to a URL (options: url, timeout, retries, backoff)"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        where = "[adapters.webhook]"
+        unknown = sorted(set(self.options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(where, f"unknown option(s) {unknown}")
+        url = self.options.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(where, f"'url' must be an http(s) URL, got {url!r}")
+        self.url = url
+        self.timeout = float(self.options.get("timeout", 10.0))
+        self.retries = int(self.options.get("retries", 3))
+        self.backoff = float(self.options.get("backoff", 1.0))
+        self.headers = {str(k): str(v) for k, v in dict(self.options.get("headers", {})).items()}
+        if self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
+            raise ConfigError(where, "timeout must be positive; retries and backoff not negative")
+
+    def post(self, payload: dict[str, Any]) -> int:
+        """POST ``payload``; returns the HTTP status, raises ``OutputError`` after the last try."""
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"videoqa/{__version__}",
+            **self.headers,
+        }
+        last_error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                last_error = f"HTTP {error.code} {error.reason}"
+                error.close()
+                if error.code != 429 and error.code < 500:
+                    break
+            except (urllib.error.URLError, TimeoutError, OSError) as error:
+                reason = getattr(error, "reason", error)
+                last_error = f"{type(reason).__name__}: {reason}"
+            logger.warning("webhook %s: try %d failed: %s", self.url, attempt + 1, last_error)
+        raise OutputError(self.url, f"webhook failed: {last_error}")
+
+    def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
+        self.post({"event": "done", "video": os.fspath(video_path), "report": report.to_dict()})
+
+    def handle_failure(self, video_path: Path, error: str) -> None:
+        self.post({"event": "failed", "video": os.fspath(video_path), "error": error})

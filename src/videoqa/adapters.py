@@ -1,0 +1,153 @@
+"""Adapters: what else happens with a finished report (and with each failure).
+
+Adapters are found through the entry-point group ``videoqa.adapters`` (like OpenTimelineIO's
+adapters and Mopidy's extensions), so a package of one's own adds one by declaring an entry
+point. A broken adapter is logged and skipped, never fatal: one that fails to load or raises
+does not stop the others. ``VIDEOQA_NO_THIRD_PARTY_ADAPTERS=1`` loads only the adapters that
+ship with videoqa (for debugging, or a locked-down install).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+logger = logging.getLogger("videoqa.adapters")
+
+GROUP = "videoqa.adapters"
+NO_THIRD_PARTY_ENV = "VIDEOQA_NO_THIRD_PARTY_ADAPTERS"
+BUNDLED_DISTRIBUTION = "videoqa"
+
+
+class Adapter:
+    """Base of every adapter. Subclasses set ``name`` and override the handlers they need.
+
+    ``options`` are the adapter's table from the config (``[adapters.<name>]``); the
+    constructor should check them and raise ``ConfigError`` when they are wrong.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+
+    def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
+        """A video was processed: ``report`` is its ``videoqa.report.Report``."""
+
+    def handle_failure(self, video_path: Path, error: str) -> None:
+        """A video ended ``failed``: ``error`` is the one-line reason."""
+
+    def close(self) -> None:
+        """Release what the adapter holds (files, connections)."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """An adapter as the entry points declare it, before loading."""
+
+    name: str
+    value: str
+    distribution: str | None
+
+    @property
+    def bundled(self) -> bool:
+        return self.distribution == BUNDLED_DISTRIBUTION
+
+
+def third_party_disabled() -> bool:
+    return os.environ.get(NO_THIRD_PARTY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for entry_point in entry_points(group=GROUP):
+        found.setdefault(entry_point.name, entry_point)
+    return found
+
+
+def _distribution(entry_point: EntryPoint) -> str | None:
+    dist = getattr(entry_point, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
+
+
+def available_adapters() -> list[AdapterInfo]:
+    """Every adapter declared in the group (third-party ones hidden when disabled), by name."""
+    infos = [
+        AdapterInfo(name, ep.value, _distribution(ep)) for name, ep in _entry_points().items()
+    ]
+    if third_party_disabled():
+        infos = [info for info in infos if info.bundled]
+    return sorted(infos, key=lambda info: info.name)
+
+
+def load_adapters(
+    names: Iterable[str], *, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Adapter]:
+    """Instantiate the named adapters; unknown, disabled or broken ones are logged and skipped."""
+    declared = _entry_points()
+    options = options or {}
+    adapters: list[Adapter] = []
+    for name in names:
+        entry_point = declared.get(name)
+        if entry_point is None:
+            logger.error("adapter %r: not installed (see `videoqa adapters`)", name)
+            continue
+        if third_party_disabled() and _distribution(entry_point) != BUNDLED_DISTRIBUTION:
+            logger.warning("adapter %r: third-party adapters are disabled (%s)",
+                           name, NO_THIRD_PARTY_ENV)  # fmt: skip
+            continue
+        try:
+            adapter_class = entry_point.load()
+            adapter = adapter_class(options.get(name, {}))
+        except Exception as error:
+            logger.error("adapter %r: cannot load: %s", name, error)
+            continue
+        if not isinstance(adapter, Adapter):
+            logger.error("adapter %r: %s is not an Adapter", name, entry_point.value)
+            continue
+        adapters.append(adapter)
+    return adapters
+
+
+def run_report_adapters(
+    adapters: Sequence[Adapter], report: Any, video_path: Path, settings: Any
+) -> list[str]:
+    """Give ``report`` to every adapter; one that raises is logged and the rest still run.
+
+    Returns the errors, one line per failed adapter.
+    """
+    errors = []
+    for adapter in adapters:
+        try:
+            adapter.handle_report(report, video_path, settings)
+        except Exception as error:
+            logger.error("%s: adapter %s failed: %s", video_path, adapter.name, error)
+            errors.append(f"adapter {adapter.name}: {error}")
+    return errors
+
+
+def run_failure_adapters(adapters: Sequence[Adapter], video_path: Path, error: str) -> list[str]:
+    """Tell every adapter about a failed video; one that raises is logged and the rest still run."""
+    errors = []
+    for adapter in adapters:
+        try:
+            adapter.handle_failure(video_path, error)
+        except Exception as adapter_error:
+            logger.error("%s: adapter %s failed on a failure: %s",
+                         video_path, adapter.name, adapter_error)  # fmt: skip
+            errors.append(f"adapter {adapter.name}: {adapter_error}")
+    return errors
+
+
+def close_adapters(adapters: Iterable[Adapter]) -> None:
+    for adapter in adapters:
+        try:
+            adapter.close()
+        except Exception as error:
+            logger.warning("adapter %s: close failed: %s", adapter.name, error)

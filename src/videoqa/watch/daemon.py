@@ -1,0 +1,311 @@
+"""The daemon: watch folders, wait for files to settle, queue them, run them one by one.
+
+One loop in one thread owns every decision; the observer thread only reports paths and the
+worker process only processes. State lives in the job store, so a daemon killed at any moment
+resumes where it was: running jobs are requeued at start and a rescan finds what changed while
+it was down (or what an event queue dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+from videoqa.adapters import Adapter, close_adapters, load_adapters, run_failure_adapters
+from videoqa.errors import ConfigError, MediaError
+from videoqa.watch.config import FolderSettings, WatchConfig, with_folder
+from videoqa.watch.jobstore import Job, JobStore
+from videoqa.watch.scanner import (
+    Identity,
+    SettleTracker,
+    is_candidate,
+    iter_candidates,
+    real_path_inside,
+)
+from videoqa.watch.watcher import Change, FolderWatcher
+from videoqa.watch.worker import Outcome, Worker
+
+logger = logging.getLogger("videoqa.watch.daemon")
+
+
+class WatchDaemon:
+    """Watch ``config.folders`` until ``stop()``; with ``once=True``, scan, process and return.
+
+    ``run()`` blocks; ``stop()`` may be called from a signal handler or another thread. On
+    stop, the file being processed goes back to the queue (its attempt not counted).
+    """
+
+    def __init__(self, config: WatchConfig, *, once: bool = False) -> None:
+        if not config.folders:
+            raise ConfigError("watch", "no folders to watch (give FOLDER... or [[folders]])")
+        self.config = config
+        self.once = once
+        self.tracker = SettleTracker(config.settle)
+        self.tick = max(0.02, min(0.25, config.settle / 4))
+        self._stopping = threading.Event()
+        self._store: JobStore | None = None
+        self._failure_adapters: dict[Path, list[Adapter]] = {}
+        self.watcher: FolderWatcher | None = None
+        self.worker: Worker | None = None
+        self.ready = threading.Event()
+        """Set once the observer runs and the first scan is done (tests and callers wait on it)."""
+
+    def stop(self) -> None:
+        """Ask the loop to end; safe from signal handlers and other threads."""
+        self._stopping.set()
+
+    @property
+    def store(self) -> JobStore:
+        assert self._store is not None, "the daemon is not running"
+        return self._store
+
+    def run(self) -> None:
+        """Watch and process until stopped (or, with ``once``, until nothing is left)."""
+        self._store = JobStore(self.config.jobstore)
+        self.store.recover(max_attempts=self.config.max_attempts)
+        self.worker = Worker(time_limit=self.config.time_limit)
+        try:
+            if not self.once:
+                self.watcher = FolderWatcher(
+                    [s.folder for s in self.config.folders],
+                    poll=self.config.poll,
+                    poll_interval=self.config.poll_interval,
+                )
+                self.watcher.start()
+            self.rescan()
+            logger.info("watching %s", ", ".join(str(s.folder) for s in self.config.folders))
+            self.ready.set()
+            self._loop()
+        finally:
+            self._shut_down()
+
+    def _loop(self) -> None:
+        assert self.worker is not None
+        next_rescan = time.monotonic() + self.config.rescan_interval
+        while not self._stopping.is_set():
+            self._take_changes(wait=0.0 if self.worker.busy else self.tick)
+            self._queue_settled()
+            if self.worker.busy:
+                outcome = self.worker.wait(self.tick)
+                if outcome is not None:
+                    self._record(outcome)
+            if not self.worker.busy and not self._stopping.is_set():
+                job = self.store.claim()
+                if job is not None:
+                    self._dispatch(job)
+                elif self.once and not self.tracker and not self.store.has_waiting_work():
+                    return
+            if time.monotonic() >= next_rescan:
+                self.rescan()
+                next_rescan = time.monotonic() + self.config.rescan_interval
+
+    def _shut_down(self) -> None:
+        if self.worker is not None:
+            job_id = self.worker.job_id
+            self.worker.close()
+            if job_id is not None and self._store is not None:
+                job = self.store.requeue(job_id)
+                logger.info("%s: stopped while processing; back in the queue", job.path)
+        if self.watcher is not None:
+            self.watcher.stop()
+        for adapters in self._failure_adapters.values():
+            close_adapters(adapters)
+        self._failure_adapters.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # --- finding files ------------------------------------------------------------------
+
+    def _settings_for(self, path: Path) -> FolderSettings | None:
+        try:
+            return self.config.settings_for(path)
+        except ConfigError:
+            return None
+
+    def rescan(self) -> None:
+        """Walk every folder: unknown files start settling, vanished ones are marked deleted."""
+        for settings in self.config.folders:
+            for path in iter_candidates(settings):
+                self._consider(path, settings)
+            for known in self.store.present_paths(settings.folder):
+                if not os.path.lexists(known):
+                    self._deleted(Path(known))
+
+    def _consider(self, path: Path, settings: FolderSettings) -> None:
+        """Start the settle clock for ``path`` unless the store already knows these bytes."""
+        if path in self.tracker:
+            return
+        try:
+            identity = Identity.of(path)
+        except OSError:
+            return
+        if self.store.find(path, identity.size, identity.mtime_ns) is None:
+            self.tracker.touch(path)
+
+    def _deleted(self, path: Path) -> None:
+        self.tracker.forget(path)
+        if self.store.mark_deleted(path):
+            logger.info("%s: deleted", path)
+
+    def _take_changes(self, *, wait: float) -> None:
+        if self.watcher is None:
+            if wait:
+                self._stopping.wait(wait)
+            return
+        try:
+            change = self.watcher.changes.get(timeout=wait) if wait else None
+        except queue.Empty:
+            return
+        while True:
+            if change is not None:
+                self._apply(change)
+            try:
+                change = self.watcher.changes.get_nowait()
+            except queue.Empty:
+                return
+
+    def _apply(self, change: Change) -> None:
+        path = Path(os.path.abspath(change.path))
+        if change.kind == "deleted":
+            self._deleted(path)
+            return
+        settings = self._settings_for(path)
+        if settings is None:
+            return
+        if change.kind == "folder":
+            # A folder moved in arrives as one event; its files have none of their own.
+            if path.is_dir():
+                for file in iter_candidates(settings, below=path):
+                    self._consider(file, settings)
+        elif is_candidate(path, settings):
+            self.tracker.touch(path)
+
+    def _queue_settled(self) -> None:
+        for identity in self.tracker.settled():
+            settings = self._settings_for(identity.path)
+            if settings is None:
+                continue
+            if not real_path_inside(identity.path, settings.folder):
+                self._refuse(identity, settings)
+                continue
+            job, new = self.store.enqueue(
+                identity.path, identity.size, identity.mtime_ns, settings.folder
+            )
+            if new:
+                logger.info("%s: settled, queued", identity.path)
+
+    def _refuse(self, identity: Identity, settings: FolderSettings) -> None:
+        path = identity.path
+        if self.store.find(path, identity.size, identity.mtime_ns) is not None:
+            return
+        reason = (
+            f"{path}: refused: its real path {os.path.realpath(path)} "
+            f"is outside the watched folder {settings.folder}"
+        )
+        self.store.record_refused(path, identity.size, identity.mtime_ns, settings.folder, reason)
+        logger.warning("%s", reason)
+        self._notify_failure(path, settings, reason)
+
+    # --- processing ---------------------------------------------------------------------
+
+    def _dispatch(self, job: Job) -> None:
+        """Hand a claimed job to the worker, unless its file changed or left in the meantime."""
+        assert self.worker is not None
+        path = Path(job.path)
+        settings = self._settings_for(path)
+        try:
+            current = Identity.of(path)
+        except OSError:
+            self.store.requeue(job.id)
+            self._deleted(path)
+            return
+        if (current.size, current.mtime_ns) != (job.size, job.mtime_ns):
+            self.store.drop(job.id)  # never processed; the new bytes settle and queue anew
+            self.tracker.touch(path)
+            return
+        if settings is None or not real_path_inside(path, settings.folder):
+            reason = f"{path}: refused: not inside a watched folder"
+            self.store.fail(job.id, reason, retryable=False, max_attempts=0)
+            logger.warning("%s", reason)
+            return
+        logger.info("%s: processing (attempt %d)", path, job.attempts)
+        self.worker.submit(job.id, path, settings)
+
+    def _record(self, outcome: Outcome) -> None:
+        job = record_outcome(self.store, self.config, outcome)
+        settings = self._settings_for(Path(job.path))
+        if job.state == "failed" and settings is not None:
+            self._notify_failure(Path(job.path), settings, job.last_error or "unknown error")
+
+    def _notify_failure(self, path: Path, settings: FolderSettings, error: str) -> None:
+        adapters = self._failure_adapters.get(settings.folder)
+        if adapters is None:
+            adapters = load_adapters(settings.adapters, options=settings.adapter_options)
+            self._failure_adapters[settings.folder] = adapters
+        run_failure_adapters(adapters, path, error)
+
+
+def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Job:
+    """Write a worker's outcome to the store: done, queued again for a retry, or failed."""
+    if outcome.ok:
+        note = "; ".join(outcome.adapter_errors) or None
+        job = store.complete(outcome.job_id, note=note)
+        logger.info("%s: done in %.2f s (worker RSS %.0f MiB)", job.path, outcome.seconds,
+                    (outcome.rss_bytes or 0) / 2**20)  # fmt: skip
+        return job
+    error = outcome.error or "unknown error"
+    job = store.fail(
+        outcome.job_id,
+        error,
+        retryable=outcome.retryable,
+        max_attempts=config.max_attempts,
+        retry_delay=config.retry_delay,
+    )
+    if job.state == "queued":
+        logger.warning("%s (attempt %d of %d; will retry)", error, job.attempts,
+                       config.max_attempts)  # fmt: skip
+    else:
+        logger.warning("failed: %s", error)
+    return job
+
+
+def process_one(config: WatchConfig, path: str | os.PathLike[str]) -> Job:
+    """Process one file with the daemon's store, worker and adapters; idempotent.
+
+    For people who run their own watcher: a file the store already finished (``done`` or
+    ``failed``, same bytes) is not processed again; a changed file is. A file outside every
+    configured folder gets the ``[defaults]`` settings with its own folder as the root.
+    """
+    path = Path(os.path.abspath(path))
+    if not path.is_file():
+        raise MediaError(path, "no such file")
+    try:
+        settings = config.settings_for(path)
+    except ConfigError:
+        config = with_folder(config, path.parent)
+        settings = config.settings_for(path)
+    if not real_path_inside(path, settings.folder):
+        raise MediaError(path, f"refused: its real path is outside {settings.folder}")
+    identity = Identity.of(path)
+    with JobStore(config.jobstore) as store:
+        job, new = store.enqueue(path, identity.size, identity.mtime_ns, settings.folder)
+        while job.state == "queued":
+            claimed = store.claim(job.id)
+            if claimed is None:  # another process took it meanwhile
+                return store.get(job.id)
+            with Worker(time_limit=config.time_limit) as worker:
+                worker.submit(claimed.id, path, settings)
+                outcome = None
+                while outcome is None:
+                    outcome = worker.wait(1.0)
+            job = record_outcome(store, config, outcome)
+            if job.state == "failed":
+                adapters = load_adapters(settings.adapters, options=settings.adapter_options)
+                run_failure_adapters(adapters, path, job.last_error or "unknown error")
+                close_adapters(adapters)
+        return job
