@@ -227,3 +227,14 @@ def test_a_chosen_stream_of_a_real_clip_is_used_and_reported(qa, shared_media):
     assert (report.video.width, report.video.height) == (480, 270)
     assert [c.index for c in report.clips] == list(range(len(report.clips)))
     assert report.clips[-1].end == pytest.approx(report.video.duration, abs=1e-3)
+
+
+def test_from_engines_reuses_loaded_engines(qa, video):
+    reused = VideoQA.from_engines(qa.answer_engine, qa.caption_engine)
+    assert reused.answer_engine is qa.answer_engine
+    assert reused.caption_engine is qa.caption_engine
+    report = reused.run(video, questions=QUESTIONS[:1], clip_length=6.0)
+    assert report.model.id == qa.answer_engine.model_id
+    assert report.caption_model.id == qa.caption_engine.model_id
+    with pytest.raises(ValueError):
+        VideoQA.from_engines()

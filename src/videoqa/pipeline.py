@@ -281,6 +281,31 @@ class VideoQA:
         self.clip_batch_size = clip_batch_size
         self._engines: dict[tuple[str, str | None], GitEngine] = {}
 
+    @classmethod
+    def from_engines(
+        cls,
+        answer_engine: GitEngine | None = None,
+        caption_engine: GitEngine | None = None,
+        *,
+        clip_batch_size: int = 1,
+    ) -> VideoQA:
+        """A ``VideoQA`` around engines already loaded (a worker's, a benchmark's)."""
+        answer = answer_engine or caption_engine
+        caption = caption_engine or answer_engine
+        if answer is None or caption is None:
+            raise ValueError("from_engines needs at least one engine")
+        qa = cls(
+            answer.model_id,
+            caption_model=caption.model_id,
+            revision=answer.revision,
+            caption_revision=caption.revision,
+            device=str(answer.device),
+            clip_batch_size=clip_batch_size,
+        )
+        qa._engines[(answer.model_id, answer.revision)] = answer
+        qa._engines[(caption.model_id, caption.revision)] = caption
+        return qa
+
     # -- models -------------------------------------------------------------------------------
 
     def engine(self, model: str, revision: str | None = None) -> GitEngine:
