@@ -24,6 +24,7 @@ from typing import Any
 import av
 import av.error
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from videoqa.errors import MediaError, NoDecodableFrameError, TooLargeError, UnsupportedCodecError
 
@@ -150,6 +151,7 @@ class FrameSampler:
             raise ValueError(f"size must be (width, height) of positive integers, got {size!r}")
         self._size = size
         self._interpolation = interpolation
+        self._reformatter = VideoReformatter()  # keeps its swscale context between frames
         self._container = _open_container(self.path)
         try:
             self._stream = _pick_video_stream(self._container, self.path, stream)
@@ -393,8 +395,13 @@ class FrameSampler:
             height, width = self._size
         else:
             width, height = self._size
-        rgb = frame.reformat(
-            width=width, height=height, format="rgb24", interpolation=self._interpolation
+        rgb = self._reformatter.reformat(
+            frame,
+            width=width,
+            height=height,
+            format="rgb24",
+            interpolation=self._interpolation,
+            threads=1,  # a pool per small frame costs more than it saves
         ).to_ndarray()
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
