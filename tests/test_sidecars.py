@@ -74,7 +74,7 @@ def test_srt_and_vtt_read_back_with_one_cue_per_clip_at_clip_times(tmp_path):
     video = tmp_path / "ball.mp4"
     report = make_report(["a dog", "a cat", "a bird", "a fish", "a cow", "a hen"], duration=14.2)
     paths = write_sidecars(report, video)
-    assert [p.name for p in paths] == ["ball.srt", "ball.vtt", "ball.videoqa.json"]
+    assert [p.name for p in paths] == ["ball.videoqa.json", "ball.srt", "ball.vtt"]
 
     subtitles = list(srt.parse((tmp_path / "ball.srt").read_text(encoding="utf-8")))
     names = ["a dog", "a cat", "a bird", "a fish", "a cow", "a hen"]
@@ -149,7 +149,7 @@ def test_text_that_would_break_a_cue_is_kept_on_one_line_and_escaped_in_vtt(tmp_
 def test_formats_and_output_dir_choose_what_goes_where(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    assert parse_formats("json, SRT") == ("srt", "json")
+    assert parse_formats("vtt,json, SRT") == ("json", "srt", "vtt")
     assert parse_formats("none") == ()
     with pytest.raises(OutputError, match="unknown format ass"):
         parse_formats("srt,ass")
@@ -221,3 +221,38 @@ def test_a_folder_we_cannot_write_to_is_a_one_line_output_error(tmp_path):
             write_sidecars(make_report(["x"]), Path(locked / "v.mp4"), formats=["json"])
     finally:
         os.chmod(locked, 0o700)
+
+
+def test_a_crash_between_two_files_leaves_sidecars_we_still_recognise(tmp_path, monkeypatch):
+    """Killed after the JSON (and maybe one subtitle): the next run replaces them all."""
+    import videoqa.sidecars as sidecars
+
+    real_write = sidecars.atomic_write_text
+    video = tmp_path / "film.mkv"
+    write_sidecars(make_report(["a dog"]), video)
+    for files_before_the_crash in (1, 2):
+        calls = []
+
+        def crash_after(target, text, limit=files_before_the_crash, calls=calls):
+            if len(calls) == limit:
+                raise KeyboardInterrupt  # the process dies here
+            calls.append(Path(target).name)
+            real_write(target, text)
+
+        monkeypatch.setattr(sidecars, "atomic_write_text", crash_after)
+        with pytest.raises(KeyboardInterrupt):
+            write_sidecars(make_report(["a cat"]), video)
+        assert calls[0] == "film.videoqa.json"
+        monkeypatch.setattr(sidecars, "atomic_write_text", real_write)
+        write_sidecars(make_report([f"a cow {files_before_the_crash}"]), video)  # no --overwrite
+        assert [c.text for c in webvtt.read(str(tmp_path / "film.vtt"))] == [
+            f"a cow {files_before_the_crash}"
+        ]
+
+
+def test_writing_only_json_keeps_our_subtitles_ours(tmp_path):
+    video = tmp_path / "film.mkv"
+    write_sidecars(make_report(["a dog"]), video)
+    write_sidecars(make_report(["a cat"]), video, formats=["json"])
+    write_sidecars(make_report(["a cow"]), video, formats=["srt", "vtt"])
+    assert [s.content for s in srt.parse((tmp_path / "film.srt").read_text())] == ["a cow"]

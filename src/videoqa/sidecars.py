@@ -29,7 +29,7 @@ from videoqa.report import ClipResult, Report
 logger = logging.getLogger("videoqa.sidecars")
 
 FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
-"""Every sidecar format, in the order they are written (JSON last: it records the others)."""
+"""Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 JSON_SUFFIX = ".videoqa.json"
 
@@ -146,7 +146,9 @@ class JsonWriter(SidecarWriter):
     def target(self, video_path: Path, output_dir: Path) -> Path:
         return output_dir / f"{video_path.stem}{JSON_SUFFIX}"
 
-    def render(self, report: Report, subtitle_hashes: dict[str, str] | None = None) -> str:
+    def render(
+        self, report: Report, subtitle_hashes: dict[str, list[str]] | None = None
+    ) -> str:
         data = report.to_dict()
         if subtitle_hashes:
             # Which subtitle files we wrote, so a later run may replace them (and only them).
@@ -169,7 +171,7 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
         raise OutputError(
             "--format", f"unknown format {', '.join(unknown)} (choose from {', '.join(FORMATS)})"
         )
-    return tuple(name for name in ("srt", "vtt", "json") if name in wanted)
+    return tuple(name for name in FORMATS if name in wanted)
 
 
 def sidecar_paths(
@@ -192,25 +194,46 @@ def write_sidecars(
     output_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write the report's sidecars and return their paths.
+    """Write the report's sidecars and return their paths (the JSON sidecar first).
 
     Every target is checked before anything is written: when one would replace a subtitle
-    file that is not ours, ``OutputError`` is raised and nothing is written.
+    file that is not ours, ``OutputError`` is raised and nothing is written. The JSON sidecar
+    is written first and records the SHA-256 of each subtitle file about to be written, and
+    of the one it replaces when that was ours too: a crash between two files leaves every
+    subtitle file either the old one or the new one, both recognised as ours on the next run.
     """
     targets = check_targets(video_path, formats=formats, output_dir=output_dir,
                             overwrite=overwrite)
+    if not targets:
+        return []
+    folder = next(iter(targets.values())).parent
+    previously_ours = _recorded_sidecars(WRITERS["json"].target(Path(video_path), folder))
+    texts = {fmt: WRITERS[fmt].render(report) for fmt in targets if fmt != "json"}
+    recorded: dict[str, list[str]] = {}
+    for fmt, text in texts.items():
+        target = targets[fmt]
+        digests = [_sha256(text.encode("utf-8"))]
+        current = _file_digest(target)
+        if current and current != digests[0] and current in previously_ours.get(target.name, ()):
+            digests.append(current)
+        recorded[target.name] = digests
+    for name, digests in previously_ours.items():
+        # Our subtitles not rewritten this time (another --format) stay ours while unchanged.
+        current = _file_digest(folder / name)
+        if name not in recorded and current in digests:
+            recorded[name] = [current]
+
     written: list[Path] = []
-    recorded: dict[str, str] = {}
-    for fmt, target in targets.items():
-        writer = WRITERS[fmt]
-        if isinstance(writer, JsonWriter):
-            text = writer.render(report, recorded)
-        else:
-            text = writer.render(report)
-            recorded[target.name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        atomic_write_text(target, text)
-        written.append(target)
-        logger.info("wrote %s", target)
+    if "json" in targets:
+        json_writer = WRITERS["json"]
+        assert isinstance(json_writer, JsonWriter)
+        atomic_write_text(targets["json"], json_writer.render(report, recorded))
+        written.append(targets["json"])
+    for fmt, text in texts.items():
+        atomic_write_text(targets[fmt], text)
+        written.append(targets[fmt])
+    for path in written:
+        logger.info("wrote %s", path)
     return written
 
 
@@ -243,24 +266,36 @@ def check_targets(
     return targets
 
 
-def _recorded_sidecars(json_target: Path) -> dict[str, str]:
-    """The subtitle files (name → SHA-256) an existing JSON sidecar says we wrote."""
+def _recorded_sidecars(json_target: Path) -> dict[str, list[str]]:
+    """The subtitle files (name → SHA-256 digests) an existing JSON sidecar says are ours."""
     try:
         data = json.loads(json_target.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     recorded = data.get("sidecars") if isinstance(data, dict) else None
-    return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {
+        str(name): [digests] if isinstance(digests, str) else [str(d) for d in digests]
+        for name, digests in recorded.items()
+        if isinstance(digests, (str, list))
+    }
 
 
-def _is_ours(target: Path, recorded: dict[str, str]) -> bool:
-    digest = recorded.get(target.name)
-    if digest is None:
-        return False
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
     try:
-        return hashlib.sha256(target.read_bytes()).hexdigest() == digest
+        return _sha256(path.read_bytes())
     except OSError:
-        return False
+        return None
+
+
+def _is_ours(target: Path, recorded: dict[str, list[str]]) -> bool:
+    digest = _file_digest(target)
+    return digest is not None and digest in recorded.get(target.name, ())
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
