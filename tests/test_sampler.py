@@ -142,9 +142,10 @@ def test_a_non_zero_start_time_is_zero_on_the_timeline(videos):
 
 @pytest.mark.parametrize("case", CLOSED_GOP_CASES)
 def test_decodes_only_from_each_targets_keyframe_up_to_it(videos, case):
-    """Decoded frames: the minimum, plus one look-ahead frame per GOP touched (to know that the
-    target's frame is the last one at or before it), the first frame (decoded when opening) and
-    the frames a B-frame decoder hands out together at the end of the file.
+    """Without skipping non-reference frames, decoded frames are the minimum, plus one
+    look-ahead frame per GOP touched (to know that the target's frame is the last one at or
+    before it), the first frame (decoded when opening) and the frames a B-frame decoder hands
+    out together at the end of the file. Skipping them decodes no more than that.
 
     One decoding thread: with FFmpeg's frame threading a run also decodes up to (threads - 1)
     frames ahead of the one it stops at (counted, as they are decoded).
@@ -158,16 +159,33 @@ def test_decodes_only_from_each_targets_keyframe_up_to_it(videos, case):
     for count in (1, 3, 6, 10):
         times = [rng.uniform(0, end) for _ in range(count)]
         gops = {bisect.bisect_right(keyframes, expected_index(frame_times, time)) for time in times}
-        with FrameSampler(path, size=(16, 12), threads=1) as sampler:
-            sampler.sample(times)
-            minimum = minimum_decodes(timeline, times)
-            allowed = minimum + len(gops) + 1 + END_OF_FILE_FRAMES
-            assert minimum <= sampler.decoded_frames <= allowed, times
+        minimum = minimum_decodes(timeline, times)
+        allowed = minimum + len(gops) + 1 + END_OF_FILE_FRAMES
+        decoded = {}
+        for skip in (False, True):
+            with FrameSampler(path, size=(16, 12), threads=1, skip_non_reference=skip) as sampler:
+                frames = sampler.sample(times)
+                decoded[skip] = sampler.decoded_frames
+            shown = [read_index(frame.rgb) for frame in frames]
+            assert shown == [expected_index(frame_times, time) for time in times]
+        assert minimum <= decoded[False] <= allowed, times
+        assert decoded[True] <= decoded[False]
+
+
+def test_non_reference_frames_before_the_target_are_not_decoded(videos):
+    path = videos("h264-bframes-long-gop-mp4")  # 3 B-frames between references
+    with FrameSampler(path, threads=1) as skipping:
+        [frame] = skipping.sample([1.1])  # frame 26: its GOP starts at frame 0
+    assert read_index(frame.rgb) == 26
+    with FrameSampler(path, threads=1, skip_non_reference=False) as plain:
+        plain.sample([1.1])
+    assert plain.decoded_frames == 28  # frames 0..26, and 27 to know 26 is the one shown
+    assert skipping.decoded_frames <= 28 - 6  # at least one B-frame in each group of four
 
 
 def test_targets_in_one_gop_are_decoded_forward_without_seeking(videos):
     path = videos("h264-bframes-long-gop-mp4")  # keyframes every 30 frames at 24 fps
-    with FrameSampler(path, threads=1) as sampler:
+    with FrameSampler(path, threads=1, skip_non_reference=False) as sampler:
         sampler.sample([0.2, 0.5, 0.9, 1.1])
         assert sampler.seeks == 0 and sampler.restarts == 0
         assert sampler.decoded_frames == round(1.1 * 24) + 2  # frames 0..26, and 27 to know
@@ -179,7 +197,7 @@ def test_targets_in_one_gop_are_decoded_forward_without_seeking(videos):
 def test_going_back_or_far_ahead_seeks_to_the_keyframe(videos):
     path = videos("h264-short-gop-mp4")  # keyframes every 8 frames
     timeline = reference_timeline(path)
-    with FrameSampler(path, threads=1) as sampler:
+    with FrameSampler(path, threads=1, skip_non_reference=False) as sampler:
         [late] = sampler.sample([1.5])  # frame 36, more than one GOP ahead
         assert read_index(late.rgb) == 36 and sampler.seeks == 1
         [early] = sampler.sample([0.25])  # frame 6, behind

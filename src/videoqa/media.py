@@ -129,7 +129,10 @@ class FrameSampler:
 
     ``size`` is the (width, height) of the returned upright frames (None: the upright video
     size). ``decoded_frames`` and ``seeks`` count the work done, so callers can hold the
-    sampler to the minimum: for each target, the frames from its keyframe up to it.
+    sampler to the minimum: for each target, the frames from its keyframe up to it. With
+    ``skip_non_reference`` the decoder skips frames that nothing needs (non-reference frames
+    shown before a target's frame), so it decodes fewer than that. ``threads``: FFmpeg decoding
+    threads (0: one per core).
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class FrameSampler:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         interpolation: str = DEFAULT_INTERPOLATION,
         threads: int = 0,
+        skip_non_reference: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         self.decoded_frames = 0
@@ -151,6 +155,7 @@ class FrameSampler:
             raise ValueError(f"size must be (width, height) of positive integers, got {size!r}")
         self._size = size
         self._interpolation = interpolation
+        self._skip_non_reference = skip_non_reference
         self._reformatter = VideoReformatter()  # keeps its swscale context between frames
         self._container = _open_container(self.path)
         try:
@@ -169,6 +174,8 @@ class FrameSampler:
             self._next: av.VideoFrame | None = None  # the frame after it, when decoded
             self._at_end = False
             self._previous_pts = 0
+            self._skip_nonref_before: int | None = None  # pts: see _read_ahead
+            self._skipping_nonref = False
             self._quiet_skips = True  # a file with no good frame gets one error, no warnings
             first = self._peek()
             self._quiet_skips = False
@@ -232,10 +239,9 @@ class FrameSampler:
 
     def _frame_at(self, target: int) -> av.VideoFrame:
         """The last frame with pts <= target (the first frame when target is earlier)."""
-        if self._can_continue_to(target):
-            self._skip_to_keyframe_before(target)
-        else:
+        if not self._can_continue_to(target):
             self._seek_before(target)
+        self._read_ahead(target)
         frame = self._decode_up_to(target)
         if frame is None:  # cannot happen after _seek_before, which falls back to the start
             raise NoDecodableFrameError(self.path, "no frame decodes near the requested time")
@@ -278,9 +284,14 @@ class FrameSampler:
             )
         return self._keyframes
 
-    def _skip_to_keyframe_before(self, target: int) -> None:
-        """Read packets ahead without decoding them; restart decoding at the last keyframe at or
-        before ``target`` if one is among them (the frames before it are not needed)."""
+    def _read_ahead(self, target: int) -> None:
+        """Read packets ahead without decoding them, and use what they say.
+
+        Restart decoding at the last keyframe at or before ``target`` when one is among them
+        (the frames before it are not needed), and let the decoder skip non-reference frames
+        shown before the last packet at or before ``target``: no later frame needs them, and
+        the frame shown at ``target`` is a later one.
+        """
         if self._at_end or (self._next is not None and self._next.pts > target):
             return
         while len(self._queued) < _MAX_READ_AHEAD_PACKETS:
@@ -291,9 +302,15 @@ class FrameSampler:
                 break
             self._queued.append(packet)
         keyframe_position = None
+        shown_last = None
         for position, packet in enumerate(self._queued):
-            if packet.is_keyframe and packet.pts is not None and packet.pts <= target:
+            if packet.pts is None or packet.pts > target:
+                continue
+            if packet.is_keyframe:
                 keyframe_position = position
+            shown_last = packet.pts if shown_last is None else max(shown_last, packet.pts)
+        if self._skip_non_reference:
+            self._skip_nonref_before = shown_last
         if keyframe_position is None:
             return
         for _ in range(keyframe_position):
@@ -336,6 +353,7 @@ class FrameSampler:
         self._restart_decoding()
 
     def _restart_decoding(self) -> None:
+        self._skip_nonref_before = None
         self._stream.codec_context.flush_buffers()
         self._packets = self._container.demux(self._stream)
         self._queued.clear()
@@ -364,6 +382,14 @@ class FrameSampler:
             packet = self._queued.popleft() if self._queued else next(self._packets, None)
             if packet is None:
                 return None
+            skippable = (
+                self._skip_nonref_before is not None
+                and packet.pts is not None
+                and packet.pts < self._skip_nonref_before
+            )
+            if skippable != self._skipping_nonref:
+                self._stream.codec_context.skip_frame = "NONREF" if skippable else "DEFAULT"
+                self._skipping_nonref = skippable
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as error:
