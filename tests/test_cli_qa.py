@@ -153,6 +153,7 @@ def test_ask_with_captions_uses_the_caption_model_for_the_cues(
         (["--format", "srt,ass"], "videoqa: error: --format: unknown format ass"),
         (["--frames-per-clip", str(TINY_VIDEO_FRAMES + 2)],
          f"trained on {TINY_VIDEO_FRAMES} frames per clip"),
+        (["--start", "5", "--end", "3"], "videoqa: error: --end: 3 s is not after --start 5 s"),
     ],
 )
 def test_bad_options_end_in_one_line_and_exit_1(workdir, tiny_video_git, args, message):  # noqa: F811

@@ -10,11 +10,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from videoqa.errors import MediaError, OutputError, VideoQAError
+from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
+
+if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
+    from videoqa.pipeline import VideoQA
+    from videoqa.report import ClipResult
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -98,13 +102,16 @@ def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
                  caption_max_new_tokens=max_new_tokens, **options)
 
 
-def _process_all(qa: Any, videos: Sequence[Path], *, questions: tuple[str, ...],
+def _process_all(qa: VideoQA, videos: Sequence[Path], *, questions: tuple[str, ...],
                  captions: bool, formats: str, output_dir: Path | None, overwrite: bool,
                  as_json: bool, **plan_options: Any) -> None:
     """Process every video; report failures per file; exit 1 when any failed."""
     from videoqa.sidecars import parse_formats
 
     wanted = parse_formats(formats)
+    end, start = plan_options.get("end"), plan_options.get("start", 0.0)
+    if end is not None and end <= start:
+        raise ConfigError("--end", f"{end:g} s is not after --start {start:g} s")
     if output_dir is not None:
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +143,7 @@ def _process_all(qa: Any, videos: Sequence[Path], *, questions: tuple[str, ...],
         click.get_current_context().exit(1)
 
 
-def _process_one(qa: Any, video: Path, *, questions: tuple[str, ...], captions: bool,
+def _process_one(qa: VideoQA, video: Path, *, questions: tuple[str, ...], captions: bool,
                  formats: tuple[str, ...], output_dir: Path | None, overwrite: bool,
                  as_json: bool, **plan_options: Any) -> int:
     """One video end to end; sidecars are written only once every clip is done."""
@@ -170,7 +177,7 @@ def _process_one(qa: Any, video: Path, *, questions: tuple[str, ...], captions: 
     return len(results)
 
 
-def _clip_summary(clip: Any, *, captions: bool) -> list[str]:
+def _clip_summary(clip: ClipResult, *, captions: bool) -> list[str]:
     lines = [f"{qa.question}: {qa.answer}" for qa in clip.answers]
     if captions and clip.caption is not None:
         lines.insert(0, clip.caption.text)
