@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
 from videoqa.media import FrameSampler, VideoInfo, probe
+from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
 from videoqa.report import (
     Caption,
     ClipResult,
@@ -40,8 +42,6 @@ from videoqa.report import (
 
 logger = logging.getLogger("videoqa.pipeline")
 
-DEFAULT_QA_MODEL = "microsoft/git-base-vqav2"
-DEFAULT_CAPTION_MODEL = "microsoft/git-base-vatex"
 DEFAULT_IMAGE_FRAMES_PER_CLIP = 3
 """Frames an image checkpoint answers per clip (then votes), unless told otherwise."""
 DEFAULT_MAX_NEW_TOKENS = 20
@@ -52,7 +52,7 @@ ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class _Role:
+class ModelRole:
     """One model's part in a job: answering or captioning, with its own frames per clip."""
 
     engine: GitEngine
@@ -82,8 +82,8 @@ class VideoJob:
     clips: list[Clip]
     questions: tuple[str, ...]
     sampling: Sampling
-    answering: _Role | None
-    captioning: _Role | None
+    answering: ModelRole | None
+    captioning: ModelRole | None
     stream: int | None
     clip_batch_size: int = 1
     _started: bool = field(default=False, repr=False)
@@ -213,7 +213,7 @@ class VideoJob:
 
 
 def _sample(
-    requests: list[tuple[_Role, list[tuple[float, ...]]]],
+    requests: list[tuple[ModelRole, list[tuple[float, ...]]]],
     samplers: dict[tuple[int, int], FrameSampler],
 ) -> list[list[list[np.ndarray]]]:
     """Frames for each request (a role and its clips' times): ``[request][clip][frame]``.
@@ -388,7 +388,7 @@ class VideoQA:
         )
 
     def ask(
-        self, video: str | os.PathLike[str], questions: Sequence[str], **options
+        self, video: str | os.PathLike[str], questions: Sequence[str], **options: Any
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Answer ``questions`` clip by clip: ``(lazy results, video facts)``.
 
@@ -399,7 +399,7 @@ class VideoQA:
         return job.results(), job.info
 
     def caption(
-        self, video: str | os.PathLike[str], **options
+        self, video: str | os.PathLike[str], **options: Any
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Caption the video clip by clip: ``(lazy results, video facts)``."""
         job = self.plan(video, questions=(), captions=True, **options)
@@ -412,7 +412,7 @@ class VideoQA:
         questions: Sequence[str] = (),
         captions: bool = True,
         progress: ProgressCallback | None = None,
-        **options,
+        **options: Any,
     ) -> Report:
         """Process one whole video and return its ``Report`` (what the daemon calls)."""
         job = self.plan(video, questions=questions, captions=captions, **options)
@@ -448,8 +448,8 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
     return requested or DEFAULT_IMAGE_FRAMES_PER_CLIP
 
 
-def _role(engine: GitEngine, frames_per_clip: int | None, info: VideoInfo) -> _Role:
+def _role(engine: GitEngine, frames_per_clip: int | None, info: VideoInfo) -> ModelRole:
     """How many frames this engine sees per clip, and at what size the sampler decodes them."""
     count = frames_per_clip_for(engine, frames_per_clip)
     width, height = engine.frame_size(info.width, info.height)
-    return _Role(engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)))
+    return ModelRole(engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)))
