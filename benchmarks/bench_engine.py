@@ -90,14 +90,16 @@ def random_git_engine(name: str, device: str, dtype: torch.dtype) -> GitEngine:
     return GitEngine(model, bert_like_tokenizer(), preprocessing, model_id=f"random {name}")
 
 
-def timed(run: Callable[[], object], clips: int, device: str) -> float:
-    if device == "cuda":
+def timed(run: Callable[[], object], clips: int, args: argparse.Namespace) -> float:
+    """Seconds per clip by ``args.clock``: wall time, or this process's CPU time."""
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     run()
-    if device == "cuda":
+    if args.device == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / clips
+    return (clock() - start) / clips
 
 
 def bench_model(name: str, args: argparse.Namespace, dtype: torch.dtype) -> list[tuple[str, dict]]:
@@ -169,11 +171,11 @@ def bench_model(name: str, args: argparse.Namespace, dtype: torch.dtype) -> list
         best[key] = min(seconds, best.get(key, float("inf")))
 
     for _ in range(args.rounds):
-        keep(("", "floor"), timed(floor, len(clips), args.device))
-        keep(("", "encode"), timed(encode_only, len(clips), args.device))
+        keep(("", "floor"), timed(floor, len(clips), args))
+        keep(("", "encode"), timed(encode_only, len(clips), args))
         for label, count in tasks:
-            keep((label, "ours"), timed(ours(QUESTIONS[:count]), len(clips), args.device))
-            keep((label, "generate"), timed(per_question_generate(count), len(clips), args.device))
+            keep((label, "ours"), timed(ours(QUESTIONS[:count]), len(clips), args))
+            keep((label, "generate"), timed(per_question_generate(count), len(clips), args))
     return [
         (
             label,
@@ -200,14 +202,24 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated")
     parser.add_argument("--answer-tokens", type=int, default=3)
     parser.add_argument("--caption-tokens", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: see --clock)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default=None,
+        help="cpu: process CPU time, steady on a shared machine with one thread (CPU default); "
+        "wall: elapsed time (CUDA default)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.clips, args.rounds = 1, 1
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_engine: --device cuda but torch sees no CUDA GPU")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.clock is None:
+        args.clock = "wall" if args.device == "cuda" else "cpu"
+    torch.set_num_threads(args.threads)
     dtype = {
         "auto": torch.float16 if args.device == "cuda" else torch.float32,
         "float32": torch.float32,
@@ -216,7 +228,8 @@ def main() -> None:
     }[args.dtype]
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU"
     print(
-        f"# {where}, torch {torch.__version__}, {torch.get_num_threads()} threads, {dtype}, "
+        f"# {where}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), {dtype}, "
+        f"{args.clock} time, best of {args.rounds} round(s), "
         f"{args.clips} clip(s) per measurement, answers {args.answer_tokens} tokens, "
         f"captions {args.caption_tokens} tokens"
     )

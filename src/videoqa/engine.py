@@ -356,10 +356,11 @@ class GitEngine:
             batch = clips[first : first + self.max_clips_per_batch]
             cache = self.encode(batch)
             generations = self.generate(cache, prompts, max_new_tokens=max_new_tokens)
-            results.extend([self._decode(g) for g in clip] for clip in generations)
+            results.extend([self.decode(g) for g in clip] for clip in generations)
         return results
 
-    def _decode(self, generation: Generation) -> Answer:
+    def decode(self, generation: Generation) -> Answer:
+        """Text of a generation, without special tokens; the question is not part of it."""
         eos = set(self.eos_token_ids.tolist())
         text_ids = [token for token in generation.token_ids if token not in eos]
         text = self.tokenizer.decode(text_ids, skip_special_tokens=True).strip()
