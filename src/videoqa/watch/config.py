@@ -53,6 +53,8 @@ class FolderSettings:
     clip_length: float = 5.0
     stride: float | None = None
     frames_per_clip: int | None = None
+    max_new_tokens: int | None = None
+    caption_max_new_tokens: int | None = None
     max_pixels: int | None = None
     max_duration: float | None = None
     output_dir: Path | None = None
@@ -102,8 +104,9 @@ _DAEMON_KEYS = {
 _FOLDER_KEYS = {
     "questions": list, "captions": bool, "model": str, "caption_model": str, "device": str,
     "threads": int, "clip_length": float, "stride": float, "frames_per_clip": int,
-    "max_pixels": int, "max_duration": float, "output_dir": str, "formats": list, "adapters": list,
-    "extensions": list, "recursive": bool, "processor": str,
+    "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
+    "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
+    "recursive": bool, "processor": str,
 }  # fmt: skip
 
 

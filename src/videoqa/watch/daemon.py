@@ -233,8 +233,9 @@ class WatchDaemon:
             self.store.fail(job.id, reason, retryable=False, max_attempts=0)
             logger.warning("%s", reason)
             return
-        logger.info("%s: processing (attempt %d)", path, job.attempts)
         self.worker.submit(job.id, path, settings)
+        logger.info("%s: processing (attempt %d, worker pid %s)", path, job.attempts,
+                    self.worker.pid)  # fmt: skip
 
     def _record(self, outcome: Outcome) -> None:
         job = record_outcome(self.store, self.config, outcome)

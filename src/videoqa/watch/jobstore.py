@@ -28,7 +28,7 @@ STATES: tuple[State, ...] = ("queued", "running", "done", "failed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids name jobs in logs
     path        TEXT    NOT NULL,
     size        INTEGER NOT NULL,
     mtime_ns    INTEGER NOT NULL,
@@ -155,10 +155,15 @@ class JobStore:
             return self.get(cursor.lastrowid), True
 
     def record_refused(
-        self, path: str | os.PathLike[str], size: int, mtime_ns: int, folder: str, reason: str
+        self,
+        path: str | os.PathLike[str],
+        size: int,
+        mtime_ns: int,
+        folder: str | os.PathLike[str],
+        reason: str,
     ) -> Job:
         """Store a file the daemon will not process (``failed`` at once, never retried)."""
-        path = os.fspath(path)
+        path, folder = os.fspath(path), os.fspath(folder)
         now = time.time()
         with self._transaction() as db:
             existing = self.find(path, size, mtime_ns)

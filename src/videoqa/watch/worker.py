@@ -14,7 +14,6 @@ the worker hands the report to the folder's adapters.
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import logging
 import multiprocessing
@@ -72,10 +71,9 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
         _pipelines.clear()  # one set of models per worker: memory stays bounded
         pipeline = _pipelines[key] = VideoQA(settings.model, **options)
     clip_options: dict[str, Any] = {"clip_length": settings.clip_length}
-    if settings.stride is not None:
-        clip_options["stride"] = settings.stride
-    if settings.frames_per_clip is not None:
-        clip_options["frames_per_clip"] = settings.frames_per_clip
+    for name in ("stride", "frames_per_clip", "max_new_tokens", "caption_max_new_tokens"):
+        if getattr(settings, name) is not None:
+            clip_options[name] = getattr(settings, name)
     return pipeline.run(
         path, questions=settings.questions, captions=settings.captions, **clip_options
     )
@@ -174,7 +172,6 @@ def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
             outcome = Outcome(
                 job_id, ok=False, error=f"{path}: {type(error).__name__}: {error}", retryable=True
             )
-        gc.collect()
         outcome = Outcome(
             **{**outcome.__dict__, "seconds": time.monotonic() - started,
                "rss_bytes": resident_memory_bytes()}

@@ -1,0 +1,273 @@
+"""The daemon with a real watchdog observer on temporary folders and the real pipeline.
+
+Every test runs the tiny random GIT checkpoint (captions, one torch thread) on small videos
+generated here; the worker is a real process. Each daemon runs in a thread and is stopped and
+joined in ``finally``; no observer thread or worker process may outlive a test.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import srt
+from indexed_video import write_indexed_video
+from tiny_git import tiny_video_git  # noqa: F401  (pytest fixture)
+
+from videoqa.watch.config import WatchConfig, load_config
+from videoqa.watch.daemon import WatchDaemon
+from videoqa.watch.jobstore import JobStore
+
+
+def write_config(root: Path, model: Path, extra: str = "", **daemon: object) -> Path:
+    """A config file: the tiny model, captions only, fast settle, jsonl log in ``root``."""
+    settings = {"jobstore": str(root / "state" / "jobs.sqlite"), "settle": 0.3,
+                "time_limit": 60, "retry_delay": 0, **daemon}  # fmt: skip
+    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    lines += [
+        "[defaults]",
+        f'model = "{model}"',
+        f'caption_model = "{model}"',
+        "captions = true",
+        "threads = 1",
+        "caption_max_new_tokens = 3",
+        'adapters = ["sidecars", "jsonl"]',
+        extra,
+        "[adapters.jsonl]",
+        f'path = "{root / "state" / "events.jsonl"}"',
+    ]
+    path = root / "videoqa.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Path:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quarter of a second of 32x32 H.264: the cheapest real video."""
+    path = tmp_path_factory.mktemp("media") / "small.mp4"
+    write_indexed_video(path, frames=6, width=32, height=32)
+    return path
+
+
+@contextmanager
+def running(config: WatchConfig) -> Iterator[WatchDaemon]:
+    """A daemon in a thread, ready (observer started, first scan done); stopped and joined."""
+    threads_before = set(threading.enumerate())
+    daemon = WatchDaemon(config)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            daemon.run()
+        except BaseException as error:  # surfaced in the test below
+            errors.append(error)
+
+    thread = threading.Thread(target=run, name="test-daemon")
+    thread.start()
+    try:
+        assert daemon.ready.wait(30) or errors, "the daemon did not start"
+        yield daemon
+    finally:
+        daemon.stop()
+        thread.join(30)
+        if errors:
+            raise errors[0]
+    assert not thread.is_alive()
+    leaked = [t for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+    assert not multiprocessing.active_children(), "a worker process was left running"
+
+
+def jobs_of(config: WatchConfig) -> dict[str, tuple[str, int, str | None]]:
+    """``{file name: (state, attempts, last_error)}`` from the store, as another process sees it."""
+    with JobStore(config.jobstore) as store:
+        return {Path(j.path).name: (j.state, j.attempts, j.last_error) for j in store.jobs()}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, *, show=None) -> None:
+    deadline = time.monotonic() + timeout
+    daemons = [t for t in threading.enumerate() if t.name == "test-daemon"]
+    while not condition():
+        if time.monotonic() > deadline or not all(t.is_alive() for t in daemons):
+            raise AssertionError(f"condition not reached in time: {show() if show else ''}")
+        time.sleep(0.05)
+
+
+def finished(config: WatchConfig, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        states = [state for state, _, _ in jobs_of(config).values()]
+        return len(states) >= count and all(s in ("done", "failed") for s in states)
+
+    return check
+
+
+def events(config: WatchConfig) -> list[dict]:
+    log = config.jobstore.parent / "events.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_a_file_copied_slowly_is_processed_once_after_it_settles(
+    tmp_path,
+    watched,
+    small_video,
+    tiny_video_git,  # noqa: F811
+):
+    config = load_config(write_config(tmp_path, tiny_video_git, settle=0.5), folders=[watched])
+    data = small_video.read_bytes()
+    target = watched / "arriving.mp4"
+    with running(config):
+        with open(target, "wb") as handle:
+            for start in range(0, len(data), 256):  # about 3 s of dribbling, 0.1 s apart
+                handle.write(data[start : start + 256])
+                handle.flush()
+                time.sleep(0.1)
+        last_write = time.time()
+        wait_for(finished(config, 1))
+        time.sleep(0.6)  # a late duplicate would show up here
+    with JobStore(config.jobstore) as store:
+        (job,) = store.jobs()
+    assert (job.state, job.attempts, job.size) == ("done", 1, len(data))
+    assert job.started_at >= last_write + 0.5
+    assert [e["event"] for e in events(config)] == ["done"]
+    cues = list(srt.parse((watched / "arriving.srt").read_text()))
+    assert len(cues) == 1 and cues[0].content.strip()
+
+
+def test_a_burst_of_200_files_loses_none(tmp_path, watched, small_video, tiny_video_git):  # noqa: F811
+    config = load_config(
+        write_config(tmp_path, tiny_video_git, extra='formats = ["json"]'), folders=[watched]
+    )
+    with running(config):
+        for index in range(200):
+            shutil.copyfile(small_video, watched / f"burst-{index:03d}.mp4")
+        wait_for(finished(config, 200), timeout=180)
+    jobs = jobs_of(config)
+    assert len(jobs) == 200
+    assert {state for state, _, _ in jobs.values()} == {"done"}
+    assert len(list(watched.glob("burst-*.videoqa.json"))) == 200
+    assert sorted(e["video"] for e in events(config)) == sorted(
+        str(watched / f"burst-{index:03d}.mp4") for index in range(200)
+    )
+
+
+def test_files_added_while_stopped_are_found_at_start_and_renames_are_noticed(
+    tmp_path,
+    watched,
+    small_video,
+    tiny_video_git,  # noqa: F811
+):
+    config = load_config(write_config(tmp_path, tiny_video_git), folders=[watched])
+    shutil.copyfile(small_video, watched / "first.mp4")
+    with running(config):
+        wait_for(finished(config, 1))
+        # A download in progress, then renamed to its final name.
+        shutil.copyfile(small_video, watched / "download.mp4.part")
+        time.sleep(0.6)
+        assert "download.mp4.part" not in jobs_of(config)
+        os.rename(watched / "download.mp4.part", watched / "download.mp4")
+        wait_for(finished(config, 2))
+    # While the daemon is down: two new files, one deleted.
+    (watched / "later").mkdir()
+    shutil.copyfile(small_video, watched / "later" / "second.mp4")
+    shutil.copyfile(small_video, watched / "third.mov")
+    os.remove(watched / "first.mp4")
+    with running(config):
+        wait_for(finished(config, 4))
+    jobs = jobs_of(config)
+    assert {name: state for name, (state, _, _) in jobs.items()} == {
+        "first.mp4": "done", "download.mp4": "done", "second.mp4": "done", "third.mov": "done",
+    }  # fmt: skip
+    assert (watched / "later" / "second.srt").exists()
+    with JobStore(config.jobstore) as store:
+        assert store.latest(watched / "first.mp4").deleted_at is not None
+        assert store.latest(watched / "third.mov").deleted_at is None
+    assert len(events(config)) == 4
+
+
+def write_audio_only(path: Path) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        samples = np.zeros((1, 8000), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def test_bad_files_end_failed_with_a_clear_error_and_the_daemon_goes_on(
+    tmp_path,
+    watched,
+    small_video,
+    tiny_video_git,  # noqa: F811
+):
+    config = load_config(write_config(tmp_path, tiny_video_git), folders=[watched])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copyfile(small_video, outside / "private.mp4")
+    with running(config):
+        (watched / "empty.mp4").write_bytes(b"")
+        (watched / "random.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
+        (watched / "truncated.mp4").write_bytes(small_video.read_bytes()[:600])
+        write_audio_only(watched / "audio-only.m4v")
+        os.symlink(outside / "private.mp4", watched / "escape.mp4")
+        shutil.copyfile(small_video, watched / "good.mp4")
+        wait_for(finished(config, 6), show=lambda: jobs_of(config))
+    jobs = jobs_of(config)
+    assert jobs["good.mp4"][0] == "done"
+    for name in ("empty.mp4", "random.mp4", "truncated.mp4", "audio-only.m4v", "escape.mp4"):
+        state, attempts, error = jobs[name]
+        assert state == "failed" and error.startswith(str(watched / name)), (name, error)
+        assert attempts <= 1 and "\n" not in error  # a bad file is not retried
+    assert (
+        "refused" in jobs["escape.mp4"][2] and "outside the watched folder" in jobs["escape.mp4"][2]
+    )
+    assert "no video stream" in jobs["audio-only.m4v"][2] or "video" in jobs["audio-only.m4v"][2]
+    assert not list(watched.glob("escape.*.json")) and not (watched / "escape.srt").exists()
+    assert sorted(e["event"] for e in events(config)) == ["done"] + ["failed"] * 5
+
+
+def test_a_file_that_crashes_or_hangs_the_worker_fails_and_the_next_is_processed(
+    tmp_path,
+    watched,
+    small_video,
+    tiny_video_git,  # noqa: F811
+):
+    config = load_config(
+        write_config(
+            tmp_path,
+            tiny_video_git,
+            'processor = "test_watch_worker:faulty"',
+            max_attempts=2,
+            time_limit=3,
+        ),  # fmt: skip
+        folders=[watched],
+    )
+    with running(config):
+        shutil.copyfile(small_video, watched / "crash.mp4")
+        shutil.copyfile(small_video, watched / "hang.mp4")
+        time.sleep(0.1)
+        shutil.copyfile(small_video, watched / "next.mp4")
+        wait_for(finished(config, 3))
+    jobs = jobs_of(config)
+    assert jobs["next.mp4"][:2] == ("done", 1)
+    assert jobs["crash.mp4"][:2] == ("failed", 2)
+    assert "worker process died (signal SIGSEGV)" in jobs["crash.mp4"][2]
+    assert jobs["hang.mp4"][:2] == ("failed", 2)
+    assert "time limit of 3 s exceeded" in jobs["hang.mp4"][2]
