@@ -70,7 +70,7 @@ def make_video(path: Path, seconds: int, gop_seconds: int) -> None:
         stream.options = {
             "preset": "veryfast",
             "crf": "23",
-            "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=3",
+            "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=3:b-adapt=0",
         }
         stream.codec_context.thread_count = 0
         for index in range(seconds * RATE):

@@ -64,6 +64,7 @@ CASES: dict[str, tuple[str, dict]] = {
             "options": X264_SHORT_GOP,
         },
     ),
+    "h264-mpegts-no-index": ("m.ts", {"frames": 60, "options": X264_SHORT_GOP}),
     "start-time-mkv": (
         "l.mkv",
         {
@@ -117,8 +118,11 @@ def test_every_time_gets_the_frame_the_timeline_shows(videos, case):
     timeline = reference_timeline(path)
     frame_times = [time for time, _ in timeline]
     times = _times_around(frame_times)
+    half = len(times) // 2
     with FrameSampler(path, size=(32, 24)) as sampler:
-        frames = sampler.sample(times)
+        frames = sampler.sample(times[:half])
+        frames += sampler.sample(times[half:])  # starts over: seeks back
+        assert sampler.seeks >= 1
     assert len(frames) == len(times)
     for time, frame in zip(times, frames, strict=True):
         index = expected_index(frame_times, time)
