@@ -1,0 +1,363 @@
+"""Train the demo GIT checkpoint (``src/videoqa/demo_model``) on clips of the shapes world.
+
+Rebuilds the shipped checkpoint from scratch, on CPU, with a fixed seed::
+
+    python tools/train_demo_model.py --output src/videoqa/demo_model --log /tmp/demo_train.log
+
+Frames go the way the product feeds them: rendered at an ordinary video size, converted to
+yuv420p and resized by swscale (bicubic, through PyAV, as ``videoqa.media.FrameSampler`` does)
+to the model's 32x32, then normalised by the checkpoint's own preprocessing. Some clips are
+JPEG-compressed first, so codec artifacts are not new to the model. A pool of rendered clips is
+made once and reused with cheap augmentation (noise, and time reversal with the direction
+answer flipped), because rendering every step would cost more than the training itself.
+
+Recipe (what made direction learnable, see docs/demo.md): ``initializer_range`` 0.1 in the text
+and vision configs, temporal embeddings drawn with std 1.0, and 10x the learning rate for the
+temporal and vision position embeddings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from av.video.reformatter import VideoReformatter
+
+from videoqa.demo import (
+    COLORS,
+    OPPOSITE,
+    VOCABULARY,
+    ClipTruth,
+    caption_of,
+    questions_for,
+    random_clip_scene,
+    render,
+)
+from videoqa.demo.world import BACKGROUND, Scene
+from videoqa.engine import FramePreprocessing
+
+logger = logging.getLogger("videoqa.tools.train_demo_model")
+
+FRAMES = 6
+IMAGE_SIZE = 32
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+PREPROCESSOR_CONFIG = {
+    "image_processor_type": "CLIPImageProcessor",
+    "processor_class": "GitProcessor",
+    "do_resize": True,
+    "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+    "resample": 3,
+    "do_center_crop": False,
+    "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "do_normalize": True,
+    "image_mean": CLIP_MEAN,
+    "image_std": CLIP_STD,
+    "do_convert_rgb": True,
+}
+#: Video sizes the pool is rendered at (the product squeezes any of them to 32x32).
+RENDER_SIZES = ((320, 240), (320, 240), (320, 240), (480, 270), (256, 192), (400, 300))
+#: How often each kind of target is trained.
+TASK_WEIGHTS = {"caption": 0.3, "direction": 0.2, "color": 0.17, "shape": 0.17, "count": 0.16}
+
+
+def build_tokenizer():
+    """Word-level BERT tokenizer over the world's vocabulary (checked: no silent fallback)."""
+    from transformers import BertTokenizerFast
+
+    vocab = {token: index for index, token in enumerate((*SPECIAL_TOKENS, *VOCABULARY))}
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
+    if len(tokenizer) != len(vocab):
+        raise RuntimeError(f"tokenizer has {len(tokenizer)} tokens, expected {len(vocab)}")
+    return tokenizer
+
+
+def build_model(tokenizer, *, seed: int):
+    from transformers import GitConfig, GitForCausalLM
+
+    config = GitConfig(
+        vision_config={
+            "hidden_size": 64,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 8,
+            "initializer_range": 0.1,
+        },
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=256,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.1,
+        num_image_with_embedding=FRAMES,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    torch.manual_seed(seed)
+    model = GitForCausalLM(config)
+    with torch.no_grad():
+        for embedding in model.git.img_temporal_embedding:
+            embedding.normal_(0.0, 1.0)
+    return model
+
+
+class ClipPool:
+    """Rendered clips at the model's input size, with their ground truth."""
+
+    def __init__(self, size: int, *, seed: int, jpeg_share: float = 0.3) -> None:
+        rng = np.random.default_rng(seed)
+        self.frames = np.empty((size, FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+        self.truths: list[ClipTruth] = []
+        to_yuv, to_model = VideoReformatter(), VideoReformatter()
+        started = time.monotonic()
+        for index in range(size):
+            width, height = RENDER_SIZES[rng.integers(len(RENDER_SIZES))]
+            scene, times = random_clip_scene(rng, frames=FRAMES, aspect=width / height)
+            background = tuple(int(np.clip(v + rng.integers(-14, 15), 0, 255)) for v in BACKGROUND)
+            scene = Scene(scene.actors, background)
+            palette = {
+                name: tuple(int(np.clip(v + rng.integers(-14, 15), 0, 255)) for v in rgb)
+                for name, rgb in COLORS.items()
+            }
+            quality = int(rng.integers(25, 90)) if rng.random() < jpeg_share else None
+            for position, time_ in enumerate(times):
+                rgb = render(scene, time_, width, height, colors=palette)
+                if quality is not None:
+                    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                    _, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                    rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                frame = to_yuv.reformat(av.VideoFrame.from_ndarray(rgb, "rgb24"), format="yuv420p")
+                small = to_model.reformat(
+                    frame,
+                    format="rgb24",
+                    width=IMAGE_SIZE,
+                    height=IMAGE_SIZE,
+                    interpolation="BICUBIC",
+                )
+                self.frames[index, position] = small.to_ndarray()
+            self.truths.append(scene.truth(times))
+            if (index + 1) % 2000 == 0:
+                elapsed = time.monotonic() - started
+                logger.info("pool %d/%d clips (%.0f s)", index + 1, size, elapsed)
+
+
+def target_text(truth: ClipTruth, task: str, rng: np.random.Generator) -> tuple[str, str]:
+    """(prompt, answer) for one task; the prompt is empty for a caption."""
+    if task == "caption":
+        return "", caption_of(truth)
+    choices = [q for q in questions_for(truth) if q.kind == task]
+    question = choices[rng.integers(len(choices))]
+    return question.text, question.answer
+
+
+def encode_batch(tokenizer, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids ``[CLS] prompt answer [SEP]`` (right-padded) and labels on answer + ``[SEP]``."""
+    rows, label_rows = [], []
+    for prompt, answer in pairs:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids if prompt else []
+        answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
+        ids = [tokenizer.cls_token_id, *prompt_ids, *answer_ids, tokenizer.sep_token_id]
+        labels = [-100] * (1 + len(prompt_ids)) + [*answer_ids, tokenizer.sep_token_id]
+        rows.append(ids)
+        label_rows.append(labels)
+    length = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), length), -100, dtype=torch.long)
+    for index, (ids, row_labels) in enumerate(zip(rows, label_rows, strict=True)):
+        input_ids[index, : len(ids)] = torch.tensor(ids)
+        labels[index, : len(row_labels)] = torch.tensor(row_labels)
+    return input_ids, labels
+
+
+def pixel_tensor(frames: np.ndarray, preprocessing: FramePreprocessing) -> torch.Tensor:
+    """(clips, frames, 3, H, W) normalised exactly as the engine does it."""
+    clips = frames.shape[0]
+    flat = [frame for clip in frames for frame in clip]
+    pixels = preprocessing(flat)
+    return pixels.view(clips, FRAMES, *pixels.shape[1:])
+
+
+def make_batch(
+    pool: ClipPool,
+    indices,
+    tokenizer,
+    preprocessing,
+    rng,
+    *,
+    augment: bool,
+    tasks: list[str] | None = None,
+):
+    frames = pool.frames[indices].astype(np.float32)
+    truths = [pool.truths[i] for i in indices]
+    if augment:
+        reverse = rng.random(len(indices)) < 0.3
+        for row in np.nonzero(reverse)[0]:
+            frames[row] = frames[row, ::-1]
+            truth = truths[row]
+            if truth.direction:
+                truths[row] = replace(truth, direction=OPPOSITE[truth.direction])
+        sigma = rng.uniform(0, 4, size=(len(indices), 1, 1, 1, 1))
+        frames = frames + rng.normal(size=frames.shape) * sigma
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    if tasks is None:
+        names, weights = list(TASK_WEIGHTS), list(TASK_WEIGHTS.values())
+        tasks = [names[i] for i in rng.choice(len(names), size=len(indices), p=weights)]
+    pairs = [target_text(truth, task, rng) for truth, task in zip(truths, tasks, strict=True)]
+    input_ids, labels = encode_batch(tokenizer, pairs)
+    return pixel_tensor(frames, preprocessing), input_ids, labels, tasks
+
+
+def loss_and_exact(model, pixels, input_ids, labels):
+    """Token cross-entropy on the labelled text, and per row whether every label is the argmax
+    (teacher-forced, which for exact match is the same as greedy decoding)."""
+    logits = model(input_ids=input_ids, pixel_values=pixels).logits
+    text_logits = logits[:, -input_ids.shape[1] : -1, :]
+    targets = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        text_logits.reshape(-1, text_logits.shape[-1]), targets.reshape(-1), ignore_index=-100
+    )
+    mask = targets != -100
+    correct = (text_logits.argmax(-1) == targets) | ~mask
+    return loss, correct.all(dim=1)
+
+
+def evaluate(model, pool, tokenizer, preprocessing, *, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    model.eval()
+    results: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for task in TASK_WEIGHTS:
+            for first in range(0, len(pool.truths), 128):
+                indices = np.arange(first, min(first + 128, len(pool.truths)))
+                pixels, input_ids, labels, _ = make_batch(
+                    pool,
+                    indices,
+                    tokenizer,
+                    preprocessing,
+                    rng,
+                    augment=False,
+                    tasks=[task] * len(indices),
+                )
+                _, exact = loss_and_exact(model, pixels, input_ids, labels)
+                results.setdefault(task, []).extend(exact.tolist())
+    model.train()
+    return {task: float(np.mean(values)) for task, values in results.items()}
+
+
+def save_checkpoint(model, tokenizer, folder: Path, metrics: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG, indent=2))
+    (folder / "training.json").write_text(json.dumps(metrics, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=Path("src/videoqa/demo_model"))
+    parser.add_argument("--log", type=Path, default=None, help="also log progress to this file")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--pool", type=int, default=12000, help="rendered training clips")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-every", type=int, default=250)
+    args = parser.parse_args()
+
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if args.log:
+        handlers.append(logging.FileHandler(args.log))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
+    torch.set_num_threads(args.threads)
+    np.random.seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, seed=args.seed)
+    preprocessing = FramePreprocessing.from_config(PREPROCESSOR_CONFIG, image_size=IMAGE_SIZE)
+    parameters = sum(p.numel() for p in model.parameters())
+    logger.info("model: %d parameters, vocabulary %d", parameters, len(tokenizer))
+
+    train_pool = ClipPool(args.pool, seed=args.seed + 1)
+    held_out = ClipPool(256, seed=args.seed + 1_000_003)
+    logger.info("pools ready")
+
+    fast = [
+        p
+        for n, p in model.named_parameters()
+        if "img_temporal_embedding" in n or "vision_model.embeddings.position_embedding" in n
+    ]
+    fast_ids = {id(p) for p in fast}
+    slow = [p for p in model.parameters() if id(p) not in fast_ids]
+    optimizer = torch.optim.AdamW(
+        [{"params": slow, "lr": args.lr}, {"params": fast, "lr": args.lr * 10}],
+        weight_decay=0.01,
+    )
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    warmup = max(args.steps // 25, 1)
+
+    model.train()
+    started = time.monotonic()
+    metrics: dict = {
+        "parameters": parameters,
+        "seed": args.seed,
+        "steps": args.steps,
+        "batch": args.batch,
+    }
+    for step in range(1, args.steps + 1):
+        progress = (
+            step / warmup
+            if step <= warmup
+            else 0.1
+            + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(args.steps - warmup, 1)))
+        )
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base * progress
+        indices = rng.integers(len(train_pool.truths), size=args.batch)
+        pixels, input_ids, labels, _ = make_batch(
+            train_pool, indices, tokenizer, preprocessing, rng, augment=True
+        )
+        loss, _ = loss_and_exact(model, pixels, input_ids, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step % 25 == 0:
+            logger.info("step %d loss %.4f (%.0f s)", step, loss.item(), time.monotonic() - started)
+        if step % args.eval_every == 0 or step == args.steps:
+            accuracy = evaluate(model, held_out, tokenizer, preprocessing, seed=args.seed)
+            logger.info(
+                "step %d held-out exact match %s",
+                step,
+                {k: round(v, 3) for k, v in accuracy.items()},
+            )
+            metrics.update(
+                step=step,
+                held_out_exact_match=accuracy,
+                train_seconds=round(time.monotonic() - started),
+            )
+            save_checkpoint(model, tokenizer, args.output, metrics)
+    logger.info("done in %.0f s; saved to %s", time.monotonic() - started, args.output)
+
+
+if __name__ == "__main__":
+    main()
