@@ -136,11 +136,11 @@ def test_answers_become_question_lines_unless_captions_were_made_too(tmp_path):
 
 
 def test_text_that_would_break_a_cue_is_kept_on_one_line_and_escaped_in_vtt(tmp_path):
-    report = make_report(["a <b>bold</b> &\n\nmulti line", "", "x"])
+    report = make_report(["a <b>bold</b> &\n\nmulti line", "", "x --> y"])
     write_sidecars(report, tmp_path / "t.mp4", formats=["srt", "vtt"])
     subtitles = list(srt.parse((tmp_path / "t.srt").read_text(encoding="utf-8")))
     # The empty caption gets no cue; the other two stay whole.
-    assert [s.content for s in subtitles] == ["a <b>bold</b> & multi line", "x"]
+    assert [s.content for s in subtitles] == ["a <b>bold</b> & multi line", "x -> y"]
     vtt_text = (tmp_path / "t.vtt").read_text(encoding="utf-8")
     assert "a &lt;b&gt;bold&lt;/b&gt; &amp; multi line" in vtt_text
     assert len(webvtt.read(str(tmp_path / "t.vtt"))) == 2

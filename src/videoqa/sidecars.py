@@ -118,7 +118,9 @@ class SrtWriter(SidecarWriter):
         for number, cue in enumerate(build_cues(report), start=1):
             start = format_timestamp(cue.start, decimal_marker=",")
             end = format_timestamp(cue.end, decimal_marker=",")
-            blocks.append(f"{number}\n{start} --> {end}\n" + "\n".join(cue.lines) + "\n")
+            # An arrow inside the text would read as a timing line to SRT parsers.
+            text = "\n".join(line.replace("-->", "->") for line in cue.lines)
+            blocks.append(f"{number}\n{start} --> {end}\n{text}\n")
         return "\n".join(blocks)
 
 
