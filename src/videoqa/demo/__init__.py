@@ -23,6 +23,7 @@ from videoqa.demo.world import (
     Actor,
     ClipTruth,
     Scene,
+    in_sequence,
     random_clip_scene,
     render,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "SampleScene",
     "Scene",
     "caption_of",
+    "in_sequence",
     "questions_for",
     "random_clip_scene",
     "render",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -240,3 +240,20 @@ def random_clip_scene(
             path = ((0.0, lane, along_at_0), (1.0, lane, along_at_1))
         actors.append(Actor(str(shape), radius, path, ((0.0, str(color)),)))
     return Scene(tuple(actors)), times
+
+
+def in_sequence(scenes: Sequence[Scene], *, seconds_each: float) -> Scene:
+    """One scene that plays ``scenes`` one after another, each stretched from ``[0, 1)`` to
+    ``seconds_each`` seconds: many held-out clips in one video, clip ``k`` at
+    ``[k * seconds_each, (k + 1) * seconds_each)``."""
+    actors = []
+    for index, scene in enumerate(scenes):
+        start = index * seconds_each
+        for actor in scene.actors:
+            path = tuple((start + t * seconds_each, x, y) for t, x, y in actor.path)
+            colors = tuple((start + t * seconds_each, name) for t, name in actor.colors)
+            begin = max(actor.appears, 0.0) * seconds_each + start
+            end = min(actor.disappears, 1.0) * seconds_each + start
+            actors.append(replace(actor, path=path, colors=colors, appears=begin, disappears=end))
+    background = scenes[0].background if scenes else BACKGROUND
+    return Scene(tuple(actors), background)
