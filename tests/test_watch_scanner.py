@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from videoqa.watch.config import FolderSettings
+from videoqa.watch.daemon import wait_until_settled
 from videoqa.watch.scanner import (
     SettleTracker,
     is_candidate,
@@ -95,3 +98,25 @@ def test_a_file_that_vanishes_while_settling_is_dropped(tmp_path):
     path.unlink()
     clock.now = 5.0
     assert tracker.settled() == [] and len(tracker) == 0
+
+
+def test_process_settle_waits_for_a_file_still_being_written(tmp_path):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"x")
+    last_write: list[float] = []
+
+    def append() -> None:
+        for _ in range(4):
+            time.sleep(0.1)
+            with open(path, "ab") as handle:
+                handle.write(b"y")
+            last_write.append(time.monotonic())
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        wait_until_settled(path, 0.3)
+    finally:
+        writer.join()
+    assert time.monotonic() >= last_write[-1] + 0.3
+    assert path.stat().st_size == 5

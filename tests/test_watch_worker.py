@@ -20,15 +20,18 @@ from videoqa.watch.worker import Worker, process_file
 
 
 def faulty(path: Path, settings: FolderSettings):
-    """``crash*`` dies by SIGSEGV (like a crash inside FFmpeg), ``hang*`` never returns,
-    ``slow*`` sleeps ``VIDEOQA_TEST_SLOW`` seconds first; everything runs the real pipeline."""
+    """A processor with faults on demand, else the real pipeline.
+
+    ``crash*`` dies by SIGSEGV (like a crash inside FFmpeg), ``hang*`` never returns, ``slow*``
+    first sleeps ``VIDEOQA_TEST_SLOW`` seconds (when set), ``oops*`` and ``bad*`` raise.
+    """
     name = Path(path).name
     if name.startswith("crash"):
         os.kill(os.getpid(), signal.SIGSEGV)
     if name.startswith("hang"):
         time.sleep(3600)
     if name.startswith("slow"):
-        time.sleep(float(os.environ.get("VIDEOQA_TEST_SLOW", "2")))
+        time.sleep(float(os.environ.get("VIDEOQA_TEST_SLOW", "0")))
     if name.startswith("oops"):
         raise RuntimeError("unexpected")
     if name.startswith("bad"):

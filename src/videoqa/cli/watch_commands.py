@@ -101,10 +101,12 @@ def watch(
 @_config_option
 @_jobstore_option
 @click.option("--time-limit", type=float, help="Seconds allowed for the file (default 600).")
+@click.option("--settle", type=float, default=0.0, show_default=True,
+              help="First wait until the file is unchanged for this many seconds.")  # fmt: skip
 @_json_option
 def process(
     path: Path, config_path: Path | None, jobstore: Path | None, time_limit: float | None,
-    as_json: bool,
+    settle: float, as_json: bool,
 ) -> None:  # fmt: skip
     """Process one video with the daemon's job store and adapters (for your own watcher).
 
@@ -115,7 +117,7 @@ def process(
 
     config = load_config(config_path, jobstore=str(jobstore) if jobstore else None,
                    time_limit=time_limit)  # fmt: skip
-    job = process_one(config, path)
+    job = process_one(config, path, settle=settle)
     if as_json:
         click.echo(json.dumps(job.to_dict(), indent=2))
     else:

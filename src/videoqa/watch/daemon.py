@@ -275,16 +275,30 @@ def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Jo
     return job
 
 
-def process_one(config: WatchConfig, path: str | os.PathLike[str]) -> Job:
+def wait_until_settled(path: Path, settle: float) -> None:
+    """Block until ``path`` has not changed for ``settle`` seconds (MediaError if it vanishes)."""
+    tracker = SettleTracker(settle)
+    tracker.touch(path)
+    while tracker:
+        if tracker.settled():
+            return
+        time.sleep(min(0.25, settle / 4))
+    raise MediaError(path, "disappeared while settling")
+
+
+def process_one(config: WatchConfig, path: str | os.PathLike[str], *, settle: float = 0.0) -> Job:
     """Process one file with the daemon's store, worker and adapters; idempotent.
 
     For people who run their own watcher: a file the store already finished (``done`` or
     ``failed``, same bytes) is not processed again; a changed file is. A file outside every
     configured folder gets the ``[defaults]`` settings with its own folder as the root.
+    ``settle`` first waits for the file to stop changing (for watchers that fire early).
     """
     path = Path(os.path.abspath(path))
     if not path.is_file():
         raise MediaError(path, "no such file")
+    if settle > 0:
+        wait_until_settled(path, settle)
     try:
         settings = config.settings_for(path)
     except ConfigError:

@@ -1,0 +1,149 @@
+"""The commands: ``watch`` under SIGTERM and SIGKILL (real subprocesses), ``process``,
+``jobs``, ``adapters``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_watch_daemon import events, jobs_of, small_video, wait_for, write_config  # noqa: F401
+from test_watch_worker import _is_zombie
+from tiny_git import tiny_video_git  # noqa: F401  (pytest fixture)
+
+from videoqa.cli import cli
+from videoqa.watch.config import load_config
+from videoqa.watch.daemon import WatchDaemon
+
+TESTS = Path(__file__).resolve().parent
+
+
+def start_daemon(config_path: Path, folder: Path, log: Path) -> subprocess.Popen:
+    python_path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": python_path, "VIDEOQA_TEST_SLOW": "3"}
+    with open(log, "ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "videoqa", "watch", str(folder), "--config", str(config_path)],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+        )  # fmt: skip
+
+
+def wait_running(config, name: str, daemon: subprocess.Popen, log: Path) -> None:
+    def running() -> bool:
+        assert daemon.poll() is None, log.read_text()
+        return config.jobstore.exists() and jobs_of(config).get(name, ("",))[0] == "running"
+
+    wait_for(running, timeout=60)
+
+
+def test_sigterm_requeues_and_sigkill_mid_file_then_restart_leaves_one_complete_set(
+    tmp_path, small_video, tiny_video_git  # noqa: F811
+):
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    config_path = write_config(tmp_path, tiny_video_git, 'processor = "test_watch_worker:faulty"')
+    config = load_config(config_path, folders=[watched])
+    shutil.copyfile(small_video, watched / "slow.mp4")
+    log = tmp_path / "daemon.log"
+
+    # SIGTERM while the file is being processed: a clean stop, the file back in the queue.
+    daemon = start_daemon(config_path, watched, log)
+    try:
+        wait_running(config, "slow.mp4", daemon, log)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert jobs_of(config)["slow.mp4"][:2] == ("queued", 0)
+    assert "back in the queue" in log.read_text()
+
+    # SIGKILL in the middle of the file: the worker must not go on without its daemon.
+    daemon = start_daemon(config_path, watched, log)
+    try:
+        wait_running(config, "slow.mp4", daemon, log)
+        worker_pid = int(re.findall(r"worker pid (\d+)", log.read_text())[-1])
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+    wait_for(lambda: _is_zombie(worker_pid), timeout=10)
+    assert jobs_of(config)["slow.mp4"][0] == "running"
+    assert not list(watched.glob("slow.*[!4]"))  # nothing was written for it
+
+    # The restart finds the interrupted job and finishes it, once.
+    WatchDaemon(config, once=True).run()
+    state, attempts, _ = jobs_of(config)["slow.mp4"]
+    assert (state, attempts) == ("done", 2)
+    names = sorted(p.name for p in watched.iterdir())
+    assert names == ["slow.mp4", "slow.srt", "slow.videoqa.json", "slow.vtt"]
+    report = json.loads((watched / "slow.videoqa.json").read_text())
+    assert report["clips"] and set(report["sidecars"]) == {"slow.srt", "slow.vtt"}
+    assert [e["event"] for e in events(config)] == ["done"]
+
+
+@pytest.fixture
+def store_config(tmp_path, tiny_video_git):  # noqa: F811
+    return write_config(tmp_path, tiny_video_git)
+
+
+def test_process_is_idempotent_and_shares_the_store_with_jobs(
+    tmp_path, small_video, store_config  # noqa: F811
+):
+    folder = tmp_path / "mam"
+    folder.mkdir()
+    video = folder / "asset.mp4"
+    shutil.copyfile(small_video, video)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["process", str(video), "--config", str(store_config)])
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith(f"done: {video}")
+    assert (folder / "asset.srt").exists()
+    again = runner.invoke(cli, ["process", str(video), "--config", str(store_config), "--json"])
+    assert again.exit_code == 0
+    assert json.loads(again.output)["attempts"] == 1  # not processed a second time
+    config = load_config(store_config)
+    assert [e["event"] for e in events(config)] == ["done"]
+
+    (folder / "broken.mp4").write_bytes(b"\x00" * 100)
+    bad = runner.invoke(cli, ["process", str(folder / "broken.mp4"), "--config", str(store_config)])
+    assert bad.exit_code == 1
+    assert "failed" in bad.output and "broken.mp4: " in bad.output
+
+    listed = runner.invoke(cli, ["jobs", "--config", str(store_config), "--json"])
+    data = json.loads(listed.output)
+    assert data["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+    assert {Path(j["path"]).name: j["state"] for j in data["jobs"]} == {
+        "asset.mp4": "done", "broken.mp4": "failed",
+    }  # fmt: skip
+    failed = runner.invoke(cli, ["watch", "--status", "--config", str(store_config)])
+    assert "done: 1" in failed.output and "failed: 1" in failed.output
+    assert "broken.mp4" in failed.output
+
+
+def test_process_refuses_a_missing_file_in_one_line(tmp_path, store_config):
+    result = CliRunner().invoke(cli, ["process", str(tmp_path / "nope.mp4"),
+                                      "--config", str(store_config)])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.strip() == f"videoqa: error: {tmp_path / 'nope.mp4'}: no such file"
+
+
+def test_adapters_lists_the_bundled_plugins():
+    result = CliRunner().invoke(cli, ["adapters", "--json"])
+    listed = {entry["name"]: entry for entry in json.loads(result.output)}
+    assert {"sidecars", "jsonl", "webhook"} <= set(listed)
+    assert listed["sidecars"]["object"] == "videoqa_plugins.sidecars:SidecarAdapter"
+
+
+def test_a_bad_config_is_a_one_line_error(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("settle = 'soon'\n")
+    result = CliRunner().invoke(cli, ["watch", str(tmp_path), "--config", str(config)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"videoqa: error: {config}: 'settle' must be float, got 'soon'"
