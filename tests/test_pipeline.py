@@ -133,6 +133,22 @@ def test_video_checkpoint_gets_its_frames_in_time_order_as_one_clip(tiny_video_g
     assert [c.caption.frame_times for c in captions] == [r.frame_times for r in results]
 
 
+def test_an_image_caption_checkpoint_captions_every_frame_and_the_clip_votes(
+    tiny_image_git, video  # noqa: F811
+):
+    qa = VideoQA(str(tiny_image_git), caption_model=str(tiny_image_git), device="cpu")
+    results, _ = qa.caption(video, clip_length=6.0, frames_per_clip=4)
+    engine = qa.caption_engine
+    for result in results:
+        times = frame_times_in(result.start, result.end, 4)
+        assert result.caption.frame_times == times == result.frame_times
+        per_frame = engine.caption([[f] for f in sampled(engine, video, times)])
+        votes = [FrameAnswer(t, c.text, c.score) for t, c in zip(times, per_frame, strict=True)]
+        text, score = vote(votes)
+        assert result.caption.text == text
+        assert result.caption.score == pytest.approx(score)
+
+
 def test_results_stream_lazily_clip_by_clip(qa, video):
     job = qa.plan(video, questions=QUESTIONS[:1], captions=False, clip_length=3.0)
     assert len(job.clips) == 4
