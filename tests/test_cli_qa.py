@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import pty
 import select
@@ -102,7 +103,8 @@ def test_a_bad_file_is_reported_in_one_line_and_the_others_are_processed(
     assert not list(workdir.glob("*.json"))  # --format srt only
 
 
-def test_caption_json_lines_on_stdout_with_no_sidecars(workdir, tiny_video_git):  # noqa: F811
+def test_caption_json_lines_on_stdout_with_no_sidecars(workdir, tiny_video_git, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO, logger="videoqa.pipeline")
     code, out, err = invoke("caption", str(workdir / "first.mp4"), str(workdir / "second.mp4"),
                             "--model", str(tiny_video_git), "--json", "--format", "none",
                             "--start", "1", "--end", "7", "--stride", "2", "--clip-length", "4")
@@ -116,6 +118,8 @@ def test_caption_json_lines_on_stdout_with_no_sidecars(workdir, tiny_video_git):
     assert first.sampling.stride == 2.0 and first.sampling.caption_max_new_tokens == 30
     assert all(len(c.caption.frame_times) == TINY_VIDEO_FRAMES for c in first.clips)
     assert sorted(p.name for p in workdir.iterdir()) == ["first.mp4", "second.mp4"]
+    loads = [r for r in caplog.records if r.getMessage().startswith("loading ")]
+    assert len(loads) == 1  # one model load for the whole call, not one per file
 
 
 def test_output_dir_and_users_subtitles(workdir, tiny_video_git):  # noqa: F811
