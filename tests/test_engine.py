@@ -288,3 +288,25 @@ def test_bad_device_and_dtype_are_config_errors(tiny_image_git):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             GitEngine.load(str(tiny_image_git), device="cuda")
+
+
+def test_a_cached_hub_model_loads_offline_and_records_its_commit(
+    tiny_video_git, monkeypatch, tmp_path
+):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--someone--tiny-git-video"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for path in tiny_video_git.iterdir():
+        (snapshot / path.name).write_bytes(path.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    engine = GitEngine.load("someone/tiny-git-video", device="cpu")
+    assert (engine.model_id, engine.revision, engine.kind) == (
+        "someone/tiny-git-video",
+        commit,
+        "video",
+    )
+    assert len(engine.caption(random_clips(1, TINY_VIDEO_FRAMES), max_new_tokens=2)) == 1

@@ -50,7 +50,7 @@ DTYPES = {
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint resolved to a local folder: where it is and what the user called it."""
+    """A checkpoint resolved to a local folder: what the user called it, and which commit."""
 
     model_id: str
     revision: str | None
@@ -86,9 +86,9 @@ def locate_checkpoint(model: str, *, revision: str | None = None) -> Checkpoint:
     elif folder.exists() or _looks_like_path(resolved) or model == DEMO_MODEL:
         raise ModelError(resolved, "no such checkpoint folder")
     else:
-        checkpoint = Checkpoint(
-            model_id=model, revision=revision, folder=_download(resolved, revision=revision)
-        )
+        snapshot = _download(resolved, revision=revision)
+        # A cache snapshot folder is named by its commit: record exactly what was loaded.
+        checkpoint = Checkpoint(model_id=model, revision=snapshot.name, folder=snapshot)
     if not (checkpoint.folder / "config.json").is_file():
         raise ModelError(str(checkpoint.folder), "not a checkpoint folder (no config.json)")
     if not any(checkpoint.folder.glob("*.safetensors")):
