@@ -320,3 +320,33 @@ def test_a_cached_hub_model_loads_offline_and_records_its_commit(
         "video",
     )
     assert len(engine.caption(random_clips(1, TINY_VIDEO_FRAMES), max_new_tokens=2)) == 1
+
+
+@pytest.mark.parametrize("image_size", [224, 480])
+@pytest.mark.parametrize("name", ["nasa_13013.mp4", "flipping_a_pancake.mkv", "video_90.mov"])
+def test_real_footage_decoded_at_frame_size_matches_the_processor(
+    shared_media, name, image_size, tmp_path
+):
+    """The production path: swscale resizes while decoding, we crop and normalise; against
+    the processor resizing the full-resolution frame with PIL."""
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    from videoqa.media import FrameSampler
+
+    folder = save_tiny_git(tmp_path, image_size=image_size, patch_size=32)
+    engine = GitEngine.load(str(folder), device="cpu")
+    processor = CLIPImageProcessorPil.from_pretrained(folder)
+    path = shared_media / name
+    times = [0.05, 0.5]
+    with FrameSampler(path) as full_size:
+        width, height = full_size.info.width, full_size.info.height
+        full_frames = [frame.rgb for frame in full_size.sample(times)]
+    with FrameSampler(path, size=engine.frame_size(width, height)) as resized:
+        resized_frames = [frame.rgb for frame in resized.sample(times)]
+    expected = processor(images=full_frames, return_tensors="pt").pixel_values
+    difference = (engine.preprocessing(resized_frames) - expected).abs()
+    # swscale scales the subsampled chroma planes itself and PIL scales RGB: a grey level or so
+    # on average, more only at small saturated details.
+    one_grey_level = 1 / 255 / min(processor.image_std)
+    assert difference.mean() < 2 * one_grey_level
+    assert difference.quantile(0.99) < 12 * one_grey_level
