@@ -134,3 +134,16 @@ def test_an_unusable_store_path_is_a_config_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="cannot open job store"):
         JobStore(blocker / "jobs.sqlite")
+
+
+def test_failed_files_can_be_queued_again_after_a_fix(store):
+    job, _ = store.enqueue("/w/a.mp4", 1, 1, "/w")
+    gone, _ = store.enqueue("/w/gone.mp4", 1, 1, "/w")
+    for _ in range(2):
+        claimed = store.claim()
+        store.fail(claimed.id, "model missing", retryable=False, max_attempts=3)
+    store.mark_deleted("/w/gone.mp4")
+    assert store.retry_failed() == 1
+    again = store.get(job.id)
+    assert (again.state, again.attempts) == ("queued", 0)
+    assert store.get(gone.id).state == "failed"

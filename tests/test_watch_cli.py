@@ -125,6 +125,8 @@ def test_process_is_idempotent_and_shares_the_store_with_jobs(
     failed = runner.invoke(cli, ["watch", "--status", "--config", str(store_config)])
     assert "done: 1" in failed.output and "failed: 1" in failed.output
     assert "broken.mp4" in failed.output
+    retried = runner.invoke(cli, ["jobs", "--retry-failed", "--config", str(store_config)])
+    assert retried.output.startswith("queued 1 failed file(s) again\nqueued: 1  running: 0")
 
 
 def test_process_refuses_a_missing_file_in_one_line(tmp_path, store_config):

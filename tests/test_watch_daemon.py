@@ -7,6 +7,7 @@ joined in ``finally``; no observer thread or worker process may outlive a test.
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -271,3 +272,46 @@ def test_a_file_that_crashes_or_hangs_the_worker_fails_and_the_next_is_processed
     assert "worker process died (signal SIGSEGV)" in jobs["crash.mp4"][2]
     assert jobs["hang.mp4"][:2] == ("failed", 2)
     assert "time limit of 3 s exceeded" in jobs["hang.mp4"][2]
+
+
+def test_without_inotify_watches_the_daemon_polls_and_says_so(
+    tmp_path, watched, small_video, tiny_video_git, monkeypatch, caplog  # noqa: F811
+):
+    """The OS refusing more inotify watches (ENOSPC) is simulated; polling itself is real."""
+    from watchdog.observers import Observer
+
+    from videoqa.watch import watcher
+
+    class ExhaustedObserver(Observer):
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher, "Observer", ExhaustedObserver)
+    config = load_config(write_config(tmp_path, tiny_video_git, poll_interval=0.2),
+                         folders=[watched])  # fmt: skip
+    with running(config) as daemon:
+        assert daemon.watcher.polling
+        shutil.copyfile(small_video, watched / "polled.mp4")
+        wait_for(finished(config, 1))
+    assert jobs_of(config)["polled.mp4"][0] == "done"
+    assert "polling every 0.2 s instead" in caplog.text
+
+
+def test_the_periodic_rescan_finds_files_whose_events_were_lost(
+    tmp_path, watched, small_video, tiny_video_git  # noqa: F811
+):
+    # A poller that never gets round to polling stands for an event source that lost events.
+    config = load_config(
+        write_config(tmp_path, tiny_video_git, poll=True, poll_interval=1000, rescan_interval=0.5),
+        folders=[watched],
+    )
+    with running(config):
+        shutil.copyfile(small_video, watched / "unannounced.mp4")
+        wait_for(finished(config, 1))
+        os.remove(watched / "unannounced.mp4")
+        wait_for(lambda: _deleted(config, watched / "unannounced.mp4"))
+
+
+def _deleted(config: WatchConfig, path: Path) -> bool:
+    with JobStore(config.jobstore) as store:
+        return store.latest(path).deleted_at is not None

@@ -131,14 +131,21 @@ def process(
 @_jobstore_option
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
 @click.option("--limit", type=int, help="At most this many jobs (newest first).")
+@click.option(
+    "--retry-failed", is_flag=True, help="Queue every failed file again (after a fix), then list."
+)
 @_json_option
 def jobs(
     config_path: Path | None, jobstore: Path | None, state: str | None, limit: int | None,
-    as_json: bool,
+    retry_failed: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """List the job store: counts per state, then each file with its attempts and last error."""
     config = load_config(config_path, jobstore=str(jobstore) if jobstore else None)
     with JobStore(config.jobstore) as store:
+        if retry_failed:
+            count = store.retry_failed()
+            if not as_json:
+                click.echo(f"queued {count} failed file(s) again")
         _print_jobs(store, state=state, limit=limit, as_json=as_json)
 
 

@@ -274,6 +274,16 @@ class JobStore:
             logger.warning("%s: found %s after a restart", job.path, job.state)
         return recovered
 
+    def retry_failed(self) -> int:
+        """Queue every failed file that still exists again, attempts reset (after a fix)."""
+        now = time.time()
+        cursor = self._db.execute(
+            "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, finished_at = NULL,"
+            " updated_at = ? WHERE state = 'failed' AND deleted_at IS NULL",
+            (now,),
+        )
+        return cursor.rowcount
+
     def mark_deleted(self, path: str | os.PathLike[str]) -> int:
         """Note that ``path`` is gone; its queued rows will not run. Returns rows marked."""
         now = time.time()
