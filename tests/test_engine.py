@@ -182,8 +182,10 @@ def test_bad_generation_requests_are_refused(image_engine):
         image_engine.caption(random_clips(1, 1), max_new_tokens=0)
     with pytest.raises(ConfigError, match="question is"):
         image_engine.answer(random_clips(1, 1), ["what " * 80], max_new_tokens=4)
-    with pytest.raises(ValueError, match="RGB"):
+    with pytest.raises(ValueError, match="uint8 RGB"):
         image_engine.caption([[np.zeros((32, 32), dtype=np.uint8)]])
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        image_engine.caption([[np.zeros((32, 32, 3), dtype=np.float32)]])
 
 
 # --------------------------------------------------------------------------- preprocessing

@@ -168,9 +168,17 @@ class FramePreprocessing:
         """Frames (H, W, 3) uint8 RGB into a float32 (N, 3, h, w) batch of model inputs."""
         crops = []
         for rgb in frames:
-            if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3):
+            if not (
+                isinstance(rgb, np.ndarray)
+                and rgb.ndim == 3
+                and rgb.shape[2] == 3
+                and rgb.dtype == np.uint8
+            ):
                 shape = getattr(rgb, "shape", type(rgb).__name__)
-                raise ValueError(f"frames must be (height, width, 3) RGB arrays, got {shape}")
+                dtype = getattr(rgb, "dtype", "")
+                raise ValueError(
+                    f"frames must be (height, width, 3) uint8 RGB arrays, got {shape} {dtype}"
+                )
             crops.append(self.center_crop(self.resize(rgb)))
         sizes = {crop.shape for crop in crops}
         if len(sizes) > 1:
