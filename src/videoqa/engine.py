@@ -403,14 +403,12 @@ class GitEngine:
         for number, layer in enumerate(self._layers):
             attention = layer.attention.self
             heads = attention.num_attention_heads
-            query = _split_heads(attention.query(hidden), heads)
-            key = _split_heads(attention.key(hidden), heads)
-            value = _split_heads(attention.value(hidden), heads)
-            keys.append(key)
-            values.append(value)
+            keys.append(_split_heads(attention.key(hidden), heads))
+            values.append(_split_heads(attention.value(hidden), heads))
             if number == len(self._layers) - 1:
                 break  # the last layer's image outputs feed nothing: only its K/V are needed
-            context = F.scaled_dot_product_attention(query, key, value)
+            query = _split_heads(attention.query(hidden), heads)
+            context = F.scaled_dot_product_attention(query, keys[-1], values[-1])
             hidden = self._finish_layer(layer, context, hidden)
         return ImageCache(keys, values)
 
