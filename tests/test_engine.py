@@ -256,9 +256,11 @@ def test_bfloat16_weights_still_answer(tiny_image_git):
     assert all(np.isfinite(a.score) and a.score <= 0 for clip in answers for a in clip)
 
 
-def test_a_missing_folder_is_a_model_error(tmp_path):
+def test_a_missing_folder_is_a_model_error(tmp_path, tiny_image_git):
     with pytest.raises(ModelError, match="no such checkpoint folder"):
         GitEngine.load(str(tmp_path / "nowhere" / "model"), device="cpu")
+    with pytest.raises(ModelError, match="not a folder"):
+        GitEngine.load(str(tiny_image_git / "model.safetensors"), device="cpu")
 
 
 def test_pickled_weights_are_not_loaded(tiny_image_git, tmp_path):

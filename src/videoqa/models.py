@@ -83,7 +83,9 @@ def locate_checkpoint(model: str, *, revision: str | None = None) -> Checkpoint:
     folder = Path(resolved).expanduser()
     if folder.is_dir():
         checkpoint = Checkpoint(model_id=model, revision=None, folder=folder)
-    elif folder.exists() or _looks_like_path(resolved) or model == DEMO_MODEL:
+    elif folder.exists():
+        raise ModelError(resolved, "not a folder; --model takes a checkpoint folder or a hub id")
+    elif _looks_like_path(resolved) or model == DEMO_MODEL:
         raise ModelError(resolved, "no such checkpoint folder")
     else:
         snapshot = _download(resolved, revision=revision)
