@@ -22,7 +22,7 @@ each method's time as a ratio of ours ("x ours" above 1: slower than videoqa), e
 and decoded frames against the minimum (for each target the frames from its keyframe up to it,
 counted once where targets share them).
 
-    python benchmarks/bench_sampling.py            # 3-minute videos
+    python benchmarks/bench_sampling.py            # 2-minute videos, best of 3
     python benchmarks/bench_sampling.py --quick    # 40-second videos, one repeat
 """
 
@@ -221,7 +221,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="video length")
     parser.add_argument("--repeat", type=int, default=None, help="best of N runs")
     args = parser.parse_args()
-    seconds = args.seconds or (40 if args.quick else 180)
+    seconds = args.seconds or (40 if args.quick else 120)
     repeat = args.repeat or (1 if args.quick else 3)
 
     methods: dict[str, Callable] = {
