@@ -75,7 +75,11 @@ class WatchDaemon:
                     poll=self.config.poll,
                     poll_interval=self.config.poll_interval,
                 )
-                self.watcher.start()
+                try:
+                    self.watcher.start()
+                except OSError as error:
+                    reason = f"cannot watch: {error.strerror or error}"
+                    raise ConfigError(error.filename or "watch", reason) from None
             self.rescan()
             logger.info("watching %s", ", ".join(str(s.folder) for s in self.config.folders))
             self.ready.set()
