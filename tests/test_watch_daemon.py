@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import srt
 from indexed_video import write_indexed_video
+from test_adapters import hook_server, hook_url  # noqa: F401  (pytest fixture)
 from tiny_git import tiny_video_git  # noqa: F401  (pytest fixture)
 
 from videoqa.watch.config import WatchConfig, load_config
@@ -30,7 +31,9 @@ from videoqa.watch.daemon import WatchDaemon
 from videoqa.watch.jobstore import JobStore
 
 
-def write_config(root: Path, model: Path, extra: str = "", **daemon: object) -> Path:
+def write_config(
+    root: Path, model: Path, extra: str = "", *, webhook: str | None = None, **daemon: object
+) -> Path:
     """A config file: the tiny model, captions only, fast settle, jsonl log in ``root``."""
     settings = {"jobstore": str(root / "state" / "jobs.sqlite"), "settle": 0.3,
                 "time_limit": 60, "retry_delay": 0, **daemon}  # fmt: skip
@@ -42,11 +45,13 @@ def write_config(root: Path, model: Path, extra: str = "", **daemon: object) -> 
         "captions = true",
         "threads = 1",
         "caption_max_new_tokens = 3",
-        'adapters = ["sidecars", "jsonl"]',
+        f"adapters = {json.dumps(['sidecars', 'jsonl'] + (['webhook'] if webhook else []))}",
         extra,
         "[adapters.jsonl]",
         f'path = "{root / "state" / "events.jsonl"}"',
     ]
+    if webhook:
+        lines += ["[adapters.webhook]", f'url = "{webhook}"', "retries = 0"]
     path = root / "videoqa.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -213,12 +218,10 @@ def write_audio_only(path: Path) -> None:
 
 
 def test_bad_files_end_failed_with_a_clear_error_and_the_daemon_goes_on(
-    tmp_path,
-    watched,
-    small_video,
-    tiny_video_git,  # noqa: F811
+    tmp_path, watched, small_video, tiny_video_git, hook_server  # noqa: F811
 ):
-    config = load_config(write_config(tmp_path, tiny_video_git), folders=[watched])
+    config = load_config(write_config(tmp_path, tiny_video_git, webhook=hook_url(hook_server)),
+                         folders=[watched])  # fmt: skip
     outside = tmp_path / "outside"
     outside.mkdir()
     shutil.copyfile(small_video, outside / "private.mp4")
@@ -242,6 +245,12 @@ def test_bad_files_end_failed_with_a_clear_error_and_the_daemon_goes_on(
     assert "no video stream" in jobs["audio-only.m4v"][2] or "video" in jobs["audio-only.m4v"][2]
     assert not list(watched.glob("escape.*.json")) and not (watched / "escape.srt").exists()
     assert sorted(e["event"] for e in events(config)) == ["done"] + ["failed"] * 5
+    # The webhook heard the same: the report from the worker, the failures from the daemon.
+    posted = {Path(body["video"]).name: body for _, body in hook_server.received}
+    assert posted["good.mp4"]["event"] == "done" and posted["good.mp4"]["report"]["clips"]
+    assert {name for name, body in posted.items() if body["event"] == "failed"} == {
+        "empty.mp4", "random.mp4", "truncated.mp4", "audio-only.m4v", "escape.mp4",
+    }  # fmt: skip
 
 
 def test_a_file_that_crashes_or_hangs_the_worker_fails_and_the_next_is_processed(
