@@ -3,9 +3,11 @@
 The sampler returns, for each requested time on the project's timeline (seconds from the start
 of the video as a player shows it: presentation time minus the container's start time), the
 frame a player shows then: the last frame whose presentation time is at or before it. It
-decodes as little as it can: it seeks to the keyframe before a target and decodes forward, and
-keeps decoding instead of seeking while the next target lies in the group of pictures it is
-already in. Frames become RGB only when returned, resized inside swscale to the size asked for.
+decodes as little as it can: targets in the GOP being decoded or the next one are reached by
+reading packets ahead (restarting the decoder at a keyframe found among them), farther ones by
+seeking to the keyframe before them; non-reference frames shown before a target's frame are not
+decoded at all. Frames become RGB only when returned, resized inside swscale to the size asked
+for. docs/media.md tells the whole story.
 """
 
 from __future__ import annotations
