@@ -27,7 +27,7 @@ TESTS = Path(__file__).resolve().parent
 
 def start_daemon(config_path: Path, folder: Path, log: Path) -> subprocess.Popen:
     python_path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": python_path, "VIDEOQA_TEST_SLOW": "3"}
+    env = {**os.environ, "PYTHONPATH": python_path, "VIDEOQA_TEST_SLOW": "5"}
     with open(log, "ab") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", "videoqa", "watch", str(folder), "--config", str(config_path)],
@@ -35,12 +35,16 @@ def start_daemon(config_path: Path, folder: Path, log: Path) -> subprocess.Popen
         )  # fmt: skip
 
 
-def wait_running(config, name: str, daemon: subprocess.Popen, log: Path) -> None:
+def wait_running(config, name: str, daemon: subprocess.Popen, log: Path) -> int:
+    """Wait until the daemon's worker is on ``name``; returns the worker's process id."""
+
     def running() -> bool:
         assert daemon.poll() is None, log.read_text()
         return config.jobstore.exists() and jobs_of(config).get(name, ("",))[0] == "running"
 
     wait_for(running, timeout=60)
+    wait_for(lambda: "worker pid" in log.read_text(), timeout=60)
+    return int(re.findall(r"worker pid (\d+)", log.read_text())[-1])
 
 
 def test_sigterm_requeues_and_sigkill_mid_file_then_restart_leaves_one_complete_set(
@@ -51,7 +55,7 @@ def test_sigterm_requeues_and_sigkill_mid_file_then_restart_leaves_one_complete_
     config_path = write_config(tmp_path, tiny_video_git, 'processor = "test_watch_worker:faulty"')
     config = load_config(config_path, folders=[watched])
     shutil.copyfile(small_video, watched / "slow.mp4")
-    log = tmp_path / "daemon.log"
+    log = tmp_path / "stopped.log"
 
     # SIGTERM while the file is being processed: a clean stop, the file back in the queue.
     daemon = start_daemon(config_path, watched, log)
@@ -66,10 +70,10 @@ def test_sigterm_requeues_and_sigkill_mid_file_then_restart_leaves_one_complete_
     assert "back in the queue" in log.read_text()
 
     # SIGKILL in the middle of the file: the worker must not go on without its daemon.
+    log = tmp_path / "killed.log"
     daemon = start_daemon(config_path, watched, log)
     try:
-        wait_running(config, "slow.mp4", daemon, log)
-        worker_pid = int(re.findall(r"worker pid (\d+)", log.read_text())[-1])
+        worker_pid = wait_running(config, "slow.mp4", daemon, log)
     finally:
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
