@@ -226,7 +226,6 @@ class Worker:
         self._lifeline: Connection | None = None
         self._job: tuple[int, Path] | None = None
         self._deadline = 0.0
-        self.started_processes = 0
 
     @property
     def busy(self) -> bool:
@@ -253,7 +252,6 @@ class Worker:
         child_conn.close()
         lifeline_read.close()
         self._process, self._conn, self._lifeline = process, conn, lifeline_write
-        self.started_processes += 1
         logger.debug("worker process %s started", process.pid)
 
     def submit(self, job_id: int, path: Path, settings: FolderSettings) -> None:
@@ -297,7 +295,6 @@ class Worker:
                            error=f"{path}: worker process died ({how})")  # fmt: skip
         if time.monotonic() >= self._deadline:
             self.kill()
-            self._job = None
             return Outcome(
                 job_id, ok=False, retryable=True,
                 error=f"{path}: time limit of {self.time_limit:g} s exceeded; worker killed",
