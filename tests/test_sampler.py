@@ -77,7 +77,7 @@ CASES: dict[str, tuple[str, dict]] = {
 }
 END_OF_FILE_FRAMES = 3
 """Frames a decoder with B-frame reordering releases at once when flushed at the end."""
-CLOSED_GOP_CASES = [
+CLOSED_GOP_CASES = [  # x265's open GOPs decode a GOP's leading frames along (see docs/media.md)
     "h264-bframes-long-gop-mp4",
     "h264-short-gop-mp4",
     "h264-mkv",
