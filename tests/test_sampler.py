@@ -209,6 +209,42 @@ def test_going_back_or_far_ahead_seeks_to_the_keyframe(videos):
         assert sampler.decoded_frames <= minimum_decodes(timeline, [1.5, 0.25]) + 3
 
 
+def _peak_held(path: Path, times: list[float]) -> tuple[int, int]:
+    """Most decoded frames and read-ahead packets the sampler held at once while sampling."""
+    with FrameSampler(path, size=(16, 12)) as sampler:
+        peak_frames = peak_packets = 0
+        decode_next = sampler._decode_next
+
+        def counting():
+            nonlocal peak_frames, peak_packets
+            frame = decode_next()
+            held = len(sampler._decoded) + (frame is not None)
+            held += (sampler._current is not None) + (sampler._next is not None)
+            peak_frames = max(peak_frames, held)
+            peak_packets = max(peak_packets, len(sampler._queued))
+            return frame
+
+        sampler._decode_next = counting  # type: ignore[method-assign]
+        sampler.sample(times)
+    return peak_frames, peak_packets
+
+
+def test_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
+    """Ten times the frames and GOP length: no more decoded frames held at once; read-ahead
+    packets (compressed) stay within a GOP."""
+    peaks = []
+    for frames in (24, 240):
+        path = tmp_path / f"{frames}.mp4"
+        options = {"x264-params": f"keyint={frames // 2}:min-keyint={frames // 2}:bframes=3"}
+        write_indexed_video(path, frames=frames, options=options)
+        seconds = frames / 24
+        peaks.append(_peak_held(path, [seconds * 0.1, seconds * 0.45, seconds * 0.95]))
+    (short_frames, _), (long_frames, long_packets) = peaks
+    # current and next frame, and what a flushed B-frame decoder hands out at the end
+    assert max(short_frames, long_frames) <= 2 + END_OF_FILE_FRAMES, peaks
+    assert long_packets <= 240 // 2 + 8, peaks
+
+
 def test_results_follow_request_order_and_repeats_are_separate_arrays(videos):
     path = videos("h264-short-gop-mp4")
     with FrameSampler(path, size=(32, 24)) as sampler:
