@@ -185,6 +185,8 @@ def test_an_interrupted_sidecar_set_is_completed_but_a_users_subtitle_is_kept(tm
     other.write_bytes(b"x")
     (tmp_path / "film.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nmy own subtitles\n")
     with pytest.raises(OutputError, match="not written by videoqa"):
+        SidecarAdapter().prepare(other, settings)  # before any inference
+    with pytest.raises(OutputError, match="not written by videoqa"):
         SidecarAdapter().handle_report(make_report(other), other, settings)
     assert "my own subtitles" in (tmp_path / "film.srt").read_text()
     assert not (tmp_path / "film.videoqa.json").exists()

@@ -231,8 +231,10 @@ def test_bad_files_end_failed_with_a_clear_error_and_the_daemon_goes_on(
         (watched / "truncated.mp4").write_bytes(small_video.read_bytes()[:600])
         write_audio_only(watched / "audio-only.m4v")
         os.symlink(outside / "private.mp4", watched / "escape.mp4")
+        (watched / "subtitled.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nmine\n")
+        shutil.copyfile(small_video, watched / "subtitled.mp4")
         shutil.copyfile(small_video, watched / "good.mp4")
-        wait_for(finished(config, 6), show=lambda: jobs_of(config))
+        wait_for(finished(config, 7), show=lambda: jobs_of(config))
     jobs = jobs_of(config)
     assert jobs["good.mp4"][0] == "done"
     for name in ("empty.mp4", "random.mp4", "truncated.mp4", "audio-only.m4v", "escape.mp4"):
@@ -244,12 +246,17 @@ def test_bad_files_end_failed_with_a_clear_error_and_the_daemon_goes_on(
     )
     assert "no video stream" in jobs["audio-only.m4v"][2] or "video" in jobs["audio-only.m4v"][2]
     assert not list(watched.glob("escape.*.json")) and not (watched / "escape.srt").exists()
-    assert sorted(e["event"] for e in events(config)) == ["done"] + ["failed"] * 5
+    # A subtitle file of the user's own is left alone, and no inference is spent on the video.
+    state, attempts, error = jobs["subtitled.mp4"]
+    assert (state, attempts) == ("failed", 1) and "not written by videoqa" in error
+    assert (watched / "subtitled.srt").read_text().endswith("mine\n")
+    assert sorted(e["event"] for e in events(config)) == ["done"] + ["failed"] * 6
     # The webhook heard the same: the report from the worker, the failures from the daemon.
     posted = {Path(body["video"]).name: body for _, body in hook_server.received}
     assert posted["good.mp4"]["event"] == "done" and posted["good.mp4"]["report"]["clips"]
     assert {name for name, body in posted.items() if body["event"] == "failed"} == {
         "empty.mp4", "random.mp4", "truncated.mp4", "audio-only.m4v", "escape.mp4",
+        "subtitled.mp4",
     }  # fmt: skip
 
 

@@ -10,8 +10,9 @@ replace exactly those, and the journal goes once the set is complete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError
@@ -41,28 +42,48 @@ class SidecarAdapter(Adapter):
             raise ConfigError("[adapters.sidecars]", f"unknown option(s) {unknown}")
         self.overwrite = bool(self.options.get("overwrite", False))
 
-    def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
-        video_path = Path(video_path)
+    def _plan(self, video_path: Path, settings: Any) -> _Plan:
         formats = self.options.get("formats") or getattr(settings, "formats", FORMATS)
         output_dir = settings.output_dir_for(video_path) if settings is not None else None
-        if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
         targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
-        if not targets:
-            return
-        folder = next(iter(targets.values())).parent
-        journal = folder / f".{video_path.name}{JOURNAL_SUFFIX}"
-        cleared = _read_journal(journal)
-        if not all(target.name in cleared or not target.exists() for target in targets.values()):
-            # Raises OutputError when a subtitle file there is the user's own, not ours.
-            check_targets(video_path, formats=formats, output_dir=output_dir,
+        folder = next(iter(targets.values())).parent if targets else video_path.parent
+        return _Plan(formats, output_dir, targets, folder / f".{video_path.name}{JOURNAL_SUFFIX}")
+
+    def _check(self, video_path: Path, plan: _Plan) -> None:
+        """Raise OutputError when a subtitle file there is the user's own (not ours, not in
+        the journal of an interrupted attempt)."""
+        if plan.output_dir is not None:
+            plan.output_dir.mkdir(parents=True, exist_ok=True)
+        cleared = _read_journal(plan.journal)
+        if not all(t.name in cleared or not t.exists() for t in plan.targets.values()):
+            check_targets(video_path, formats=plan.formats, output_dir=plan.output_dir,
                           overwrite=self.overwrite)  # fmt: skip
-        atomic_write_text(journal, "".join(f"{t.name}\n" for t in targets.values()))
-        written = write_sidecars(
-            report, video_path, formats=formats, output_dir=output_dir, overwrite=True
-        )
-        journal.unlink()
+
+    def prepare(self, video_path: Path, settings: Any) -> None:
+        """Refuse the file before inference when its sidecars could not be written."""
+        video_path = Path(video_path)
+        self._check(video_path, self._plan(video_path, settings))
+
+    def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
+        video_path = Path(video_path)
+        plan = self._plan(video_path, settings)
+        if not plan.targets:
+            return
+        self._check(video_path, plan)
+        atomic_write_text(plan.journal, "".join(f"{t.name}\n" for t in plan.targets.values()))
+        written = write_sidecars(report, video_path, formats=plan.formats,
+                                 output_dir=plan.output_dir, overwrite=True)  # fmt: skip
+        plan.journal.unlink()
         logger.info("%s: wrote %s", video_path, ", ".join(path.name for path in written))
+
+
+class _Plan(NamedTuple):
+    """Where one video's sidecars go."""
+
+    formats: Sequence[str]
+    output_dir: Path | None
+    targets: dict[str, Path]
+    journal: Path
 
 
 def _read_journal(journal: Path) -> set[str]:

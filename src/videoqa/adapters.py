@@ -17,6 +17,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
+from videoqa.errors import VideoQAError
+
 logger = logging.getLogger("videoqa.adapters")
 
 GROUP = "videoqa.adapters"
@@ -36,6 +38,10 @@ class Adapter:
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
+
+    def prepare(self, video_path: Path, settings: Any) -> None:
+        """Before any work on the video: raise ``VideoQAError`` to refuse it (say, because
+        results could not be delivered), which fails the file without spending inference."""
 
     def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
         """A video was processed: ``report`` is its ``videoqa.report.Report``."""
@@ -113,6 +119,24 @@ def load_adapters(
             continue
         adapters.append(adapter)
     return adapters
+
+
+def prepare_adapters(adapters: Sequence[Adapter], video_path: Path, settings: Any) -> list[str]:
+    """Ask every adapter whether it can take ``video_path``; before any work on it.
+
+    A ``VideoQAError`` from an adapter is a refusal and propagates (the file fails, no
+    inference spent); any other exception is logged and returned like a failed delivery.
+    """
+    errors = []
+    for adapter in adapters:
+        try:
+            adapter.prepare(video_path, settings)
+        except VideoQAError:
+            raise
+        except Exception as error:
+            logger.error("%s: adapter %s failed to prepare: %s", video_path, adapter.name, error)
+            errors.append(f"adapter {adapter.name}: {error}")
+    return errors
 
 
 def run_report_adapters(

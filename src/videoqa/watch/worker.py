@@ -154,17 +154,17 @@ def _exit_when_daemon_dies(lifeline: Connection) -> None:
 
 def _handle(path: Path, settings: FolderSettings, adapters_by_folder: dict) -> dict[str, Any]:
     """Process one file and run its adapters; returns what to tell the daemon."""
-    from videoqa.adapters import load_adapters, run_report_adapters
+    from videoqa.adapters import load_adapters, prepare_adapters, run_report_adapters
 
-    processor = load_processor(settings.processor)
-    report = processor(path, settings)
     key = (settings.folder, settings.adapters)
     adapters = adapters_by_folder.get(key)
     if adapters is None:
         adapters = adapters_by_folder[key] = load_adapters(
             settings.adapters, options=settings.adapter_options
         )
-    adapter_errors = run_report_adapters(adapters, report, path, settings)
+    adapter_errors = prepare_adapters(adapters, path, settings)
+    report = load_processor(settings.processor)(path, settings)
+    adapter_errors += run_report_adapters(adapters, report, path, settings)
     clips = len(getattr(report, "clips", ()) or ())
     del report
     return {"adapter_errors": tuple(adapter_errors), "details": {"clips": clips}}
