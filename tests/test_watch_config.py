@@ -28,7 +28,7 @@ settle = 2
 questions = ["what is happening?"]
 captions = false
 [[folders]]
-path = "news"
+path = "./elsewhere/../news"
 captions = true
 output_dir = "out"
 [[folders]]

@@ -126,8 +126,8 @@ def _checked(where: str, key: str, value: Any, kind: type) -> Any:
 
 
 def _resolve(base: Path, value: str) -> Path:
-    """A path from the config: ``~`` expanded, relative to the config file's folder."""
-    return (base / Path(value).expanduser()).absolute()
+    """A path from the config: ``~`` expanded, relative to the config file's folder, normalised."""
+    return Path(os.path.abspath(base / Path(value).expanduser()))
 
 
 def _folder_fields(where: str, table: Mapping[str, Any], base: Path) -> dict[str, Any]:
