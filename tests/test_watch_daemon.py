@@ -26,6 +26,7 @@ from indexed_video import write_indexed_video
 from test_adapters import hook_server, hook_url  # noqa: F401  (pytest fixture)
 from tiny_git import tiny_video_git  # noqa: F401  (pytest fixture)
 
+from videoqa.errors import ModelError
 from videoqa.watch.config import WatchConfig, load_config
 from videoqa.watch.daemon import WatchDaemon
 from videoqa.watch.jobstore import JobStore
@@ -331,3 +332,21 @@ def test_the_periodic_rescan_finds_files_whose_events_were_lost(
 def _deleted(config: WatchConfig, path: Path) -> bool:
     with JobStore(config.jobstore) as store:
         return store.latest(path).deleted_at is not None
+
+
+def test_a_model_that_cannot_load_stops_the_daemon_instead_of_failing_every_file(
+    tmp_path, watched, small_video
+):
+    broken = tmp_path / "broken-checkpoint"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert"}')
+    config = load_config(write_config(tmp_path, broken), folders=[watched])
+    shutil.copyfile(small_video, watched / "first.mp4")
+    shutil.copyfile(small_video, watched / "second.mp4")
+    with pytest.raises(ModelError, match="broken-checkpoint: "):
+        WatchDaemon(config, once=True).run()
+    jobs = jobs_of(config)
+    assert {name: state[:2] for name, state in jobs.items()} == {
+        "first.mp4": ("queued", 0), "second.mp4": ("queued", 0),
+    }  # fmt: skip
+    assert not multiprocessing.active_children()

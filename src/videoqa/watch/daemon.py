@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from videoqa.adapters import Adapter, close_adapters, load_adapters, run_failure_adapters
-from videoqa.errors import ConfigError, MediaError
+from videoqa.errors import ConfigError, MediaError, ModelError
 from videoqa.watch.config import FolderSettings, WatchConfig, with_folder
 from videoqa.watch.jobstore import Job, JobStore
 from videoqa.watch.scanner import (
@@ -242,6 +242,10 @@ class WatchDaemon:
                     self.worker.pid)  # fmt: skip
 
     def _record(self, outcome: Outcome) -> None:
+        if outcome.fatal:
+            # Every file would fail the same way: keep this one queued and stop, loudly.
+            self.store.requeue(outcome.job_id)
+            raise ModelError(None, outcome.error or "the model cannot be loaded")
         job = record_outcome(self.store, self.config, outcome)
         settings = self._settings_for(Path(job.path))
         if job.state == "failed" and settings is not None:
@@ -322,6 +326,9 @@ def process_one(config: WatchConfig, path: str | os.PathLike[str], *, settle: fl
                 outcome = None
                 while outcome is None:
                     outcome = worker.wait(1.0)
+            if outcome.fatal:
+                store.requeue(claimed.id)
+                raise ModelError(None, outcome.error or "the model cannot be loaded")
             job = record_outcome(store, config, outcome)
             if job.state == "failed":
                 adapters = load_adapters(settings.adapters, options=settings.adapter_options)

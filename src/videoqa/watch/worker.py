@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from videoqa.errors import ConfigError, TooLargeError, VideoQAError
+from videoqa.errors import ConfigError, ModelError, TooLargeError, VideoQAError
 from videoqa.watch.config import FolderSettings
 
 logger = logging.getLogger("videoqa.watch.worker")
@@ -135,6 +135,8 @@ class Outcome:
     ok: bool
     error: str | None = None
     retryable: bool = False
+    fatal: bool = False
+    """The model itself failed to load: no file can succeed until the config is fixed."""
     adapter_errors: tuple[str, ...] = ()
     seconds: float = 0.0
     rss_bytes: int | None = None
@@ -190,8 +192,10 @@ def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
         fields: dict[str, Any]
         try:
             fields = {"ok": True, **_handle(Path(path), settings, adapters_by_folder)}
+        except ModelError as error:
+            fields = {"ok": False, "error": str(error), "fatal": True}
         except VideoQAError as error:
-            # The file (or the config) is the problem: trying again gives the same answer.
+            # The file is the problem: trying again gives the same answer.
             fields = {"ok": False, "error": str(error), "retryable": False}
         except Exception as error:
             logger.debug("%s: unexpected failure", path, exc_info=True)
