@@ -88,7 +88,7 @@ def _circle_turns_blue() -> SampleScene:
     xs = _ping_pong(0.22, 0.78, period, duration)
     circle = Actor(
         "circle",
-        0.2,
+        0.22,
         tuple((index * period, x, 0.5) for index, x in enumerate(xs)),
         ((0.0, "red"), (5.0, "blue")),
     )
@@ -110,8 +110,8 @@ def _triangle_joins() -> SampleScene:
     path_for = lambda lane: tuple(  # noqa: E731
         (index * period, lane, y) for index, y in enumerate(ys)
     )
-    square = Actor("square", 0.17, path_for(0.25), ((0.0, "green"),))
-    triangle = Actor("triangle", 0.17, path_for(0.75), ((0.0, "yellow"),), appears=5.0)
+    square = Actor("square", 0.2, path_for(0.25), ((0.0, "green"),))
+    triangle = Actor("triangle", 0.2, path_for(0.75), ((0.0, "yellow"),), appears=5.0)
     return SampleScene(
         "triangle_joins.webm",
         Scene((square, triangle)),

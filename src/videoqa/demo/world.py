@@ -212,7 +212,7 @@ def random_clip_scene(
     colors = rng.choice(list(COLORS), size=count, replace=False)
     direction = str(rng.choice(list(DIRECTIONS)))
     dx, dy = DIRECTIONS[direction]
-    low, high = {1: (0.17, 0.23), 2: (0.14, 0.19), 3: (0.12, 0.15)}[count]
+    low, high = {1: (0.2, 0.26), 2: (0.16, 0.2), 3: (0.13, 0.16)}[count]
     radius = float(rng.uniform(low, high))
     # Half extents as fractions of the width (x) and of the height (y).
     half_along, half_across = (radius / aspect, radius) if dx else (radius, radius / aspect)
