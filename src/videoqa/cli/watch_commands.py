@@ -23,6 +23,11 @@ _jobstore_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+def _absolute(path: Path | None) -> str | None:
+    """A command-line path is relative to the current folder, not to the config file."""
+    return str(path.expanduser().absolute()) if path is not None else None
+
+
 def _print_jobs(store: JobStore, *, state: str | None, limit: int | None, as_json: bool) -> None:
     jobs = store.jobs(state=state, limit=limit)  # type: ignore[arg-type]
     if as_json:
@@ -68,7 +73,7 @@ def watch(
     Results go to the configured adapters (sidecar files by default). Stop with Ctrl-C or
     SIGTERM: the file being processed goes back to the queue.
     """
-    overrides = dict(jobstore=str(jobstore) if jobstore else None, settle=settle, poll=poll,
+    overrides = dict(jobstore=_absolute(jobstore), settle=settle, poll=poll,
                      time_limit=time_limit, max_attempts=max_attempts)  # fmt: skip
     if status:
         config = load_config(config_path, **overrides)
@@ -115,7 +120,7 @@ def process(
     """
     from videoqa.watch.daemon import process_one
 
-    config = load_config(config_path, jobstore=str(jobstore) if jobstore else None,
+    config = load_config(config_path, jobstore=_absolute(jobstore),
                    time_limit=time_limit)  # fmt: skip
     job = process_one(config, path, settle=settle)
     if as_json:
@@ -140,7 +145,7 @@ def jobs(
     retry_failed: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """List the job store: counts per state, then each file with its attempts and last error."""
-    config = load_config(config_path, jobstore=str(jobstore) if jobstore else None)
+    config = load_config(config_path, jobstore=_absolute(jobstore))
     with JobStore(config.jobstore) as store:
         if retry_failed:
             count = store.retry_failed()
