@@ -97,6 +97,8 @@ def running(config: WatchConfig) -> Iterator[WatchDaemon]:
         if errors:
             raise errors[0]
     assert not thread.is_alive()
+    for thread in set(threading.enumerate()) - threads_before:
+        thread.join(5)  # short-lived threads (an HTTP server's request handlers) may finish
     leaked = [t for t in set(threading.enumerate()) - threads_before if t.is_alive()]
     assert not leaked, f"threads left running: {leaked}"
     assert not multiprocessing.active_children(), "a worker process was left running"
