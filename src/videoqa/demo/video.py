@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 
-from videoqa.demo.world import Actor, Scene, render
+from videoqa.demo.world import RADIUS, Actor, Scene, render
 
 logger = logging.getLogger("videoqa.demo.video")
 
@@ -88,7 +88,7 @@ def _circle_turns_blue() -> SampleScene:
     xs = _ping_pong(0.22, 0.78, period, duration)
     circle = Actor(
         "circle",
-        0.22,
+        RADIUS,
         tuple((index * period, x, 0.5) for index, x in enumerate(xs)),
         ((0.0, "red"), (5.0, "blue")),
     )
@@ -110,16 +110,16 @@ def _triangle_joins() -> SampleScene:
     path_for = lambda lane: tuple(  # noqa: E731
         (index * period, lane, y) for index, y in enumerate(ys)
     )
-    square = Actor("square", 0.2, path_for(0.25), ((0.0, "green"),))
-    triangle = Actor("triangle", 0.2, path_for(0.75), ((0.0, "yellow"),), appears=5.0)
+    square = Actor("square", RADIUS, path_for(0.25), ((0.0, "green"),))
+    triangle = Actor("triangle", RADIUS, path_for(0.75), ((0.0, "yellow"),), appears=5.0)
     return SampleScene(
         "triangle_joins.webm",
         Scene((square, triangle)),
         duration,
-        480,
-        270,
+        320,
+        240,
         "libvpx-vp9",
-        "10 s, 480x270, 25 fps, VP9 in WebM: a green square moves down (0-5 s); at 5 s a yellow "
+        "10 s, 320x240, 25 fps, VP9 in WebM: a green square moves down (0-5 s); at 5 s a yellow "
         "triangle appears beside it and both move up (5-10 s)",
     )
 

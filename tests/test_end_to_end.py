@@ -1,0 +1,202 @@
+"""End to end through the CLI with the demo model: the timeline of what it says is the video's.
+
+A generated circle moves right and left across the frame (one sweep every two seconds) and
+turns from red to blue at a known second. ``videoqa caption`` / ``videoqa ask --model demo``
+must put the change in the SRT and WebVTT cues and in the JSON answers at exactly that second,
+and say for every clip what the generator knows is on screen, also after the video is cut,
+re-encoded with B-frames, given a variable frame rate or a non-zero start time.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+import srt
+import webvtt
+from click.testing import CliRunner
+
+from videoqa.cli import cli
+from videoqa.clips import plan_clips
+from videoqa.demo import Actor, Scene, caption_of, questions_for, write_scene_video
+from videoqa.demo.world import RADIUS
+from videoqa.report import Report
+
+SWEEP = 2.0  # seconds per sweep across the frame: one clip
+CHANGE = 4.0  # the circle turns blue here
+DURATION = 8.0
+#: Asked in the re-encoded variants: the answers change at the colour change and every sweep.
+TIMELINE_QUESTIONS = ("what color is the circle?", "which way does it move?")
+
+
+def circle_scene(*, change: float = CHANGE, duration: float = DURATION) -> Scene:
+    points = int(duration / SWEEP) + 1
+    path = tuple((k * SWEEP, 0.22 if k % 2 == 0 else 0.78, 0.5) for k in range(points))
+    return Scene((Actor("circle", RADIUS, path, ((0.0, "red"), (change, "blue"))),))
+
+
+def invoke(*args: str) -> tuple[str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout, result.stderr
+
+
+def expected_captions(scene: Scene, duration: float, *, offset: float = 0.0) -> list[str]:
+    """What each back-to-back ``SWEEP``-second clip shows; ``offset`` is where the video's
+    timeline starts in the scene (a cut)."""
+    plan = plan_clips(duration, frames_per_clip=6, clip_length=SWEEP)
+    return [caption_of(scene.truth([offset + t for t in clip.frame_times])) for clip in plan]
+
+
+def seconds(timestamp: str) -> float:
+    """``HH:MM:SS.mmm`` (WebVTT) in seconds."""
+    hours, minutes, rest = timestamp.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(rest)
+
+
+def expected_cues(scene: Scene, duration: float, *, offset: float = 0.0) -> list[str]:
+    """The cue text of each clip for ``ask`` with ``TIMELINE_QUESTIONS``."""
+    plan = plan_clips(duration, frames_per_clip=6, clip_length=SWEEP)
+    texts = []
+    for clip in plan:
+        truth = scene.truth([offset + t for t in clip.frame_times])
+        answers = {q.text: q.answer for q in questions_for(truth)}
+        texts.append("\n".join(f"{q}: {answers[q]}" for q in TIMELINE_QUESTIONS))
+    return texts
+
+
+def check_sidecars(video: Path, out: Path, captions: list[str], change: float) -> None:
+    """SRT and WebVTT cues say ``captions`` clip by clip; the colour changes at ``change``."""
+    stem = video.stem
+    cues = list(srt.parse((out / f"{stem}.srt").read_text()))
+    vtt = list(webvtt.read(str(out / f"{stem}.vtt")))
+    assert [cue.content for cue in cues] == captions == [cue.text for cue in vtt]
+    for index, cue in enumerate(cues):
+        assert cue.start.total_seconds() == pytest.approx(index * SWEEP, abs=1e-3)
+        assert cue.end.total_seconds() == pytest.approx((index + 1) * SWEEP, abs=1e-3)
+        assert seconds(vtt[index].start) == pytest.approx(index * SWEEP, abs=1e-3)
+        assert seconds(vtt[index].end) == pytest.approx((index + 1) * SWEEP, abs=1e-3)
+    turned = [cue.start.total_seconds() for cue in cues if "blue" in cue.content]
+    assert turned[0] == pytest.approx(change, abs=1e-3)
+    assert all("red" in cue.content for cue in cues if cue.end.total_seconds() <= change + 1e-3)
+    report = Report.load(out / f"{stem}.videoqa.json")
+    if report.has_captions:
+        assert [clip.caption.text for clip in report.clips] == captions
+    else:
+        lines = [
+            "\n".join(f"{qa.question}: {qa.answer}" for qa in clip.answers) for clip in report.clips
+        ]
+        assert lines == captions
+
+
+@pytest.fixture(scope="module")
+def circle_video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("e2e") / "circle.mp4"
+    write_scene_video(path, circle_scene(), duration=DURATION, options={"bf": "3", "g": "30"})
+    return path
+
+
+def test_caption_writes_cues_that_change_at_the_known_second(circle_video, tmp_path):
+    invoke(
+        "caption",
+        str(circle_video),
+        "--model",
+        "demo",
+        "--clip-length",
+        str(SWEEP),
+        "--output-dir",
+        str(tmp_path),
+    )
+    captions = expected_captions(circle_scene(), DURATION)
+    assert captions == [
+        "a red circle moves right",
+        "a red circle moves left",
+        "a blue circle moves right",
+        "a blue circle moves left",
+    ]
+    check_sidecars(circle_video, tmp_path, captions, CHANGE)
+
+
+def test_ask_answers_each_clip_with_the_generators_truth(circle_video, tmp_path):
+    scene = circle_scene()
+    plan = plan_clips(DURATION, frames_per_clip=6, clip_length=SWEEP)
+    questions = [q.text for q in questions_for(scene.truth(plan[0].frame_times))]
+    args = ["ask", str(circle_video), "--model", "demo", "--clip-length", str(SWEEP)]
+    for question in questions:
+        args += ["-q", question]
+    stdout, _ = invoke(*args, "--json", "--output-dir", str(tmp_path))
+    report = Report.from_dict(json.loads(stdout.strip().splitlines()[-1]))
+    assert [(c.start, c.end) for c in report.clips] == [(c.start, c.end) for c in plan]
+    for clip, planned in zip(report.clips, plan, strict=True):
+        truth = scene.truth(planned.frame_times)
+        expected = {q.text: q.answer for q in questions_for(truth)}
+        assert {qa.question: qa.answer for qa in clip.answers} == expected
+    colors = [clip.answer_for("what color is the circle?").answer for clip in report.clips]
+    assert colors == ["red" if clip.end <= CHANGE else "blue" for clip in report.clips]
+    cues = list(srt.parse((tmp_path / "circle.srt").read_text()))
+    color_line = [cue for cue in cues if "what color is the circle?: blue" in cue.content]
+    assert color_line[0].start.total_seconds() == pytest.approx(CHANGE)
+
+
+def cut(source: Path, target: Path, start: float) -> None:
+    """Cut ``source`` from ``start`` seconds and re-encode it, with B-frames, from time 0."""
+    with av.open(str(source)) as reader, av.open(str(target), "w") as writer:
+        stream_in = reader.streams.video[0]
+        time_base = Fraction(1, 90_000)
+        stream_out = writer.add_stream("libx264", rate=25)
+        stream_out.width, stream_out.height = stream_in.width, stream_in.height
+        stream_out.pix_fmt = "yuv420p"
+        stream_out.time_base = stream_out.codec_context.time_base = time_base
+        stream_out.options = {"bf": "3", "g": "20"}
+        for frame in reader.decode(stream_in):
+            time = frame.pts * stream_in.time_base
+            if time < start:
+                continue
+            frame.pts = round((time - Fraction(start)) / time_base)
+            frame.time_base = time_base
+            frame.pict_type = av.video.frame.PictureType.NONE
+            writer.mux(stream_out.encode(frame))
+        writer.mux(stream_out.encode(None))
+
+
+def vfr_times(duration: float) -> list[float]:
+    """Frames 20, 50 and 120 ms apart in turn (8 to 50 fps), in seconds from 0."""
+    times, time, steps = [], 0.0, [0.02, 0.05, 0.12]
+    while time < duration:
+        times.append(round(time, 6))
+        time += steps[len(times) % 3]
+    return times
+
+
+@pytest.mark.parametrize("variant", ["cut", "bframes-vfr", "start-time"])
+def test_timeline_does_not_drift_after_recoding(variant, circle_video, tmp_path):
+    scene, offset, duration, change = circle_scene(), 0.0, DURATION, CHANGE
+    if variant == "cut":
+        video = tmp_path / "cut.mp4"
+        cut(circle_video, video, 2.0)  # the colour now changes at 2 s
+        offset, duration, change = 2.0, DURATION - 2.0, CHANGE - 2.0
+    elif variant == "bframes-vfr":
+        video = tmp_path / "vfr.mkv"
+        write_scene_video(
+            video, scene, frame_times=vfr_times(DURATION), options={"bf": "3", "g": "40"}
+        )
+    else:
+        video = tmp_path / "late.ts"
+        write_scene_video(video, scene, duration=DURATION, start_time=10.0, options={"bf": "2"})
+    out = tmp_path / "out"
+    questions = [arg for question in TIMELINE_QUESTIONS for arg in ("-q", question)]
+    invoke(
+        "ask",
+        str(video),
+        *questions,
+        "--model",
+        "demo",
+        "--clip-length",
+        str(SWEEP),
+        "--output-dir",
+        str(out),
+    )
+    check_sidecars(video, out, expected_cues(scene, duration, offset=offset), change)
