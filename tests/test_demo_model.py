@@ -58,7 +58,7 @@ def test_checkpoint_is_small_safetensors_with_tokenizer_and_processor(engine):
 @pytest.fixture(scope="module")
 def held_out():
     rng = np.random.default_rng(HELD_OUT_SEED)
-    scenes = [random_clip_scene(rng, aspect=4 / 3) for _ in range(24)]
+    scenes = [random_clip_scene(rng, aspect=4 / 3) for _ in range(40)]
     clips = [[render(scene, t, 320, 240) for t in times] for scene, times in scenes]
     return clips, [scene.truth(times) for scene, times in scenes]
 
@@ -74,9 +74,9 @@ def test_answers_and_captions_match_the_truth_of_held_out_clips(engine, held_out
         for question, answer in zip(questions, answers, strict=True):
             right[question.kind].append(answer.text == question.answer)
     accuracy = {kind: float(np.mean(values)) for kind, values in right.items()}
-    # The targets (95%, captions 90%), on a small sample: allow one miss in each kind.
-    for values in right.values():
-        assert sum(values) >= len(values) - 1, accuracy
+    # The targets are 95% (captions 90%) over hundreds of clips (tools/eval_demo_model.py);
+    # on this fixed sample of 40 clips, every kind must reach 90%.
+    assert min(accuracy.values()) >= 0.9, accuracy
 
 
 def test_direction_comes_from_frame_order(engine, held_out):

@@ -205,6 +205,7 @@ def make_batch(
     *,
     augment: bool,
     tasks: list[str] | None = None,
+    task_weights: dict[str, float] | None = None,
 ):
     frames = pool.frames[indices].astype(np.float32)
     truths = [pool.truths[i] for i in indices]
@@ -219,7 +220,8 @@ def make_batch(
         frames = frames + rng.normal(size=frames.shape) * sigma
     frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
     if tasks is None:
-        names, weights = list(TASK_WEIGHTS), list(TASK_WEIGHTS.values())
+        mix = task_weights or TASK_WEIGHTS
+        names, weights = list(mix), [w / sum(mix.values()) for w in mix.values()]
         tasks = [names[i] for i in rng.choice(len(names), size=len(indices), p=weights)]
     pairs = [target_text(truth, task, rng) for truth, task in zip(truths, tasks, strict=True)]
     input_ids, labels = encode_batch(tokenizer, pairs)
@@ -286,6 +288,11 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--vision-hidden", type=int, default=64)
     parser.add_argument("--vision-lr-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--tasks",
+        default=",".join(f"{task}={weight}" for task, weight in TASK_WEIGHTS.items()),
+        help="task mix, e.g. caption=0.25,shape=0.28,color=0.22,count=0.15,direction=0.1",
+    )
     parser.add_argument("--resume", type=Path, default=None, help="start from this checkpoint")
     args = parser.parse_args()
 
@@ -297,6 +304,7 @@ def main() -> None:
     np.random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
+    mix = {name: float(weight) for name, weight in (p.split("=") for p in args.tasks.split(","))}
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed=args.seed, vision_hidden=args.vision_hidden)
     if args.resume:
@@ -341,6 +349,9 @@ def main() -> None:
     metrics: dict = {
         "resumed_from": str(args.resume) if args.resume else None,
         "parameters": parameters,
+        "tasks": mix,
+        "lr": args.lr,
+        "pool": args.pool,
         "seed": args.seed,
         "steps": args.steps,
         "batch": args.batch,
@@ -356,7 +367,7 @@ def main() -> None:
             group["lr"] = base * progress
         indices = rng.integers(len(train_pool.truths), size=args.batch)
         pixels, input_ids, labels, _ = make_batch(
-            train_pool, indices, tokenizer, preprocessing, rng, augment=True
+            train_pool, indices, tokenizer, preprocessing, rng, augment=True, task_weights=mix
         )
         loss, _ = loss_and_exact(model, pixels, input_ids, labels)
         optimizer.zero_grad(set_to_none=True)
