@@ -1,8 +1,11 @@
 """Train the demo GIT checkpoint (``src/videoqa/demo_model``) on clips of the shapes world.
 
-Rebuilds the shipped checkpoint from scratch, on CPU, with a fixed seed::
+Rebuilds the shipped checkpoint from scratch, on CPU, with fixed seeds (docs/demo.md)::
 
-    python tools/train_demo_model.py --output src/videoqa/demo_model --log /tmp/demo_train.log
+    python tools/train_demo_model.py --output /tmp/demo_base --log /tmp/demo_train.log
+    python tools/train_demo_model.py --resume /tmp/demo_base --output src/videoqa/demo_model \
+        --steps 400 --lr 5e-4 --pool 6000 --seed 1 --eval-every 100 \
+        --tasks caption=0.15,shape=0.15,color=0.5,count=0.1,direction=0.1
 
 Frames go the way the product feeds them: rendered at an ordinary video size, converted to
 yuv420p and resized by swscale (bicubic, through PyAV, as ``videoqa.media.FrameSampler`` does)
