@@ -42,7 +42,7 @@ from videoqa.models import resolve_model
 
 WIDTH, HEIGHT = 320, 240
 SECONDS_PER_CLIP = 2.0
-#: Seed offset for held-out scenes: the training pools use seeds 1 and 1_000_003 (+ its seed).
+#: Seed of the held-out scenes (+ --seed): the training pools use 1, 2, 1_000_003 and 1_000_004.
 HELD_OUT_SEED = 7_777_777
 
 
