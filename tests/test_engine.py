@@ -29,16 +29,6 @@ QUESTIONS = [
 MAX_NEW_TOKENS = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy CPU idle-spinning threads cost
-    seconds per test (68 s against 9 s for this file at load average 8 on two cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def smooth_rgb(height: int, width: int, phase: float = 0.0) -> np.ndarray:
     """A smooth colour picture: interpolation differences between libraries stay small on it."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -25,17 +25,6 @@ from videoqa.report import FrameAnswer, Report
 QUESTIONS = ("what is the color?", "how many dogs are there?", "what is the man doing?")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a shared CPU they spin: use one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_test_video(path: Path, *, seconds: float = 12.0, fps: int = 10,
                      size: tuple[int, int] = (64, 48)) -> Path:
     """Frames whose colours and a moving bar change over time, so answers vary by frame."""
