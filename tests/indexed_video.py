@@ -65,6 +65,7 @@ def write_indexed_video(
     rate: int | Fraction = 24,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
     pts: Sequence[int] | None = None,
     time_base: Fraction | None = None,
     rotation: int = 0,
@@ -73,7 +74,8 @@ def write_indexed_video(
     """Encode ``frames`` indexed frames; returns each frame's presentation time in seconds.
 
     ``width``/``height`` are the stored size. ``pts`` (in ``time_base``) makes variable frame
-    rate or a non-zero start; ``rotation`` writes a display matrix (counter-clockwise degrees,
+    rate or a non-zero start; ``options`` go to the encoder, ``container_options`` to the muxer
+    (e.g. ``movflags=faststart``); ``rotation`` writes a display matrix (counter-clockwise degrees,
     as PyAV's ``frame.rotation`` reads it back): the frames are stored turned the other way so
     that a player applying the matrix shows them upright.
     """
@@ -84,7 +86,7 @@ def write_indexed_video(
         raise ValueError("pts needs a time_base")
     turns = (rotation // 90) % 4
     upright_width, upright_height = (height, width) if turns % 2 else (width, height)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = time_base

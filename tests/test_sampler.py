@@ -136,6 +136,33 @@ def test_every_time_gets_the_frame_the_timeline_shows(videos, case):
             frame_times[index] + Fraction(sampler.info.start_time), abs=1e-9
         )
         assert frame.rgb.shape == (24, 32, 3) and frame.rgb.dtype == np.uint8
+        assert frame.past_end == (time > float(frame_times[-1]) + 1), f"t={time}"
+    assert sampler.decodable_end is not None and sampler.decodable_end > float(frame_times[-1])
+
+
+def test_a_truncated_faststart_mp4_says_where_decodable_video_ends(tmp_path):
+    """The index at the front still lists every frame; the data of the later ones is gone."""
+    whole = tmp_path / "whole.mp4"
+    frame_times = write_indexed_video(
+        whole, frames=96, width=320, height=240, options={"g": "12"},
+        container_options={"movflags": "faststart"},
+    )
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 3 // 10])
+    times = [0.0, 1.0, 3.0, 3.9]
+    with FrameSampler(cut, size=(64, 48)) as sampler:
+        assert sampler.info.duration == pytest.approx(4.0)  # what the index declares
+        frames = sampler.sample(times)
+        end = sampler.decodable_end
+    assert end is not None and 0.5 < end < 3.0
+    last_index = round(end * 24) - 1
+    for time, frame in zip(times, frames, strict=True):
+        if time < end:
+            assert not frame.past_end and read_index(frame.rgb) == expected_index(frame_times, time)
+        else:
+            assert frame.past_end, f"t={time} is after the decodable end {end}"
+            assert read_index(frame.rgb) == last_index
 
 
 def test_a_non_zero_start_time_is_zero_on_the_timeline(videos):

@@ -113,6 +113,9 @@ class Frame:
     pts: int
     time_base: Fraction
     rgb: np.ndarray
+    past_end: bool = False
+    """The time lies more than a frame past the last frame that decodes (a truncated file):
+    the pixels are that last frame's, which a player would not show at this time."""
 
 
 def probe(
@@ -153,6 +156,8 @@ class FrameSampler:
         self.seeks = 0
         self.restarts = 0  # decoding restarted at a keyframe found by reading ahead (no seek)
         self.skipped_packets = 0
+        self.decodable_end: float | None = None
+        """Where decodable video ends (timeline seconds), once decoding has reached it."""
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ValueError(f"size must be (width, height) of positive integers, got {size!r}")
         self._size = size
@@ -176,6 +181,10 @@ class FrameSampler:
             self._next: av.VideoFrame | None = None  # the frame after it, when decoded
             self._at_end = False
             self._previous_pts = 0
+            self._decoded_end: int | None = None  # pts: latest end of a decoded frame
+            # pts: display duration of the last frame decoded (from the stream's rate until then)
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self._frame_interval = max(1, round(1 / (rate * self._time_base))) if rate else 1
             self._skip_nonref_before: int | None = None  # pts: see _read_ahead
             self._skipping_nonref = False
             self._quiet_skips = True  # a file with no good frame gets one error, no warnings
@@ -208,6 +217,7 @@ class FrameSampler:
         last_rgb: np.ndarray | None = None
         for position in sorted(range(len(times)), key=targets.__getitem__):
             frame = self._frame_at(targets[position])
+            past_end = self._past_end(targets[position])
             if frame is last_frame and last_rgb is not None:
                 rgb = last_rgb.copy()
             else:
@@ -219,6 +229,7 @@ class FrameSampler:
                 pts=frame.pts,
                 time_base=self._time_base,
                 rgb=rgb,
+                past_end=past_end,
             )
         return results  # type: ignore[return-value]
 
@@ -248,6 +259,16 @@ class FrameSampler:
         if frame is None:  # cannot happen after _seek_before, which falls back to the start
             raise NoDecodableFrameError(self.path, "no frame decodes near the requested time")
         return frame
+
+    def _past_end(self, target: int) -> bool:
+        """Whether ``target`` lies more than a frame past the end of the last decodable frame.
+
+        Only known once decoding has reached the end of the stream: a truncated file (a
+        faststart MP4 cut short keeps its full index) declares more than it can decode.
+        """
+        if self.decodable_end is None or self._decoded_end is None:
+            return False
+        return target > self._decoded_end + self._frame_interval
 
     def _can_continue_to(self, target: int) -> bool:
         """Whether reading on from where we are reaches ``target`` without a seek."""
@@ -383,6 +404,7 @@ class FrameSampler:
         while not self._decoded:
             packet = self._queued.popleft() if self._queued else next(self._packets, None)
             if packet is None:
+                self._note_end_of_stream()
                 return None
             skippable = (
                 self._skip_nonref_before is not None
@@ -408,9 +430,18 @@ class FrameSampler:
                 self.decoded_frames += 1
                 if frame.pts is None:  # raw streams: continue from the previous frame
                     frame.pts = self._previous_pts + (frame.duration or 1)
+                self._frame_interval = frame.duration or self._frame_interval
+                end = frame.pts + self._frame_interval
+                if self._decoded_end is None or end > self._decoded_end:
+                    self._decoded_end = end
                 self._previous_pts = frame.pts
                 self._decoded.append(frame)
         return self._decoded.popleft()
+
+    def _note_end_of_stream(self) -> None:
+        """Decoding ran out of packets: the latest frame end seen is where the video ends."""
+        if self._decoded_end is not None:
+            self.decodable_end = float(self._decoded_end * self._time_base - self._start)
 
     # -- pixels -----------------------------------------------------------------------------
 
