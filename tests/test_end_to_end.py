@@ -19,6 +19,8 @@ import srt
 import webvtt
 from click.testing import CliRunner
 
+pytest.importorskip("torch", reason="captions come from the demo model: needs torch")
+
 from videoqa.cli import cli
 from videoqa.clips import plan_clips
 from videoqa.demo import Actor, Scene, caption_of, questions_for, write_scene_video
@@ -118,6 +120,41 @@ def test_caption_writes_cues_that_change_at_the_known_second(circle_video, tmp_p
         "a blue circle moves left",
     ]
     check_sidecars(circle_video, tmp_path, captions, CHANGE)
+
+
+def test_a_truncated_file_is_captioned_up_to_where_it_decodes_and_says_so(tmp_path, caplog):
+    """A faststart MP4 cut short still declares its whole length in the index at its front."""
+    whole = tmp_path / "whole.mp4"
+    write_scene_video(
+        whole,
+        circle_scene(),
+        duration=DURATION,
+        options={"g": "25"},
+        container_options={"movflags": "faststart"},
+    )
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 45 // 100])
+    result = CliRunner().invoke(
+        cli,
+        ["caption", str(cut), "--model", "demo", "--clip-length", str(SWEEP),
+         "--output-dir", str(tmp_path)],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    report = Report.load(tmp_path / "cut.videoqa.json")
+    assert report.video.duration == pytest.approx(DURATION)
+    end = report.video.decodable_end
+    assert end is not None and SWEEP < end < DURATION - SWEEP
+    warning = f"truncated: video decodes only to {end:.1f} s of {DURATION:.1f} s"
+    assert [r.levelname for r in caplog.records if warning in r.getMessage()] == ["WARNING"]
+    # Clips wholly past the end are left out; those before it say what the generator showed.
+    assert [clip.start for clip in report.clips] == [
+        k * SWEEP for k in range(int(end // SWEEP) + (end % SWEEP > 0))
+    ]
+    full_clips = int(end // SWEEP)
+    captions = expected_captions(circle_scene(), DURATION)[:full_clips]
+    assert [clip.caption.text for clip in report.clips[:full_clips]] == captions
+    assert len(list(srt.parse((tmp_path / "cut.srt").read_text()))) >= full_clips
 
 
 def test_ask_answers_each_clip_with_the_generators_truth(circle_video, tmp_path):

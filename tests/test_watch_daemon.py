@@ -352,3 +352,25 @@ def test_a_model_that_cannot_load_stops_the_daemon_instead_of_failing_every_file
         "first.mp4": ("queued", 0), "second.mp4": ("queued", 0),
     }  # fmt: skip
     assert not multiprocessing.active_children()
+
+
+def test_a_truncated_file_is_failed_with_where_it_ends_not_done(
+    tmp_path,
+    watched,
+    tiny_video_git,  # noqa: F811
+):
+    """A faststart MP4 cut short declares 4 s but decodes about 1 s: never silently done."""
+    whole = tmp_path / "whole.mp4"
+    write_indexed_video(
+        whole, frames=96, width=320, height=240, options={"g": "12"},
+        container_options={"movflags": "faststart"},
+    )  # fmt: skip
+    (watched / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 10])
+    config = load_config(write_config(tmp_path, tiny_video_git), folders=[watched])
+    with running(config):
+        wait_for(finished(config, 1), show=lambda: jobs_of(config))
+    state, _, error = jobs_of(config)["cut.mp4"]
+    assert state == "failed"
+    assert error is not None and "truncated at " in error and " s of 4.0 s" in error
+    assert [e["event"] for e in events(config)] == ["failed"]
+    assert sorted(p.name for p in watched.iterdir()) == ["cut.mp4"]  # no sidecar of it

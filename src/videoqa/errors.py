@@ -1,7 +1,9 @@
 """One exception family for everything a user can get wrong.
 
 Every error names the file (or setting) it is about and the reason, in one line, so the CLI
-can print ``str(error)`` and exit non-zero without a traceback.
+can print ``str(error)`` and exit non-zero without a traceback. A setting is named as Python
+callers and the daemon's TOML spell it (``device``, ``frames_per_clip``), never as a command-line
+flag: the CLI puts its own flag in its place.
 """
 
 from __future__ import annotations
@@ -10,12 +12,20 @@ import os
 
 
 class VideoQAError(Exception):
-    """Base of every error videoqa raises on purpose."""
+    """Base of every error videoqa raises on purpose.
 
-    def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
+    ``str(error)`` is ``"path: reason"``; an error about one setting rather than a file reads
+    ``"setting: reason"`` (``"frames_per_clip: must be at least 1, got 0"``).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None, reason: str, *, setting: str | None = None
+    ) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+        self.setting = setting
+        where = self.path or setting
+        super().__init__(f"{where}: {reason}" if where else reason)
 
 
 class MediaError(VideoQAError):
@@ -32,6 +42,10 @@ class TooLargeError(MediaError):
 
 class NoDecodableFrameError(MediaError):
     """The container opened but not a single frame decoded."""
+
+
+class TruncatedError(MediaError):
+    """The file decodes only partway: it ends before the length its index declares."""
 
 
 class ModelError(VideoQAError):

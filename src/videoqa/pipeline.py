@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
-from videoqa.media import FrameSampler, VideoInfo, probe
+from videoqa.media import Frame, FrameSampler, VideoInfo, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
 from videoqa.report import (
     Caption,
@@ -86,6 +86,8 @@ class VideoJob:
     captioning: ModelRole | None
     stream: int | None
     clip_batch_size: int = 1
+    decodable_end: float | None = None
+    """Set when the file turned out truncated: where decodable video ends (seconds)."""
     _started: bool = field(default=False, repr=False)
 
     def results(self, progress: ProgressCallback | None = None) -> Iterator[ClipResult]:
@@ -103,7 +105,9 @@ class VideoJob:
         """The ``Report`` of this job from results already gathered from ``results()``."""
         facts = VideoFacts.from_info(self.info)
         return Report(
-            video=replace(facts, path=os.path.abspath(facts.path)),
+            video=replace(
+                facts, path=os.path.abspath(facts.path), decodable_end=self.decodable_end
+            ),
             model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
             caption_model=self.captioning.info if self.captioning else None,
             sampling=self.sampling,
@@ -132,7 +136,18 @@ class VideoJob:
                         for clip in batch
                     ]
                     requests.append((self.captioning, times))
-                frames = _sample(requests, samplers)
+                sampled = _sample(requests, samplers)
+                kept, any_past_end = _clips_before_end(sampled)
+                if any_past_end:
+                    self._note_truncation(samplers.values())
+                cut_short = kept < len(batch)
+                if cut_short:
+                    batch = batch[:kept]
+                    requests = [(role, times[:kept]) for role, times in requests]
+                    sampled = [request[:kept] for request in sampled]
+                if not batch:
+                    return
+                frames = [[[f.rgb for f in clip] for clip in request] for request in sampled]
                 answers = self._answer(batch, frames[0]) if self.answering else None
                 captions = (
                     self._caption(requests[-1][1], frames[-1]) if self.captioning else None
@@ -150,6 +165,21 @@ class VideoJob:
                     if progress is not None:
                         progress(done, total)
                     yield result
+                if cut_short:  # every later clip lies past the end too
+                    return
+
+    def _note_truncation(self, samplers: Iterable[FrameSampler]) -> None:
+        """Record (once) that the video decodes only to ``decodable_end``, and say so."""
+        if self.decodable_end is not None:
+            return
+        ends = [s.decodable_end for s in samplers if s.decodable_end is not None]
+        self.decodable_end = min(ends) if ends else 0.0
+        logger.warning(
+            "%s: truncated: video decodes only to %.1f s of %.1f s; later clips are left out",
+            self.path,
+            self.decodable_end,
+            self.info.duration,
+        )
 
     def _answer(
         self, batch: list[Clip], frames_per_clip: list[list[np.ndarray]]
@@ -215,7 +245,7 @@ class VideoJob:
 def _sample(
     requests: list[tuple[ModelRole, list[tuple[float, ...]]]],
     samplers: dict[tuple[int, int], FrameSampler],
-) -> list[list[list[np.ndarray]]]:
+) -> list[list[list[Frame]]]:
     """Frames for each request (a role and its clips' times): ``[request][clip][frame]``.
 
     Requests that share a frame size share one ``sample`` call, so the sampler sees every time
@@ -224,14 +254,27 @@ def _sample(
     pending: dict[tuple[int, int], list[float]] = {}
     for role, clip_times in requests:
         pending.setdefault(role.frame_size, []).extend(t for times in clip_times for t in times)
-    decoded = {
-        size: iter([frame.rgb for frame in samplers[size].sample(times)])
-        for size, times in pending.items()
-    }
+    decoded = {size: iter(samplers[size].sample(times)) for size, times in pending.items()}
     return [
         [[next(decoded[role.frame_size]) for _ in times] for times in clip_times]
         for role, clip_times in requests
     ]
+
+
+def _clips_before_end(frames: list[list[list[Frame]]]) -> tuple[int, bool]:
+    """How many clips of a batch show some decodable video, and whether any frame is past it.
+
+    Clips come in time order, so once every frame of a clip lies past the end of a truncated
+    file, so do all the frames of the clips after it.
+    """
+    clips = len(frames[0])
+    showing = [
+        any(not frame.past_end for request in frames for frame in request[clip])
+        for clip in range(clips)
+    ]
+    kept = showing.index(False) if False in showing else clips
+    any_past = any(frame.past_end for request in frames for clip in request for frame in clip)
+    return kept, any_past
 
 
 def vote(frames: Sequence[FrameAnswer]) -> tuple[str, float]:
@@ -348,8 +391,12 @@ class VideoQA:
         questions = _clean_questions(questions)
         if not questions and not captions:
             raise ConfigError(path, "nothing to do: no questions and no captions asked for")
-        if max_new_tokens < 1 or caption_max_new_tokens < 1:
-            raise ConfigError(path, "--max-new-tokens must be at least 1")
+        for setting, tokens in (
+            ("max_new_tokens", max_new_tokens),
+            ("caption_max_new_tokens", caption_max_new_tokens),
+        ):
+            if tokens < 1:
+                raise ConfigError(None, f"must be at least 1, got {tokens}", setting=setting)
         # Probe first: a file that is not a usable video fails before any model loads.
         info = probe(path, stream=stream)
         answering = _role(self.answer_engine, frames_per_clip, info) if questions else None
@@ -424,7 +471,7 @@ def _clean_questions(questions: Sequence[str]) -> tuple[str, ...]:
         questions = (questions,)
     cleaned = tuple(" ".join(q.split()) for q in questions)
     if any(not q for q in cleaned):
-        raise ConfigError("--question", "a question is empty")
+        raise ConfigError(None, "a question is empty", setting="questions")
     return cleaned
 
 
@@ -435,14 +482,15 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
     trained with (its temporal embeddings exist for exactly that many frames).
     """
     if requested is not None and requested < 1:
-        raise ConfigError("--frames-per-clip", f"must be at least 1, got {requested}")
+        raise ConfigError(None, f"must be at least 1, got {requested}", setting="frames_per_clip")
     if engine.kind == "video":
         trained = int(engine.frames_per_clip or 0)
         if requested is not None and requested != trained:
             raise ConfigError(
-                "--frames-per-clip",
+                None,
                 f"{engine.model_id} is a video checkpoint trained on {trained} frames per clip; "
                 f"it cannot take {requested}",
+                setting="frames_per_clip",
             )
         return trained
     return requested or DEFAULT_IMAGE_FRAMES_PER_CLIP

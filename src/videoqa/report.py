@@ -23,7 +23,7 @@ from videoqa.errors import VideoQAError
 
 logger = logging.getLogger("videoqa.report")
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """``major.minor``: a new minor version only adds keys; a new major version changes meaning."""
 
 SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
@@ -93,6 +93,8 @@ class VideoFacts:
     rotation: int = 0
     start_time: float = 0.0
     frame_count: int | None = None
+    decodable_end: float | None = None
+    """Where decodable video ends, when before ``duration`` (a truncated file); else None."""
 
     @classmethod
     def from_info(cls, info: Any) -> VideoFacts:
@@ -238,6 +240,7 @@ def _video_to_dict(video: VideoFacts) -> dict[str, Any]:
         "rotation": video.rotation,
         "start_time": video.start_time,
         "frame_count": video.frame_count,
+        "decodable_end": video.decodable_end,
     }
 
 
@@ -255,6 +258,7 @@ def _video_from_dict(data: Mapping[str, Any]) -> VideoFacts:
         rotation=int(data.get("rotation", 0)),
         start_time=float(data.get("start_time", 0.0)),
         frame_count=int(frame_count) if frame_count is not None else None,
+        decodable_end=float(end) if (end := data.get("decodable_end")) is not None else None,
     )
 
 

@@ -33,12 +33,14 @@ def write_scene_video(
     options: dict[str, str] | None = None,
     frame_times: Sequence[float] | None = None,
     start_time: float = 0.0,
+    container_options: dict[str, str] | None = None,
 ) -> list[Fraction]:
     """Encode ``scene`` and return each frame's timeline time (seconds from the first frame).
 
     By default frames come every ``1/fps`` s for ``duration`` s. ``frame_times`` (timeline
     seconds, increasing, first one 0) gives a variable frame rate instead; ``start_time`` shifts
     every timestamp so that the container starts there (the timeline still starts at 0).
+    ``options`` go to the encoder, ``container_options`` to the muxer (``movflags=faststart``).
     """
     time_base = Fraction(1, 90_000) if frame_times is not None or start_time else Fraction(1, fps)
     if frame_times is None:
@@ -48,7 +50,7 @@ def write_scene_video(
         if times[0] != 0 or any(b <= a for a, b in zip(times, times[1:], strict=False)):
             raise ValueError("frame_times must start at 0 and increase")
     offset = round(Fraction(start_time).limit_denominator(90_000) / time_base)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = time_base

@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from videoqa.errors import ConfigError, ModelError, TooLargeError, VideoQAError
+from videoqa.errors import ConfigError, ModelError, TooLargeError, TruncatedError, VideoQAError
 from videoqa.watch.config import FolderSettings
 
 logger = logging.getLogger("videoqa.watch.worker")
@@ -76,9 +76,13 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
     for name in ("stride", "frames_per_clip", "max_new_tokens", "caption_max_new_tokens"):
         if getattr(settings, name) is not None:
             clip_options[name] = getattr(settings, name)
-    return pipeline.run(
+    report = pipeline.run(
         path, questions=settings.questions, captions=settings.captions, **clip_options
     )
+    end = report.video.decodable_end
+    if end is not None:  # never "done" with clips that describe frames the file does not hold
+        raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
+    return report
 
 
 def load_processor(spec: str) -> Callable[[Path, FolderSettings], Any]:
