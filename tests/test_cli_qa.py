@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pty
+import re
 import select
 import struct
 import sys
@@ -156,7 +157,8 @@ def test_ask_with_captions_uses_the_caption_model_for_the_cues(
         (["--model", "/no/such/checkpoint"], "videoqa: error: /no/such/checkpoint: "),
         (["--format", "srt,ass"], "videoqa: error: --format: unknown format ass"),
         (["--frames-per-clip", str(TINY_VIDEO_FRAMES + 2)],
-         f"trained on {TINY_VIDEO_FRAMES} frames per clip"),
+         r"videoqa: error: --frames-per-clip: \S+ is a video checkpoint trained on "
+         f"{TINY_VIDEO_FRAMES} frames per clip"),
         (["--start", "5", "--end", "3"], "videoqa: error: --end: 3 s is not after --start 5 s"),
     ],
 )
@@ -164,8 +166,22 @@ def test_bad_options_end_in_one_line_and_exit_1(workdir, tiny_video_git, args, m
     options = ["--model", str(tiny_video_git), *args] if args[0] != "--model" else args
     code, _, err = invoke("caption", str(workdir / "first.mp4"), *options)
     assert code == 1
-    assert message in err and len(err.strip().splitlines()) == 1
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1
     assert not list(workdir.glob("first.*[!4]"))  # no sidecar written
+
+
+def test_a_setting_the_library_refuses_is_named_by_its_flag(workdir, tiny_video_git):  # noqa: F811
+    """The library says ``device: ...``; the command line says ``--device: ...``."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    code, _, err = invoke("caption", str(workdir / "first.mp4"), "--model", str(tiny_video_git),
+                          "--device", "cuda")
+    assert code == 1
+    assert err.strip() == (
+        "videoqa: error: --device: cuda asked for, but torch sees no CUDA GPU here"
+    )
 
 
 def test_ask_needs_a_question(workdir):

@@ -207,7 +207,8 @@ def test_image_checkpoint_frames_per_clip_is_a_choice(qa, video):
 
 
 def test_a_video_checkpoint_refuses_another_frame_count(qa, video):
-    with pytest.raises(ConfigError, match=f"trained on {TINY_VIDEO_FRAMES} frames per clip"):
+    trained = f"trained on {TINY_VIDEO_FRAMES} frames per clip"
+    with pytest.raises(ConfigError, match=f"^frames_per_clip: .* {trained}"):  # not a CLI flag
         qa.caption(video, frames_per_clip=TINY_VIDEO_FRAMES + 1)
 
 
@@ -223,8 +224,10 @@ def test_bad_inputs_fail_before_any_work_in_one_line(qa, video, tmp_path):
         qa.plan(video, questions=(), captions=False)
     with pytest.raises(ConfigError, match="not before end"):
         qa.ask(video, QUESTIONS[:1], start=30.0)
-    with pytest.raises(ConfigError, match="question is empty"):
+    with pytest.raises(ConfigError, match="^questions: a question is empty$"):
         qa.ask(video, ["  "])
+    with pytest.raises(ConfigError, match="^max_new_tokens: must be at least 1, got 0$"):
+        qa.ask(video, QUESTIONS[:1], max_new_tokens=0)
 
 
 def test_real_rotated_phone_clip_is_seen_upright(qa, shared_media):

@@ -151,7 +151,7 @@ def test_formats_and_output_dir_choose_what_goes_where(tmp_path):
     out.mkdir()
     assert parse_formats("vtt,json, SRT") == ("json", "srt", "vtt")
     assert parse_formats("none") == ()
-    with pytest.raises(OutputError, match="unknown format ass"):
+    with pytest.raises(OutputError, match=r"^formats: unknown format ass \(choose from json"):
         parse_formats("srt,ass")
     paths = sidecar_paths(tmp_path / "in" / "my.clip.mov", formats=["vtt"], output_dir=out)
     assert paths == {"vtt": out / "my.clip.vtt"}
@@ -171,7 +171,8 @@ def test_a_users_subtitle_file_is_not_overwritten_without_overwrite(tmp_path):
     with pytest.raises(OutputError) as caught:
         write_sidecars(make_report(["a dog"]), video)
     assert str(caught.value) == f"{users}: exists and was not written by videoqa " \
-                                "(use --overwrite to replace it)"
+                                "(set overwrite to replace it)"
+    assert caught.value.setting == "overwrite"
     # Nothing at all was written: not the VTT, not the JSON.
     assert users.read_text(encoding="utf-8").endswith("my own words\n")
     assert not (tmp_path / "film.vtt").exists()

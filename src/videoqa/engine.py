@@ -338,6 +338,7 @@ class GitEngine:
                 None,
                 f"question is {len(ids)} tokens, at most {room} fit with max_new_tokens="
                 f"{max_new_tokens}: {question[:60]!r}",
+                setting="questions",
             )
         return ids
 

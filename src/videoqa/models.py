@@ -84,7 +84,7 @@ def locate_checkpoint(model: str, *, revision: str | None = None) -> Checkpoint:
     if folder.is_dir():
         checkpoint = Checkpoint(model_id=model, revision=None, folder=folder)
     elif folder.exists():
-        raise ModelError(resolved, "not a folder; --model takes a checkpoint folder or a hub id")
+        raise ModelError(resolved, "not a folder; a model is a checkpoint folder or a hub id")
     elif _looks_like_path(resolved) or model == DEMO_MODEL:
         raise ModelError(resolved, "no such checkpoint folder")
     else:
@@ -97,7 +97,7 @@ def locate_checkpoint(model: str, *, revision: str | None = None) -> Checkpoint:
         raise ModelError(
             resolved,
             "no safetensors weights (pickled .bin weights are not loaded); "
-            "convert them or pick a --revision that has model.safetensors",
+            "convert them or pick a revision that has model.safetensors",
         )
     return checkpoint
 
@@ -114,7 +114,7 @@ def _download(repo_id: str, *, revision: str | None) -> Path:
 
     how_to_get = (
         f"download it where the hub is reachable (hf download {repo_id}"
-        f"{f' --revision {revision}' if revision else ''}) or pass --model PATH to a local folder"
+        f"{f' --revision {revision}' if revision else ''}) or give the model as a local folder"
     )
     try:
         path = snapshot_download(repo_id, revision=revision, allow_patterns=CHECKPOINT_FILES)
@@ -138,15 +138,17 @@ def _download(repo_id: str, *, revision: str | None) -> Path:
 def choose_device(device: str) -> torch.device:
     """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit GPU must be present."""
     if device not in DEVICES:
-        raise ConfigError(None, f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+        raise ConfigError(
+            None, f"must be one of {', '.join(DEVICES)}, not {device!r}", setting="device"
+        )
     cuda = torch.cuda.is_available()
     mps = torch.backends.mps.is_available()
     if device == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if device == "cuda" and not cuda:
-        raise ConfigError(None, "--device cuda: no CUDA GPU is available to torch here")
+        raise ConfigError(None, "cuda asked for, but torch sees no CUDA GPU here", setting="device")
     if device == "mps" and not mps:
-        raise ConfigError(None, "--device mps: Apple's MPS is not available to torch here")
+        raise ConfigError(None, "mps asked for, but torch sees no Apple MPS here", setting="device")
     return torch.device(device)
 
 
@@ -156,5 +158,5 @@ def choose_dtype(dtype: str, device: torch.device) -> torch.dtype:
         return torch.float32 if device.type == "cpu" else torch.float16
     if dtype not in DTYPES:
         choices = ", ".join(["auto", *DTYPES])
-        raise ConfigError(None, f"--dtype must be one of {choices}, not {dtype!r}")
+        raise ConfigError(None, f"must be one of {choices}, not {dtype!r}", setting="dtype")
     return DTYPES[dtype]

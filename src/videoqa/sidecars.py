@@ -171,7 +171,9 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
         raise OutputError(
-            "--format", f"unknown format {', '.join(unknown)} (choose from {', '.join(FORMATS)})"
+            None,
+            f"unknown format {', '.join(unknown)} (choose from {', '.join(FORMATS)})",
+            setting="formats",
         )
     return tuple(name for name in FORMATS if name in wanted)
 
@@ -220,7 +222,7 @@ def write_sidecars(
             digests.append(current)
         recorded[target.name] = digests
     for name, digests in previously_ours.items():
-        # Our subtitles not rewritten this time (another --format) stay ours while unchanged.
+        # Our subtitles not rewritten this time (other formats) stay ours while unchanged.
         current = _file_digest(folder / name)
         if name not in recorded and current in digests:
             recorded[name] = [current]
@@ -263,7 +265,9 @@ def check_targets(
     for fmt, target in targets.items():
         if WRITERS[fmt].is_subtitle and target.exists() and not _is_ours(target, ours):
             raise OutputError(
-                target, "exists and was not written by videoqa (use --overwrite to replace it)"
+                target,
+                "exists and was not written by videoqa (set overwrite to replace it)",
+                setting="overwrite",
             )
     return targets
 

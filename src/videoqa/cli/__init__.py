@@ -1,7 +1,8 @@
 """The ``videoqa`` command line: one click group; each step of the pipeline adds its commands.
 
 The commands are thin: they parse options and call the library. Errors from the
-``VideoQAError`` family end in one line on stderr and exit code 1, never a traceback.
+``VideoQAError`` family end in one line on stderr and exit code 1, never a traceback; an error
+about one setting names the command's flag for it (``--frames-per-clip: ...``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ from videoqa import __version__
 from videoqa.errors import VideoQAError
 
 
+def error_line(error: VideoQAError, command: click.Command | None) -> str:
+    """``videoqa: error: ...``, with ``command``'s flag where the library names a setting."""
+    flags = [
+        max(param.opts, key=len)
+        for param in (command.params if command else [])
+        if isinstance(param, click.Option) and param.name == error.setting
+    ]
+    if flags and error.path is None:
+        return f"videoqa: error: {flags[0]}: {error.reason}"
+    return f"videoqa: error: {error}"
+
+
 class _Group(click.Group):
     """A click group that turns our documented errors into one-line messages."""
 
@@ -23,7 +36,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except VideoQAError as error:
-            click.echo(f"videoqa: error: {error}", err=True)
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            click.echo(error_line(error, command), err=True)
             ctx.exit(1)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from videoqa.cli import error_line
 from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
@@ -134,7 +135,7 @@ def _process_all(qa: VideoQA, videos: Sequence[Path], *, questions: tuple[str, .
                                        overwrite=overwrite, as_json=as_json, **plan_options)
         except VideoQAError as error:
             failed += 1
-            click.echo(f"videoqa: error: {error}", err=True)
+            click.echo(error_line(error, click.get_current_context().command), err=True)
     done = len(videos) - failed
     noun = "file" if len(videos) == 1 else "files"
     click.echo(f"videoqa: {len(videos)} {noun}: {done} done, {failed} failed; "
