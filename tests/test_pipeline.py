@@ -122,6 +122,23 @@ def test_video_checkpoint_gets_its_frames_in_time_order_as_one_clip(tiny_video_g
     assert [c.caption.frame_times for c in captions] == [r.frame_times for r in results]
 
 
+def test_options_are_named_keywords_and_a_captions_length_is_its_max_new_tokens(
+    tiny_video_git, video  # noqa: F811
+):
+    for method in (VideoQA.ask, VideoQA.caption, VideoQA.run):
+        kinds = [p.kind for p in inspect.signature(method).parameters.values()]
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, method.__name__
+    qa = VideoQA(str(tiny_video_git), caption_model=str(tiny_video_git), device="cpu")
+    with pytest.raises(TypeError, match="clip_lenght"):
+        qa.ask(video, QUESTIONS[:1], clip_lenght=3.0)
+    results = list(qa.caption(video, clip_length=6.0, max_new_tokens=2)[0])
+    engine = qa.caption_engine
+    frames = [sampled(engine, video, r.caption.frame_times) for r in results]
+    short = [a.text for a in engine.caption(frames, max_new_tokens=2)]
+    assert [r.caption.text for r in results] == short
+    assert short != [a.text for a in engine.caption(frames)]  # the limit mattered
+
+
 def test_an_image_caption_checkpoint_captions_every_frame_and_the_clip_votes(
     tiny_image_git, video  # noqa: F811
 ):

@@ -20,7 +20,6 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
@@ -386,7 +385,28 @@ class VideoQA:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
     ) -> VideoJob:
-        """Probe ``video`` and plan its clips; decoding and inference wait for ``results()``."""
+        """Probe ``video`` and plan its clips; decoding and inference wait for ``results()``.
+
+        Args:
+            video: The video file.
+            questions: Questions asked of every clip, each answered on its own.
+            captions: Caption every clip too (with the caption model).
+            clip_length: Seconds per clip; each clip is one subtitle cue.
+            stride: Seconds between clip starts; ``None``: ``clip_length`` (clips touch).
+            start: Seconds into the video where the first clip starts.
+            end: Seconds into the video where clips stop; ``None``: the end of the video.
+            frames_per_clip: Frames the model sees per clip; ``None``: a video checkpoint's
+                own count (the only one it takes), 3 for an image checkpoint (they vote).
+            stream: Index of the video stream; ``None``: the best one.
+            max_new_tokens: Longest answer, in tokens.
+            caption_max_new_tokens: Longest caption, in tokens.
+
+        Raises:
+            MediaError: The file cannot be used as a video (raised before any model loads).
+            ConfigError: Impossible options (no work asked for, ``start`` past the end, a
+                frame count a video checkpoint cannot take, an empty question).
+            ModelError: A checkpoint cannot be found or loaded.
+        """
         path = os.fspath(video)
         questions = _clean_questions(questions)
         if not questions and not captions:
@@ -435,21 +455,87 @@ class VideoQA:
         )
 
     def ask(
-        self, video: str | os.PathLike[str], questions: Sequence[str], **options: Any
+        self,
+        video: str | os.PathLike[str],
+        questions: Sequence[str],
+        *,
+        clip_length: float = DEFAULT_CLIP_LENGTH,
+        stride: float | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+        frames_per_clip: int | None = None,
+        stream: int | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
-        """Answer ``questions`` clip by clip: ``(lazy results, video facts)``.
+        """Answer ``questions`` clip by clip, lazily, like faster-whisper's ``transcribe``.
 
-        Options are ``plan``'s: clip_length, stride, start, end, frames_per_clip, stream,
-        max_new_tokens.
+        Args:
+            video: The video file.
+            questions: Questions asked of every clip, each answered on its own.
+            clip_length, stride, start, end, frames_per_clip, stream: Which clips, and how
+                many frames of each the model sees: as in ``plan``.
+            max_new_tokens: Longest answer, in tokens.
+
+        Returns:
+            ``(results, info)``: an iterator of ``ClipResult`` in time order that decodes and
+            answers each clip only when asked for the next (it can be iterated once), and the
+            video's ``VideoInfo``, known at once.
+
+        Raises:
+            MediaError, ConfigError, ModelError: As ``plan``, before any frame is decoded.
         """
-        job = self.plan(video, questions=questions, captions=False, **options)
+        job = self.plan(
+            video,
+            questions=questions,
+            captions=False,
+            clip_length=clip_length,
+            stride=stride,
+            start=start,
+            end=end,
+            frames_per_clip=frames_per_clip,
+            stream=stream,
+            max_new_tokens=max_new_tokens,
+        )
         return job.results(), job.info
 
     def caption(
-        self, video: str | os.PathLike[str], **options: Any
+        self,
+        video: str | os.PathLike[str],
+        *,
+        clip_length: float = DEFAULT_CLIP_LENGTH,
+        stride: float | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+        frames_per_clip: int | None = None,
+        stream: int | None = None,
+        max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
-        """Caption the video clip by clip: ``(lazy results, video facts)``."""
-        job = self.plan(video, questions=(), captions=True, **options)
+        """Caption the video clip by clip, lazily, with the caption model.
+
+        Args:
+            video: The video file.
+            clip_length, stride, start, end, frames_per_clip, stream: Which clips, and how
+                many frames of each the model sees: as in ``plan``.
+            max_new_tokens: Longest caption, in tokens.
+
+        Returns:
+            ``(results, info)`` as ``ask`` returns them; each result has a ``caption``.
+
+        Raises:
+            MediaError, ConfigError, ModelError: As ``plan``, before any frame is decoded.
+        """
+        job = self.plan(
+            video,
+            questions=(),
+            captions=True,
+            clip_length=clip_length,
+            stride=stride,
+            start=start,
+            end=end,
+            frames_per_clip=frames_per_clip,
+            stream=stream,
+            caption_max_new_tokens=max_new_tokens,
+        )
         return job.results(), job.info
 
     def run(
@@ -458,11 +544,43 @@ class VideoQA:
         *,
         questions: Sequence[str] = (),
         captions: bool = True,
+        clip_length: float = DEFAULT_CLIP_LENGTH,
+        stride: float | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+        frames_per_clip: int | None = None,
+        stream: int | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
         progress: ProgressCallback | None = None,
-        **options: Any,
     ) -> Report:
-        """Process one whole video and return its ``Report`` (what the daemon calls)."""
-        job = self.plan(video, questions=questions, captions=captions, **options)
+        """Process one whole video and return its ``Report`` (what the daemon calls).
+
+        Args:
+            video: The video file.
+            questions, captions: What to do with every clip: as in ``plan``.
+            clip_length, stride, start, end, frames_per_clip, stream: Which clips, and how
+                many frames of each the model sees: as in ``plan``.
+            max_new_tokens: Longest answer, in tokens.
+            caption_max_new_tokens: Longest caption, in tokens.
+            progress: Called as ``progress(clips_done, clips_total)`` after each clip.
+
+        Raises:
+            MediaError, ConfigError, ModelError: As ``plan``, before any frame is decoded.
+        """
+        job = self.plan(
+            video,
+            questions=questions,
+            captions=captions,
+            clip_length=clip_length,
+            stride=stride,
+            start=start,
+            end=end,
+            frames_per_clip=frames_per_clip,
+            stream=stream,
+            max_new_tokens=max_new_tokens,
+            caption_max_new_tokens=caption_max_new_tokens,
+        )
         return job.report(progress)
 
 
