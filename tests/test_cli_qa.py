@@ -21,6 +21,8 @@ from click.testing import CliRunner
 from test_pipeline import write_test_video
 from tiny_git import TINY_VIDEO_FRAMES, tiny_image_git, tiny_video_git  # noqa: F401 (fixtures)
 
+pytest.importorskip("torch", reason="the CLI's model commands need torch")
+
 from videoqa.cli import cli
 from videoqa.report import Report
 

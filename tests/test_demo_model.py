@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="the demo model needs torch")
+
 from videoqa.clips import plan_clips
 from videoqa.demo import (
     OPPOSITE,

@@ -9,6 +9,9 @@ from pathlib import Path
 import huggingface_hub.constants
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="the engine needs torch")
+
 import torch
 from tiny_git import TINY_VIDEO_FRAMES, save_tiny_git, tiny_image_git, tiny_video_git
 

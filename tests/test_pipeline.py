@@ -16,6 +16,8 @@ from tiny_git import (  # noqa: F401 (fixtures)
     tiny_video_git,
 )
 
+pytest.importorskip("torch", reason="the pipeline runs a model: needs torch")
+
 from videoqa.clips import frame_times_in
 from videoqa.errors import ConfigError, MediaError
 from videoqa.media import FrameSampler

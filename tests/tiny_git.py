@@ -37,6 +37,9 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
+#: Why a test that asks for a tiny checkpoint skips where torch is not installed.
+NEEDS_TORCH = "a tiny GIT checkpoint needs torch"
+
 #: Frames per clip of the tiny video variant (the Microsoft video checkpoints use 6).
 TINY_VIDEO_FRAMES = 3
 
@@ -131,10 +134,12 @@ def save_tiny_git(
 @pytest.fixture(scope="session")
 def tiny_image_git(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny image GIT checkpoint (one 32x32 frame per answer), like git-base-vqav2 in shape."""
+    pytest.importorskip("torch", reason=NEEDS_TORCH)
     return save_tiny_git(tmp_path_factory.mktemp("tiny-git-image"))
 
 
 @pytest.fixture(scope="session")
 def tiny_video_git(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny video GIT checkpoint: ``TINY_VIDEO_FRAMES`` frames per clip, like git-base-vatex."""
+    pytest.importorskip("torch", reason=NEEDS_TORCH)
     return save_tiny_git(tmp_path_factory.mktemp("tiny-git-video"), frames=TINY_VIDEO_FRAMES)
