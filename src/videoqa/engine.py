@@ -35,7 +35,8 @@ from videoqa.models import (
 )
 
 if TYPE_CHECKING:
-    from transformers import GitForCausalLM, PreTrainedTokenizerBase
+    from transformers import GitConfig, GitForCausalLM, PreTrainedTokenizerBase
+    from transformers.models.git.modeling_git import GitLayer
 
 __all__ = ["Answer", "FramePreprocessing", "GitEngine", "resolve_model"]
 
@@ -90,8 +91,8 @@ class FramePreprocessing:
     resize_to: tuple[int, int] | None  # (height, width)
     crop: tuple[int, int] | None  # (height, width)
     rescale_factor: float | None
-    mean: tuple[float, float, float] | None
-    std: tuple[float, float, float] | None
+    mean: tuple[float, ...] | None  # per channel (R, G, B)
+    std: tuple[float, ...] | None
 
     @classmethod
     def from_config(cls, config: dict, *, image_size: int) -> FramePreprocessing:
@@ -254,7 +255,7 @@ class GitEngine:
         self.eos_token_ids = torch.tensor(eos_ids, device=self.device)
         self.pad_token_id = _first(tokenizer.pad_token_id, config.pad_token_id, 0)
         self.max_positions = config.max_position_embeddings
-        self.image_size = config.vision_config.image_size
+        self.image_size = _image_size(config)
         self._layers = list(model.git.encoder.layer)
 
     @classmethod
@@ -276,10 +277,9 @@ class GitEngine:
         torch_dtype = choose_dtype(dtype, torch_device)
         checkpoint = locate_checkpoint(model, revision=revision)
         git_model, tokenizer = _load_weights_and_tokenizer(checkpoint, torch_dtype)
-        preprocessing = _load_preprocessing(
-            checkpoint, image_size=git_model.config.vision_config.image_size
-        )
-        git_model.to(torch_device)
+        preprocessing = _load_preprocessing(checkpoint, image_size=_image_size(git_model.config))
+        # transformers declares .to through functools.wraps, which mypy reads as unbound.
+        git_model.to(torch_device)  # type: ignore[arg-type]
         logger.info(
             "loaded %s (%s, %s) on %s in %s",
             checkpoint.model_id,
@@ -372,8 +372,9 @@ class GitEngine:
         """Text of a generation, without special tokens; the question is not part of it."""
         eos = set(self.eos_token_ids.tolist())
         text_ids = [token for token in generation.token_ids if token not in eos]
-        text = self.tokenizer.decode(text_ids, skip_special_tokens=True).strip()
-        return Answer(text=text, score=generation.score)
+        text = self.tokenizer.decode(text_ids, skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence of ids decodes to one string
+        return Answer(text=text.strip(), score=generation.score)
 
     def pixel_values(self, clips: Sequence[Sequence[np.ndarray]]) -> torch.Tensor:
         """Model input: (clips, C, H, W) for image models, (clips, frames, C, H, W) for video."""
@@ -433,7 +434,7 @@ class GitEngine:
         return vision.post_layernorm(hidden)
 
     def _finish_layer(
-        self, layer: torch.nn.Module, context: torch.Tensor, hidden: torch.Tensor
+        self, layer: GitLayer, context: torch.Tensor, hidden: torch.Tensor
     ) -> torch.Tensor:
         attended = layer.attention.output(_merge_heads(context), hidden)
         return layer.output(layer.intermediate(attended), attended)
@@ -571,6 +572,16 @@ def _first(*values: int | list[int] | None) -> int:
         if value is not None:
             return int(value)
     raise ModelError(None, "the checkpoint's tokenizer and config name no start token")
+
+
+def _image_size(config: GitConfig) -> int:
+    """The side of the square images GIT's vision tower takes (``vision_config.image_size``)."""
+    from transformers import GitVisionConfig
+
+    vision = config.vision_config
+    if isinstance(vision, GitVisionConfig) and isinstance(vision.image_size, int):
+        return vision.image_size
+    raise ModelError(None, "the checkpoint's vision_config has no square image_size")
 
 
 def _load_weights_and_tokenizer(

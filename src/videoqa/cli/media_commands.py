@@ -148,7 +148,7 @@ def frames_command(
     # Opening decodes the first frame: a file that cannot be used fails before anything is
     # written.
     with FrameSampler(video, stream=stream, size=size, max_pixels=max_pixels) as sampler:
-        times = list(at_times) if at_times else _every(every, sampler.info.duration)
+        times = list(at_times) if every is None else _every(every, sampler.info.duration)
         written = []
         out_dir.mkdir(parents=True, exist_ok=True)
         for batch_start in range(0, len(times), _WRITE_BATCH):

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.stream import VideoStream
 
 from videoqa.demo.world import RADIUS, Actor, Scene, render
 
@@ -52,6 +53,8 @@ def write_scene_video(
     offset = round(Fraction(start_time).limit_denominator(90_000) / time_base)
     with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, VideoStream):
+            raise ValueError(f"{codec} is not a video encoder")
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
