@@ -18,6 +18,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
+
+from videoqa.av_compat import frame_rotation
 
 BRIGHT = 235
 DARK = 16
@@ -76,7 +79,7 @@ def write_indexed_video(
     ``width``/``height`` are the stored size. ``pts`` (in ``time_base``) makes variable frame
     rate or a non-zero start; ``options`` go to the encoder, ``container_options`` to the muxer
     (e.g. ``movflags=faststart``); ``rotation`` writes a display matrix (counter-clockwise degrees,
-    as PyAV's ``frame.rotation`` reads it back): the frames are stored turned the other way so
+    as ``frame_rotation`` reads it back): the frames are stored turned the other way so
     that a player applying the matrix shows them upright.
     """
     if pts is None:
@@ -94,6 +97,8 @@ def write_indexed_video(
         if options:
             stream.options = dict(options)
         if rotation:
+            if not hasattr(stream, "set_display_rotation"):
+                pytest.skip("writing a display matrix needs PyAV 17.1")
             stream.set_display_rotation(rotation)
         for index, frame_pts in enumerate(pts):
             upright = index_image(index, upright_width, upright_height, bits)
@@ -130,7 +135,7 @@ def reference_timeline(
         start = Fraction(container.start_time or 0, av.time_base)
         for position, frame in enumerate(container.decode(video)):
             rgb = frame.to_ndarray(format="rgb24")
-            shown = read_index(np.rot90(rgb, k=round((frame.rotation or 0) / 90)), bits)
+            shown = read_index(np.rot90(rgb, k=round(frame_rotation(frame) / 90)), bits)
             if shown != position:
                 raise AssertionError(f"{path}: decoded frame {position} shows index {shown}")
             timeline.append((frame.pts * video.time_base - start, bool(frame.key_frame)))

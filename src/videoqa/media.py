@@ -28,6 +28,13 @@ import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from videoqa.av_compat import (
+    frame_duration,
+    frame_rotation,
+    keyframe_timestamps,
+    open_input,
+    reformat_one_thread,
+)
 from videoqa.errors import MediaError, NoDecodableFrameError, TooLargeError, UnsupportedCodecError
 
 log = logging.getLogger("videoqa.media")
@@ -302,9 +309,7 @@ class FrameSampler:
 
     def _keyframe_index(self) -> list[int]:
         if self._keyframes is None:
-            self._keyframes = sorted(
-                entry.timestamp for entry in self._stream.index_entries if entry.is_keyframe
-            )
+            self._keyframes = keyframe_timestamps(self._stream)
         return self._keyframes
 
     def _read_ahead(self, target: int) -> None:
@@ -428,9 +433,10 @@ class FrameSampler:
                 continue
             for frame in frames:
                 self.decoded_frames += 1
+                duration = frame_duration(frame)
                 if frame.pts is None:  # raw streams: continue from the previous frame
-                    frame.pts = self._previous_pts + (frame.duration or 1)
-                self._frame_interval = frame.duration or self._frame_interval
+                    frame.pts = self._previous_pts + (duration or 1)
+                self._frame_interval = duration or self._frame_interval
                 end = frame.pts + self._frame_interval
                 if self._decoded_end is None or end > self._decoded_end:
                     self._decoded_end = end
@@ -454,13 +460,13 @@ class FrameSampler:
             height, width = self._size
         else:
             width, height = self._size
-        rgb = self._reformatter.reformat(
+        rgb = reformat_one_thread(
+            self._reformatter,
             frame,
             width=width,
             height=height,
             format="rgb24",
             interpolation=self._interpolation,
-            threads=1,  # a pool per small frame costs more than it saves
         ).to_ndarray()
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
@@ -486,7 +492,7 @@ def _open_container(path: str) -> av.container.InputContainer:
     if file.stat().st_size == 0:
         raise MediaError(path, "empty file")
     try:
-        return av.open(path, metadata_errors="ignore")
+        return open_input(path)
     except av.error.FFmpegError as error:
         raise MediaError(path, f"not a readable media file ({_ffmpeg_reason(error)})") from None
     except OSError as error:
@@ -546,7 +552,7 @@ def _rotation(frame: av.VideoFrame) -> int:
 
     Counter-clockwise degrees: the stored frame is turned by this much to show it upright.
     """
-    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    quarter_turns = round(frame_rotation(frame) / 90) % 4
     return {0: 0, 1: 90, 2: 180, 3: -90}[quarter_turns]
 
 
