@@ -26,7 +26,9 @@ from typing import Any
 import av
 import av.error
 import numpy as np
+from av.audio.stream import AudioStream
 from av.video.reformatter import VideoReformatter
+from av.video.stream import VideoStream
 
 from videoqa.av_compat import (
     frame_duration,
@@ -178,7 +180,7 @@ class FrameSampler:
             codec_context = self._stream.codec_context
             codec_context.thread_type = "AUTO"
             codec_context.thread_count = threads
-            self._time_base = self._stream.time_base
+            self._time_base = _time_base(self._stream, self.path)
             self._start = _timeline_start(self._container, self._stream)
             self._keyframes: list[int] | None = None
             self._packets: Iterator[av.Packet] = self._container.demux(self._stream)
@@ -208,7 +210,7 @@ class FrameSampler:
                     self.path,
                     self.skipped_packets,
                 )
-            self._first_pts: int = first.pts
+            self._first_pts = _pts(first)
             self.info = _video_info(self._container, self._stream, self.path, first, self._start)
         except BaseException:
             self._container.close()
@@ -232,8 +234,8 @@ class FrameSampler:
                 last_frame, last_rgb = frame, rgb
             results[position] = Frame(
                 time=float(times[position]),
-                pts_time=float(frame.pts * self._time_base - self._start),
-                pts=frame.pts,
+                pts_time=float(_pts(frame) * self._time_base - self._start),
+                pts=_pts(frame),
                 time_base=self._time_base,
                 rgb=rgb,
                 past_end=past_end,
@@ -280,15 +282,15 @@ class FrameSampler:
     def _can_continue_to(self, target: int) -> bool:
         """Whether reading on from where we are reaches ``target`` without a seek."""
         if self._current is not None:
-            if target < self._current.pts:
+            if target < _pts(self._current):
                 return False
-            if self._at_end or (self._next is not None and self._next.pts > target):
+            if self._at_end or (self._next is not None and _pts(self._next) > target):
                 return True
-            position = (self._next or self._current).pts
+            position = _pts(self._next or self._current)
         elif self._next is not None:
-            if target < self._next.pts:
-                return self._next.pts == self._first_pts
-            position = self._next.pts
+            if target < _pts(self._next):
+                return _pts(self._next) == self._first_pts
+            position = _pts(self._next)
         else:
             return False
         return not self._far_ahead(position, target)
@@ -320,7 +322,7 @@ class FrameSampler:
         shown before the last packet at or before ``target``: no later frame needs them, and
         the frame shown at ``target`` is a later one.
         """
-        if self._at_end or (self._next is not None and self._next.pts > target):
+        if self._at_end or (self._next is not None and _pts(self._next) > target):
             return
         while len(self._queued) < _MAX_READ_AHEAD_PACKETS:
             if self._queued and _decode_time(self._queued[-1]) > target:
@@ -356,7 +358,7 @@ class FrameSampler:
         for _ in range(_MAX_SEEK_RETRIES):
             self._seek(seek_pts)
             first = self._peek()
-            if first is not None and (first.pts <= target or first.pts <= self._first_pts):
+            if first is not None and (_pts(first) <= target or _pts(first) <= self._first_pts):
                 return
             # Landed after the target: the index holds decode times (MP4, AVI), and this
             # keyframe is shown later than it is decoded. Go one keyframe further back.
@@ -364,7 +366,7 @@ class FrameSampler:
             if earlier >= 0:
                 seek_pts = keyframes[earlier]
             else:
-                seek_pts = min(seek_pts, first.pts if first is not None else seek_pts) - step
+                seek_pts = min(seek_pts, _pts(first) if first is not None else seek_pts) - step
                 step *= 2
         log.debug(
             "%s: seeking did not land before pts %d; decoding from the start", self.path, target
@@ -399,7 +401,7 @@ class FrameSampler:
     def _decode_up_to(self, target: int) -> av.VideoFrame | None:
         while True:
             upcoming = self._peek()
-            if upcoming is None or upcoming.pts > target:
+            if upcoming is None or _pts(upcoming) > target:
                 break
             self._current, self._next = upcoming, None
         return self._current if self._current is not None else self._next
@@ -460,7 +462,7 @@ class FrameSampler:
             height, width = self._size
         else:
             width, height = self._size
-        rgb = reformat_one_thread(
+        rgb: np.ndarray = reformat_one_thread(
             self._reformatter,
             frame,
             width=width,
@@ -471,6 +473,18 @@ class FrameSampler:
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
         return rgb
+
+
+def _pts(frame: av.VideoFrame) -> int:
+    """A decoded frame's pts: ``_decode_next`` gives every frame one (raw streams too)."""
+    assert frame.pts is not None
+    return frame.pts
+
+
+def _time_base(stream: av.stream.Stream, path: str) -> Fraction:
+    if not stream.time_base:
+        raise MediaError(path, "video stream has no time base")
+    return stream.time_base
 
 
 def _decode_time(packet: av.Packet) -> int:
@@ -511,13 +525,15 @@ def _pick_video_stream(
         if not videos:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
             raise MediaError(path, f"no video stream ({kinds})")
-        return container.streams.best("video") or videos[0]
+        best = container.streams.best("video")
+        return best if isinstance(best, VideoStream) else videos[0]
     streams = {s.index: s for s in container.streams}
     if index not in streams:
         raise MediaError(path, f"no stream {index} (the file has {len(streams)} streams)")
-    if streams[index].type != "video":
-        raise MediaError(path, f"stream {index} is {streams[index].type}, not video")
-    return streams[index]
+    chosen = streams[index]
+    if not isinstance(chosen, VideoStream):
+        raise MediaError(path, f"stream {index} is {chosen.type}, not video")
+    return chosen
 
 
 def _check_decodable(stream: av.video.stream.VideoStream, path: str, max_pixels: int) -> None:
@@ -572,10 +588,11 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
         "frame_count": stream.frames or None,
         "language": stream.language,
     }
-    if stream.type == "video" and codec_context is not None:
-        width, height = codec_context.width, codec_context.height
+    if isinstance(stream, VideoStream) and codec_context is not None:
+        video_context = stream.codec_context
+        width, height = video_context.width, video_context.height
         turned = rotation % 180 == 90
-        pixel_format = codec_context.pix_fmt
+        pixel_format = video_context.pix_fmt
         bit_depth = None
         if pixel_format:
             components = av.VideoFormat(pixel_format).components
@@ -591,8 +608,9 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
             pixel_format=pixel_format,
             bit_depth=bit_depth,
         )
-    elif stream.type == "audio" and codec_context is not None:
-        common.update(sample_rate=codec_context.sample_rate, channels=codec_context.channels)
+    elif isinstance(stream, AudioStream) and codec_context is not None:
+        audio_context = stream.codec_context
+        common.update(sample_rate=audio_context.sample_rate, channels=audio_context.channels)
     return StreamInfo(**common)
 
 
@@ -608,7 +626,7 @@ def _video_info(
         _stream_info(s, rotation if s.index == stream.index else 0) for s in container.streams
     )
     chosen = streams[stream.index]
-    if stream.duration is not None and stream.start_time is not None:
+    if stream.duration is not None and stream.start_time is not None and stream.time_base:
         duration = float((stream.start_time + stream.duration) * stream.time_base - start)
     elif container.duration is not None:
         duration = container.duration / av.time_base
