@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,10 +23,14 @@ from videoqa.report import (
     VideoFacts,
 )
 from videoqa.sidecars import (
+    TEMP_SUFFIX,
     atomic_write_text,
     build_cues,
+    create_temporary,
     format_timestamp,
+    is_stale_temporary,
     parse_formats,
+    remove_stale_temporaries,
     sidecar_paths,
     write_sidecars,
 )
@@ -257,3 +262,38 @@ def test_writing_only_json_keeps_our_subtitles_ours(tmp_path):
     write_sidecars(make_report(["a cat"]), video, formats=["json"])
     write_sidecars(make_report(["a cow"]), video, formats=["srt", "vtt"])
     assert [s.content for s in srt.parse((tmp_path / "film.srt").read_text())] == ["a cow"]
+
+
+def test_videos_with_one_stem_never_share_sidecars(tmp_path):
+    write_sidecars(make_report(["a dog"]), tmp_path / "same.mp4")
+    write_sidecars(make_report(["a cat"]), tmp_path / "same.mkv")
+    write_sidecars(make_report(["a cow"]), tmp_path / "same.mp4")  # its own set, replaced
+    assert [s.content for s in srt.parse((tmp_path / "same.srt").read_text())] == ["a cow"]
+    assert [s.content for s in srt.parse((tmp_path / "same.mkv.srt").read_text())] == ["a cat"]
+    assert sidecar_paths(tmp_path / "same.mkv", formats=["vtt"]) == {
+        "vtt": tmp_path / "same.mkv.vtt"
+    }
+    # Both names taken (the stem of two.mkv.mp4 is two.mkv): refused, nothing overwritten.
+    write_sidecars(make_report(["a hen"]), tmp_path / "two.mp4")
+    write_sidecars(make_report(["a pig"]), tmp_path / "two.mkv.mp4")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(OutputError, match="sidecar names taken by two.mp4 and two.mkv.mp4"):
+        write_sidecars(make_report(["a fox"]), tmp_path / "two.mkv")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_temporary_files_say_who_writes_them_and_only_a_dead_writers_are_removed(tmp_path):
+    descriptor, live = create_temporary(tmp_path, "x.srt")
+    os.close(descriptor)
+    assert live.name.startswith(f".x.srt.{os.getpid()}-") and live.name.endswith(TEMP_SUFFIX)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    stale = tmp_path / live.name.replace(f".{os.getpid()}-", f".{ended.pid}-")
+    stale.write_text("half")
+    others = [".x.srt.abc123.tmp", f".x.srt.{ended.pid}-zzzzzzzz.abcd1234{TEMP_SUFFIX}",
+              f"x.srt.{ended.pid}{TEMP_SUFFIX}", "x.srt"]  # fmt: skip
+    for name in others:
+        (tmp_path / name).write_text("not ours to remove")
+    assert is_stale_temporary(stale.name) and not is_stale_temporary(live.name)
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, *others])

@@ -6,7 +6,6 @@ one ``write`` of one complete line under an exclusive lock.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
+from videoqa.pathnames import dumps_json
 
 try:
     import fcntl
@@ -39,7 +39,7 @@ class JsonLinesAdapter(Adapter):
 
     def _append(self, event: dict[str, Any]) -> None:
         event = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event}
-        line = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+        line = (dumps_json(event) + "\n").encode("utf-8")  # a non-UTF-8 name as \udcNN
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -70,7 +70,8 @@ class SidecarAdapter(Adapter):
         if not plan.targets:
             return
         self._check(video_path, plan)
-        atomic_write_text(plan.journal, "".join(f"{t.name}\n" for t in plan.targets.values()))
+        names = "".join(f"{t.name}\n" for t in plan.targets.values())
+        atomic_write_text(plan.journal, names, errors="surrogateescape")  # names' exact bytes
         written = write_sidecars(report, video_path, formats=plan.formats,
                                  output_dir=plan.output_dir, overwrite=True)  # fmt: skip
         plan.journal.unlink()
@@ -89,7 +90,7 @@ class _Plan(NamedTuple):
 def _read_journal(journal: Path) -> set[str]:
     """The file names a previous, interrupted attempt was cleared to write."""
     try:
-        text = journal.read_text(encoding="utf-8")
+        text = journal.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return set()
     return {line.strip() for line in text.splitlines() if line.strip()}

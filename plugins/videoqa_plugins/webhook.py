@@ -7,7 +7,6 @@ and are not. After the last try the adapter raises, which the daemon logs and re
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from videoqa import __version__
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
+from videoqa.pathnames import dumps_json
 
 logger = logging.getLogger("videoqa.plugins.webhook")
 
@@ -50,7 +50,7 @@ class WebhookAdapter(Adapter):
 
     def post(self, payload: dict[str, Any]) -> int:
         """POST ``payload``; returns the HTTP status, raises ``OutputError`` after the last try."""
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = dumps_json(payload).encode("utf-8")  # a non-UTF-8 file name as \udcNN
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"videoqa/{__version__}",

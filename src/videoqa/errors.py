@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from videoqa.pathnames import readable
+
 
 class VideoQAError(Exception):
     """Base of every error videoqa raises on purpose.
@@ -24,7 +26,7 @@ class VideoQAError(Exception):
         self.path = os.fspath(path) if path is not None else None
         self.reason = reason
         self.setting = setting
-        where = self.path or setting
+        where = readable(self.path) if self.path else setting  # one line of valid UTF-8
         super().__init__(f"{where}: {reason}" if where else reason)
 
 

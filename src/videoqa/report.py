@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from videoqa import __version__
 from videoqa.errors import VideoQAError
+from videoqa.pathnames import dumps_json
 
 logger = logging.getLogger("videoqa.report")
 
@@ -178,7 +179,7 @@ class Report:
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        return dumps_json(self.to_dict(), indent=indent)  # a non-UTF-8 file name as \udcNN
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Report:

@@ -8,6 +8,13 @@ crash never leaves a half-written sidecar and never replaces a good one with a b
 Subtitle files already beside a video may be the user's own. They are replaced only with
 ``overwrite=True``, or when the JSON sidecar records that videoqa wrote exactly that file
 (its SHA-256 matches), so re-running on a video refreshes our own subtitles.
+
+Sidecars are named ``<stem>.<format>`` so that players find the subtitles. Two videos with one
+stem (``same.mp4`` and ``same.mkv``) must not share a set: the JSON sidecar records which video
+a set belongs to, and a video whose stem is taken by another gets ``<file name>.<format>``
+(``same.mkv.srt``) instead. Temporary files are named
+``.<target>.<pid>-<host>.<random>.videoqa-tmp``, so that those of a writer that died can be
+recognised by name alone and removed.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +33,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from videoqa.errors import OutputError
+from videoqa.pathnames import dumps_json, readable
 from videoqa.report import ClipResult, Report
 
 logger = logging.getLogger("videoqa.sidecars")
@@ -32,6 +42,13 @@ FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 JSON_SUFFIX = ".videoqa.json"
+
+TEMP_SUFFIX = ".videoqa-tmp"
+"""Ends the name of every temporary file videoqa writes (then renames to its final name)."""
+
+_TEMP_NAME = re.compile(
+    r"\.(?s:.+)\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]+" + re.escape(TEMP_SUFFIX)
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +120,8 @@ class SidecarWriter:
     format: ClassVar[str]
     is_subtitle: ClassVar[bool] = True
 
-    def target(self, video_path: Path, output_dir: Path) -> Path:
-        return output_dir / f"{video_path.stem}.{self.format}"
+    def target(self, stem: str, folder: Path) -> Path:
+        return folder / f"{stem}.{self.format}"
 
     def render(self, report: Report) -> str:
         raise NotImplementedError
@@ -145,17 +162,23 @@ class JsonWriter(SidecarWriter):
     format = "json"
     is_subtitle = False
 
-    def target(self, video_path: Path, output_dir: Path) -> Path:
-        return output_dir / f"{video_path.stem}{JSON_SUFFIX}"
+    def target(self, stem: str, folder: Path) -> Path:
+        return folder / f"{stem}{JSON_SUFFIX}"
 
     def render(
-        self, report: Report, subtitle_hashes: dict[str, list[str]] | None = None
+        self,
+        report: Report,
+        subtitle_hashes: dict[str, list[str]] | None = None,
+        sidecar_of: str | None = None,
     ) -> str:
         data = report.to_dict()
         if subtitle_hashes:
             # Which subtitle files we wrote, so a later run may replace them (and only them).
             data["sidecars"] = subtitle_hashes
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if sidecar_of:
+            # Which video owns this set of names (see sidecar_stem).
+            data["sidecar_of"] = sidecar_of
+        return dumps_json(data, indent=2) + "\n"  # a name that is not UTF-8 as \udcNN
 
 
 WRITERS: dict[str, SidecarWriter] = {
@@ -184,10 +207,52 @@ def sidecar_paths(
     formats: Sequence[str] = FORMATS,
     output_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
-    """Where each format's sidecar goes: beside the video unless ``output_dir`` is given."""
+    """Where each format's sidecar goes: beside the video unless ``output_dir`` is given.
+
+    The names start with :func:`sidecar_stem`, so two videos never share a sidecar.
+    """
     video = Path(video_path)
     folder = Path(output_dir) if output_dir is not None else video.parent
-    return {fmt: WRITERS[fmt].target(video, folder) for fmt in parse_formats(formats)}
+    stem = sidecar_stem(video, folder)
+    return {fmt: WRITERS[fmt].target(stem, folder) for fmt in parse_formats(formats)}
+
+
+def sidecar_stem(video_path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
+    """What the names of ``video_path``'s sidecars in ``folder`` start with.
+
+    The video's stem (``clip`` for ``clip.mp4``), unless the JSON sidecar there records another
+    video (``same.mp4`` got there before ``same.mkv``): then its whole name (``same.mkv``).
+    When both are taken, ``OutputError``: no video's sidecars are ever overwritten by another's.
+    """
+    video, folder = Path(video_path), Path(folder)
+    owners = []
+    for stem in dict.fromkeys((video.stem, video.name)):
+        owner = _recorded_video(WRITERS["json"].target(stem, folder))
+        if owner is None or owner == video.name:
+            return stem
+        owners.append(owner)
+    raise OutputError(
+        video, f"sidecar names taken by {readable(' and '.join(owners))} in {readable(folder)}"
+    )
+
+
+def _recorded_video(json_target: Path) -> str | None:
+    """The file name of the video an existing JSON sidecar belongs to (None: no sidecar)."""
+    data = _read_json(json_target)
+    if not isinstance(data, dict):
+        return None
+    owner = data.get("sidecar_of")
+    if not isinstance(owner, str):  # written before sidecar_of: the report's own video
+        video = data.get("video")
+        owner = video.get("path") if isinstance(video, dict) else None
+    return Path(owner).name if isinstance(owner, str) and owner else None
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def write_sidecars(
@@ -211,7 +276,7 @@ def write_sidecars(
     if not targets:
         return []
     folder = next(iter(targets.values())).parent
-    previously_ours = _recorded_sidecars(WRITERS["json"].target(Path(video_path), folder))
+    previously_ours = _recorded_sidecars(_json_target(video_path, folder))
     texts = {fmt: WRITERS[fmt].render(report) for fmt in targets if fmt != "json"}
     recorded: dict[str, list[str]] = {}
     for fmt, text in texts.items():
@@ -231,7 +296,8 @@ def write_sidecars(
     if "json" in targets:
         json_writer = WRITERS["json"]
         assert isinstance(json_writer, JsonWriter)
-        atomic_write_text(targets["json"], json_writer.render(report, recorded))
+        rendered = json_writer.render(report, recorded, sidecar_of=Path(video_path).name)
+        atomic_write_text(targets["json"], rendered)
         written.append(targets["json"])
     for fmt, text in texts.items():
         atomic_write_text(targets[fmt], text)
@@ -261,7 +327,7 @@ def check_targets(
         raise OutputError(folder, "output folder does not exist")
     if overwrite:
         return targets
-    ours = _recorded_sidecars(WRITERS["json"].target(Path(video_path), folder))
+    ours = _recorded_sidecars(_json_target(video_path, folder))
     for fmt, target in targets.items():
         if WRITERS[fmt].is_subtitle and target.exists() and not _is_ours(target, ours):
             raise OutputError(
@@ -272,12 +338,76 @@ def check_targets(
     return targets
 
 
+def move_sidecars(
+    old_video: str | os.PathLike[str],
+    new_video: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = FORMATS,
+    old_output_dir: str | os.PathLike[str] | None = None,
+    new_output_dir: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Give a renamed video's sidecars its new name; nothing is processed again.
+
+    Only a set whose JSON sidecar belongs to the old video moves, and of its subtitle files
+    only those the JSON records as ours. The JSON sidecar is written under the new name first
+    (with the new video path, ``sidecar_of`` and subtitle names), then the subtitle files are
+    renamed, then the old JSON goes: after a crash in between, calling this again finishes
+    the move. Returns the sidecars under the new name (none without a JSON sidecar to follow).
+    """
+    old_video, new_video = Path(old_video), Path(new_video)
+    old_folder = Path(old_output_dir) if old_output_dir is not None else old_video.parent
+    new_folder = Path(new_output_dir) if new_output_dir is not None else new_video.parent
+    old_json = _json_target(old_video, old_folder)
+    data = _read_json(old_json)
+    if not isinstance(data, dict) or _recorded_video(old_json) != old_video.name:
+        return []
+    old_targets = sidecar_paths(old_video, formats=formats, output_dir=old_folder)
+    if old_folder == new_folder and old_json.name == f"{new_video.stem}{JSON_SUFFIX}":
+        new_targets, new_json = old_targets, old_json  # clip.mp4 -> clip.mkv: same names
+    else:
+        new_targets = sidecar_paths(new_video, formats=formats, output_dir=new_folder)
+        new_json = _json_target(new_video, new_folder)
+    recorded = _recorded_sidecars(old_json)
+    moves: list[tuple[Path, Path]] = []
+    names: dict[str, list[str]] = {}
+    for fmt, old_target in old_targets.items():
+        new_target, digests = new_targets[fmt], recorded.get(old_target.name, [])
+        if fmt == "json" or not digests:
+            continue
+        if _is_ours(old_target, recorded):
+            if new_target != old_target and new_target.exists():
+                raise OutputError(new_target, "exists and was not written by videoqa for "
+                                  f"{readable(old_video.name)}; its sidecars stay")  # fmt: skip
+            moves.append((old_target, new_target))
+        elif _file_digest(new_target) not in digests:  # neither here nor already moved
+            continue
+        names[new_target.name] = digests
+    if isinstance(data.get("video"), dict):
+        data["video"]["path"] = os.fspath(new_video)
+    data["sidecar_of"] = new_video.name
+    data["sidecars"] = names
+    new_folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(new_json, dumps_json(data, indent=2) + "\n")
+    try:
+        for old_target, new_target in moves:
+            os.replace(old_target, new_target)
+        if new_json != old_json:
+            old_json.unlink(missing_ok=True)
+    except OSError as error:
+        raise OutputError(old_folder, f"cannot move sidecars: {error.strerror or error}") from None
+    for folder in dict.fromkeys((new_folder, old_folder)):
+        _sync_folder(folder)
+    return [new_json, *(new_target for _, new_target in moves)]
+
+
+def _json_target(video_path: str | os.PathLike[str], folder: Path) -> Path:
+    """Where the video's JSON sidecar is (also when this run does not write one)."""
+    return WRITERS["json"].target(sidecar_stem(video_path, folder), folder)
+
+
 def _recorded_sidecars(json_target: Path) -> dict[str, list[str]]:
     """The subtitle files (name → SHA-256 digests) an existing JSON sidecar says are ours."""
-    try:
-        data = json.loads(json_target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = _read_json(json_target)
     recorded = data.get("sidecars") if isinstance(data, dict) else None
     if not isinstance(recorded, dict):
         return {}
@@ -304,22 +434,24 @@ def _is_ours(target: Path, recorded: dict[str, list[str]]) -> bool:
     return digest is not None and digest in recorded.get(target.name, ())
 
 
-def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
-    """Replace ``target`` with ``text`` all at once: temp file in the same folder, fsync, rename."""
+def atomic_write_text(target: str | os.PathLike[str], text: str, *, errors: str = "strict") -> None:
+    """Replace ``target`` with ``text`` all at once: temp file in the same folder, fsync, rename.
+
+    The temporary file's name says who writes it (:data:`TEMP_SUFFIX`), so a writer killed
+    mid-write leaves a file that :func:`remove_stale_temporaries` recognises. ``errors`` is the
+    UTF-8 encoding's error handler.
+    """
     target = Path(target)
     try:
         mode = target.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
     try:
-        descriptor, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
+        descriptor, temp_path = create_temporary(target.parent, target.name)
     except OSError as error:
         raise OutputError(target.parent, f"cannot write here: {error.strerror or error}") from None
-    temp_path = Path(temp_name)
     try:
-        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+        with open(descriptor, "w", encoding="utf-8", errors=errors, newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -334,6 +466,74 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
             temp_path.unlink()
         raise
     _sync_folder(target.parent)
+
+
+def create_temporary(folder: str | os.PathLike[str], name: str) -> tuple[int, Path]:
+    """Create and open a temporary file of ours in ``folder``, named after ``name``.
+
+    ``.<name>.<pid>-<host>.<random>.videoqa-tmp``: hidden (watchers skip it), and saying who
+    writes it, so that one left by a writer that died is recognised and removed (and no other
+    file ever is). Returns the open descriptor and the path; raises ``OSError``.
+    """
+    writer = f"{os.getpid()}-{_host_digest()}"
+    descriptor, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.{writer}.", suffix=TEMP_SUFFIX)
+    return descriptor, Path(path)
+
+
+def _host_digest() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def is_stale_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of ours whose writer, on this machine, is gone.
+
+    A temporary file of a live writer (another ``videoqa`` at work in the same folder), of
+    another machine sharing the folder, or of another program is never stale.
+    """
+    match = _TEMP_NAME.fullmatch(name)
+    if match is None or match["host"] != _host_digest():
+        return False
+    return not _process_alive(int(match["pid"]))
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but is another user's
+        return True
+    try:  # a zombie (dead, not yet reaped by its parent) writes nothing more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files in ``folder`` (not below) that a killed writer left behind.
+
+    Only names :func:`is_stale_temporary` accepts are touched; returns the paths removed.
+    """
+    removed: list[Path] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if name.endswith(TEMP_SUFFIX) and is_stale_temporary(name):
+            path = Path(folder) / name
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                logger.warning("%s: cannot remove: %s", readable(path), error.strerror or error)
+                continue
+            removed.append(path)
+            logger.info("removed %s (left by a writer that died)", readable(path))
+    return removed
 
 
 def _sync_folder(folder: Path) -> None:

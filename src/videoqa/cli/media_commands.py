@@ -16,6 +16,7 @@ import cv2
 
 from videoqa.errors import OutputError
 from videoqa.media import DEFAULT_MAX_PIXELS, FrameSampler, StreamInfo, VideoInfo, probe
+from videoqa.pathnames import readable
 
 _WRITE_BATCH = 32
 """Frames sampled before they are written: memory stays bounded for ``--every`` on long files."""
@@ -64,7 +65,7 @@ def info_command(video: Path, stream: int | None, max_pixels: int, as_json: bool
 
 def _info_table(info: VideoInfo) -> str:
     lines = [
-        f"file        {info.path}",
+        f"file        {readable(info.path)}",
         f"format      {info.format_name}",
         f"duration    {info.duration:.3f} s (start time {info.start_time:.3f} s)",
         f"video       stream {info.video_stream}: {info.width}x{info.height} upright, "

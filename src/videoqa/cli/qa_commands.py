@@ -16,6 +16,7 @@ import click
 
 from videoqa.cli import error_line
 from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
+from videoqa.pathnames import readable
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
     from videoqa.pipeline import VideoQA
@@ -158,7 +159,8 @@ def _process_one(qa: VideoQA, video: Path, *, questions: tuple[str, ...], captio
     check_targets(video, formats=formats, output_dir=output_dir, overwrite=overwrite)
     job = qa.plan(video, questions=questions, captions=captions, **plan_options)
     results = []
-    with tqdm(total=len(job.clips), desc=video.name, unit="clip", file=sys.stderr,
+    name = readable(video.name)  # a file name that is not UTF-8, shown with \xNN escapes
+    with tqdm(total=len(job.clips), desc=name, unit="clip", file=sys.stderr,
               disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True) as bar:
         for clip in job.results():
             results.append(clip)
@@ -166,7 +168,7 @@ def _process_one(qa: VideoQA, video: Path, *, questions: tuple[str, ...], captio
             if not as_json:
                 span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
                 for line in _clip_summary(clip, captions=captions):
-                    bar.write(f"{video.name} [{span}] {line}", file=sys.stdout)
+                    bar.write(f"{name} [{span}] {line}", file=sys.stdout)
     report = job.build_report(results)
     written = write_sidecars(report, video, formats=formats, output_dir=output_dir,
                              overwrite=overwrite)
@@ -174,7 +176,7 @@ def _process_one(qa: VideoQA, video: Path, *, questions: tuple[str, ...], captio
         click.echo(report.to_json(indent=None))
     else:
         for path in written:
-            click.echo(f"{video.name}: wrote {path}", err=True)
+            click.echo(f"{name}: wrote {readable(path)}", err=True)
     return len(results)
 
 

@@ -110,7 +110,7 @@ _FOLDER_KEYS = {
 }  # fmt: skip
 
 
-def _checked(where: str, key: str, value: Any, kind: type) -> Any:
+def _checked(where: str, key: str, value: Any, kind: type[Any]) -> Any:
     """``value`` converted to ``kind``, or a ConfigError naming the key."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -41,7 +41,7 @@ class _Forwarder(FileSystemEventHandler):
         self._changes = changes
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        kind = "folder" if event.is_directory else "file"
+        kind: Literal["file", "folder"] = "folder" if event.is_directory else "file"
         if event.is_directory and event.event_type == "modified":
             return  # a file inside changed; that file has its own event
         if event.event_type in ("created", "modified", "closed"):
