@@ -122,7 +122,7 @@ def test_process_is_idempotent_and_shares_the_store_with_jobs(
 
     listed = runner.invoke(cli, ["jobs", "--config", str(store_config), "--json"])
     data = json.loads(listed.output)
-    assert data["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+    assert data["counts"] == {"queued": 0, "running": 0, "undelivered": 0, "done": 1, "failed": 1}
     assert {Path(j["path"]).name: j["state"] for j in data["jobs"]} == {
         "asset.mp4": "done", "broken.mp4": "failed",
     }  # fmt: skip
@@ -130,7 +130,9 @@ def test_process_is_idempotent_and_shares_the_store_with_jobs(
     assert "done: 1" in failed.output and "failed: 1" in failed.output
     assert "broken.mp4" in failed.output
     retried = runner.invoke(cli, ["jobs", "--retry-failed", "--config", str(store_config)])
-    assert retried.output.startswith("queued 1 failed file(s) again\nqueued: 1  running: 0")
+    assert retried.output.startswith(
+        "queued 1 failed or undelivered file(s) again\nqueued: 1  running: 0"
+    )
 
 
 def test_process_refuses_a_missing_file_in_one_line(tmp_path, store_config):

@@ -26,6 +26,7 @@ class JsonLinesAdapter(Adapter):
 
     name = "jsonl"
     description = "JSON-lines event log (option: path, include_report)"
+    announces = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -65,3 +66,7 @@ class JsonLinesAdapter(Adapter):
 
     def handle_failure(self, video_path: Path, error: str) -> None:
         self._append({"event": "failed", "video": os.fspath(video_path), "error": error})
+
+    def handle_rename(self, old_path: Path, new_path: Path, settings: Any) -> None:
+        self._append({"event": "renamed", "video": os.fspath(new_path),
+                      "from": os.fspath(old_path)})  # fmt: skip

@@ -10,16 +10,19 @@ replace exactly those, and the journal goes once the set is complete.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from videoqa.adapters import Adapter
-from videoqa.errors import ConfigError
+from videoqa.errors import ConfigError, DestinationError
 from videoqa.sidecars import (
     FORMATS,
     atomic_write_text,
     check_targets,
+    create_temporary,
+    move_sidecars,
     sidecar_paths,
     write_sidecars,
 )
@@ -53,16 +56,25 @@ class SidecarAdapter(Adapter):
         """Raise OutputError when a subtitle file there is the user's own (not ours, not in
         the journal of an interrupted attempt)."""
         if plan.output_dir is not None:
-            plan.output_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                plan.output_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                reason = f"cannot create the output folder: {error.strerror or error}"
+                raise DestinationError(plan.output_dir, reason) from None
         cleared = _read_journal(plan.journal)
         if not all(t.name in cleared or not t.exists() for t in plan.targets.values()):
             check_targets(video_path, formats=plan.formats, output_dir=plan.output_dir,
                           overwrite=self.overwrite)  # fmt: skip
 
     def prepare(self, video_path: Path, settings: Any) -> None:
-        """Refuse the file before inference when its sidecars could not be written."""
+        """Refuse the file before inference when its sidecars could not be written: a subtitle
+        file of the user's is in the way (``OutputError``), or the folder takes no files now,
+        say a read-only mount (``DestinationError``: the daemon tries again later)."""
         video_path = Path(video_path)
-        self._check(video_path, self._plan(video_path, settings))
+        plan = self._plan(video_path, settings)
+        self._check(video_path, plan)
+        if plan.targets:
+            _check_writable(next(iter(plan.targets.values())).parent)
 
     def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:
         video_path = Path(video_path)
@@ -77,6 +89,17 @@ class SidecarAdapter(Adapter):
         plan.journal.unlink()
         logger.info("%s: wrote %s", video_path, ", ".join(path.name for path in written))
 
+    def handle_rename(self, old_path: Path, new_path: Path, settings: Any) -> None:
+        """Move the renamed video's sidecars to its new name (the JSON sidecar rewritten)."""
+        old_path, new_path = Path(old_path), Path(new_path)
+        old = self._plan(old_path, settings)
+        new_output_dir = settings.output_dir_for(new_path) if settings is not None else None
+        moved = move_sidecars(old_path, new_path, formats=old.formats,
+                              old_output_dir=old.output_dir,
+                              new_output_dir=new_output_dir)  # fmt: skip
+        if moved:
+            logger.info("%s: moved its sidecars from %s", new_path, old_path.name)
+
 
 class _Plan(NamedTuple):
     """Where one video's sidecars go."""
@@ -85,6 +108,20 @@ class _Plan(NamedTuple):
     output_dir: Path | None
     targets: dict[str, Path]
     journal: Path
+
+
+def _check_writable(folder: Path) -> None:
+    """Raise ``DestinationError`` unless a file can be created in ``folder`` now.
+
+    Permission bits do not stop root, and a read-only mount or a full disk shows only when
+    writing, so this creates an empty hidden file there and removes it at once.
+    """
+    try:
+        descriptor, probe = create_temporary(folder, "videoqa-probe")
+    except OSError as error:
+        raise DestinationError(folder, f"cannot write here: {error.strerror or error}") from None
+    os.close(descriptor)
+    probe.unlink()
 
 
 def _read_journal(journal: Path) -> set[str]:

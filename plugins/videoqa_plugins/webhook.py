@@ -30,6 +30,7 @@ class WebhookAdapter(Adapter):
 
     name = "webhook"
     description = "POST the report as JSON to a URL (options: url, timeout, retries, backoff)"
+    announces = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -80,3 +81,6 @@ class WebhookAdapter(Adapter):
 
     def handle_failure(self, video_path: Path, error: str) -> None:
         self.post({"event": "failed", "video": os.fspath(video_path), "error": error})
+
+    def handle_rename(self, old_path: Path, new_path: Path, settings: Any) -> None:
+        self.post({"event": "renamed", "video": os.fspath(new_path), "from": os.fspath(old_path)})

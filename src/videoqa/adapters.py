@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -35,6 +35,9 @@ class Adapter:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    announces: ClassVar[bool] = False
+    """True for an adapter that tells others a video is done (an event log, a webhook): it
+    runs after the others have delivered the results, and not while one of them has not."""
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
@@ -48,6 +51,9 @@ class Adapter:
 
     def handle_failure(self, video_path: Path, error: str) -> None:
         """A video ended ``failed``: ``error`` is the one-line reason."""
+
+    def handle_rename(self, old_path: Path, new_path: Path, settings: Any) -> None:
+        """A processed video was renamed: move what was delivered for it (no new report)."""
 
     def close(self) -> None:
         """Release what the adapter holds (files, connections)."""
@@ -146,26 +152,63 @@ def run_report_adapters(
 
     Returns the errors, one line per failed adapter.
     """
-    errors = []
-    for adapter in adapters:
-        try:
-            adapter.handle_report(report, video_path, settings)
-        except Exception as error:
-            logger.error("%s: adapter %s failed: %s", video_path, adapter.name, error)
-            errors.append(f"adapter {adapter.name}: {error}")
-    return errors
+    return _each(adapters, video_path, "",
+                 lambda adapter: adapter.handle_report(report, video_path, settings))  # fmt: skip
+
+
+def deliver_report(
+    adapters: Sequence[Adapter], report: Any, video_path: Path, settings: Any
+) -> tuple[list[str], list[str]]:
+    """Give ``report`` to the adapters that deliver results, then to those that announce them.
+
+    Announcing adapters run only once every other one has delivered, so no event says
+    "done" about results that are not there. Returns the errors (one line per failed
+    adapter) and the names of the adapters still to deliver: those that failed and, when a
+    delivering one failed, every announcing one.
+    """
+    errors: list[str] = []
+    undelivered: list[str] = []
+    for announcing in (False, True):
+        group = [adapter for adapter in adapters if adapter.announces is announcing]
+        if undelivered:
+            undelivered += [adapter.name for adapter in group]
+            break
+        for adapter in group:
+            failed = run_report_adapters([adapter], report, video_path, settings)
+            errors += failed
+            undelivered += [adapter.name] if failed else []
+    return errors, undelivered
+
+
+def run_rename_adapters(
+    adapters: Sequence[Adapter], old_path: Path, new_path: Path, settings: Any
+) -> list[str]:
+    """Tell every adapter a processed video was renamed; one that raises is logged and the
+    rest still run. Returns the errors."""
+    return _each(adapters, new_path, " on a rename",
+                 lambda adapter: adapter.handle_rename(old_path, new_path, settings))  # fmt: skip
 
 
 def run_failure_adapters(adapters: Sequence[Adapter], video_path: Path, error: str) -> list[str]:
     """Tell every adapter about a failed video; one that raises is logged and the rest still run."""
+    return _each(adapters, video_path, " on a failure",
+                 lambda adapter: adapter.handle_failure(video_path, error))  # fmt: skip
+
+
+def _each(
+    adapters: Sequence[Adapter], video_path: Path, what: str, call: Callable[[Adapter], object]
+) -> list[str]:
+    """``call(adapter)`` for each adapter: one that raises is logged and the rest still run.
+
+    Returns the errors, one line per failed adapter.
+    """
     errors = []
     for adapter in adapters:
         try:
-            adapter.handle_failure(video_path, error)
-        except Exception as adapter_error:
-            logger.error("%s: adapter %s failed on a failure: %s",
-                         video_path, adapter.name, adapter_error)  # fmt: skip
-            errors.append(f"adapter {adapter.name}: {adapter_error}")
+            call(adapter)
+        except Exception as error:
+            logger.error("%s: adapter %s failed%s: %s", video_path, adapter.name, what, error)
+            errors.append(f"adapter {adapter.name}: {error}")
     return errors
 
 

@@ -58,5 +58,12 @@ class OutputError(VideoQAError):
     """A sidecar could not be written (or would overwrite a file of the user's)."""
 
 
+class DestinationError(OutputError):
+    """Results cannot be written where they go right now (a read-only or full file system).
+
+    Unlike a file of the user's in the way, this may pass: the daemon tries again later.
+    """
+
+
 class ConfigError(VideoQAError):
     """A configuration file or option is invalid."""

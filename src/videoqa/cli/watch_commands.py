@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from videoqa.pathnames import readable
 from videoqa.watch.config import load_config
 from videoqa.watch.jobstore import STATES, JobStore
+from videoqa.watch.logformat import use_daemon_log_format
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -38,9 +40,9 @@ def _print_jobs(store: JobStore, *, state: str | None, limit: int | None, as_jso
     click.echo("  ".join(f"{name}: {counts[name]}" for name in STATES))
     for job in jobs:
         gone = " (deleted)" if job.deleted_at else ""
-        click.echo(f"{job.state:8} {job.attempts}  {job.path}{gone}")
+        click.echo(f"{job.state:11} {job.attempts}  {readable(job.path)}{gone}")
         if job.last_error:
-            click.echo(f"           {job.last_error}")
+            click.echo(f"              {job.last_error}")
 
 
 @click.command()
@@ -85,6 +87,7 @@ def watch(
     config = load_config(config_path, folders=folders, **overrides)
     if ctx.find_root().params.get("verbose", 0) == 0:
         logging.getLogger("videoqa").setLevel(logging.INFO)
+    use_daemon_log_format()
     daemon = WatchDaemon(config, once=once)
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -116,18 +119,21 @@ def process(
     """Process one video with the daemon's job store and adapters (for your own watcher).
 
     Idempotent: a file the store has already finished, with the same size and modification
-    time, is not processed again. Exit code 1 when the file ends failed.
+    time, is not processed again. Exit code 1 when the file ends failed, or undelivered (its
+    results could not be written; the next run delivers the kept report).
     """
     from videoqa.watch.daemon import process_one
 
     config = load_config(config_path, jobstore=_absolute(jobstore),
                    time_limit=time_limit)  # fmt: skip
+    use_daemon_log_format()  # the worker's lines carry timestamps: so do these
     job = process_one(config, path, settle=settle)
     if as_json:
         click.echo(json.dumps(job.to_dict(), indent=2))
     else:
-        click.echo(f"{job.state}: {job.path}" + (f"\n{job.last_error}" if job.last_error else ""))
-    if job.state == "failed":
+        error = f"\n{job.last_error}" if job.last_error else ""
+        click.echo(f"{job.state}: {readable(job.path)}{error}")
+    if job.state != "done":
         raise SystemExit(1)
 
 
@@ -137,8 +143,10 @@ def process(
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
 @click.option("--limit", type=int, help="At most this many jobs (newest first).")
 @click.option(
-    "--retry-failed", is_flag=True, help="Queue every failed file again (after a fix), then list."
-)
+    "--retry-failed", is_flag=True,
+    help="Queue every failed file again and deliver undelivered reports now (after a fix), "
+    "then list.",
+)  # fmt: skip
 @_json_option
 def jobs(
     config_path: Path | None, jobstore: Path | None, state: str | None, limit: int | None,
@@ -150,7 +158,7 @@ def jobs(
         if retry_failed:
             count = store.retry_failed()
             if not as_json:
-                click.echo(f"queued {count} failed file(s) again")
+                click.echo(f"queued {count} failed or undelivered file(s) again")
         _print_jobs(store, state=state, limit=limit, as_json=as_json)
 
 

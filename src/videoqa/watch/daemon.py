@@ -15,8 +15,15 @@ import threading
 import time
 from pathlib import Path
 
-from videoqa.adapters import Adapter, close_adapters, load_adapters, run_failure_adapters
-from videoqa.errors import ConfigError, MediaError, ModelError
+from videoqa.adapters import (
+    Adapter,
+    close_adapters,
+    load_adapters,
+    run_failure_adapters,
+    run_rename_adapters,
+)
+from videoqa.errors import ConfigError, MediaError, ModelError, VideoQAError
+from videoqa.sidecars import remove_stale_temporaries
 from videoqa.watch.config import FolderSettings, WatchConfig, with_folder
 from videoqa.watch.jobstore import Job, JobStore
 from videoqa.watch.scanner import (
@@ -24,8 +31,10 @@ from videoqa.watch.scanner import (
     SettleTracker,
     is_candidate,
     iter_candidates,
+    iter_folders,
     real_path_inside,
 )
+from videoqa.watch.storelock import StoreLock
 from videoqa.watch.watcher import Change, FolderWatcher
 from videoqa.watch.worker import Outcome, Worker
 
@@ -48,7 +57,9 @@ class WatchDaemon:
         self.tick = max(0.02, min(0.25, config.settle / 4))
         self._stopping = threading.Event()
         self._store: JobStore | None = None
-        self._failure_adapters: dict[Path, list[Adapter]] = {}
+        self._adapters: dict[Path, list[Adapter]] = {}
+        """Adapters the daemon itself runs (failures, renames), by folder."""
+        self._start_failures = 0
         self.watcher: FolderWatcher | None = None
         self.worker: Worker | None = None
         self.ready = threading.Event()
@@ -64,11 +75,21 @@ class WatchDaemon:
         return self._store
 
     def run(self) -> None:
-        """Watch and process until stopped (or, with ``once``, until nothing is left)."""
+        """Watch and process until stopped (or, with ``once``, until nothing is left).
+
+        Raises ``ConfigError`` at once when another daemon holds the job store.
+        """
+        with StoreLock(self.config.jobstore):  # one daemon per job store, for its whole life
+            self._run()
+
+    def _run(self) -> None:
         self._store = JobStore(self.config.jobstore)
-        self.store.recover(max_attempts=self.config.max_attempts)
-        self.worker = Worker(time_limit=self.config.time_limit)
+        recovered = self.store.recover(max_attempts=self.config.max_attempts)
+        self.worker = Worker(time_limit=self.config.time_limit, on_start=self._started)
         try:
+            for job in recovered:
+                if job.state == "failed":  # the same failure path as any other failure
+                    self._notify_failure(Path(job.path), job.last_error or "interrupted")
             if not self.once:
                 self.watcher = FolderWatcher(
                     [s.folder for s in self.config.folders],
@@ -80,6 +101,7 @@ class WatchDaemon:
                 except OSError as error:
                     reason = f"cannot watch: {error.strerror or error}"
                     raise ConfigError(error.filename or "watch", reason) from None
+            self._remove_stale_temporaries()
             self.rescan()
             logger.info("watching %s", ", ".join(str(s.folder) for s in self.config.folders))
             self.ready.set()
@@ -116,12 +138,18 @@ class WatchDaemon:
                 logger.info("%s: stopped while processing; back in the queue", job.path)
         if self.watcher is not None:
             self.watcher.stop()
-        for adapters in self._failure_adapters.values():
+        for adapters in self._adapters.values():
             close_adapters(adapters)
-        self._failure_adapters.clear()
+        self._adapters.clear()
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files that a worker killed mid-write left (ours by name, writer gone)."""
+        for settings in self.config.folders:
+            for folder in iter_folders(settings):
+                remove_stale_temporaries(folder)
 
     # --- finding files ------------------------------------------------------------------
 
@@ -197,11 +225,37 @@ class WatchDaemon:
             if not real_path_inside(identity.path, settings.folder):
                 self._refuse(identity, settings)
                 continue
+            if self._follow_rename(identity, settings):
+                continue
             job, new = self.store.enqueue(
-                identity.path, identity.size, identity.mtime_ns, settings.folder
-            )
+                identity.path, identity.size, identity.mtime_ns, settings.folder,
+                device=identity.device, inode=identity.inode,
+            )  # fmt: skip
             if new:
                 logger.info("%s: settled, queued", identity.path)
+
+    def _follow_rename(self, identity: Identity, settings: FolderSettings) -> bool:
+        """Whether ``identity`` is a known file under a new name, handled without inference.
+
+        The job follows the file, and adapters move what they delivered (the sidecars). A
+        file still being processed under its old name is looked at again once it settles
+        anew; by then its job has finished.
+        """
+        path = identity.path
+        if self.store.find(path, identity.size, identity.mtime_ns) is not None:
+            return False
+        old = self.store.find_renamed(path, identity, settings.folder)
+        if old is None or os.path.lexists(old.path):  # unknown, or a second (hard) link
+            return False
+        if old.state == "running":
+            self.tracker.touch(path)
+            return True
+        self.store.rename(old.id, path)
+        logger.info("%s: renamed from %s; %s, not processed again", path, old.path, old.state)
+        if old.state == "done":
+            adapters = self._adapters_for(settings)
+            run_rename_adapters(adapters, Path(old.path), path, settings)
+        return True
 
     def _refuse(self, identity: Identity, settings: FolderSettings) -> None:
         path = identity.path
@@ -213,7 +267,7 @@ class WatchDaemon:
         )
         self.store.record_refused(path, identity.size, identity.mtime_ns, settings.folder, reason)
         logger.warning("%s", reason)
-        self._notify_failure(path, settings, reason)
+        self._notify_failure(path, reason)
 
     # --- processing ---------------------------------------------------------------------
 
@@ -237,30 +291,79 @@ class WatchDaemon:
             self.store.fail(job.id, reason, retryable=False, max_attempts=0)
             logger.warning("%s", reason)
             return
-        self.worker.submit(job.id, path, settings)
-        logger.info("%s: processing (attempt %d, worker pid %s)", path, job.attempts,
-                    self.worker.pid)  # fmt: skip
+        kept = self.store.kept_report(job.id)
+        self.worker.submit(job.id, path, settings,
+                           kept=(kept.report_json, kept.adapters) if kept else None)  # fmt: skip
+        logger.debug("%s: handed to worker process %s", path, self.worker.pid)
+
+    def _started(self, job_id: int) -> None:
+        """The worker has begun on the job: its attempt counts from now."""
+        assert self.worker is not None
+        job = self.store.start(job_id)
+        kept = self.store.kept_report(job_id)
+        if kept is not None:
+            logger.info("%s: delivering its kept report to %s (try %d, worker pid %s)", job.path,
+                        ", ".join(kept.adapters), kept.tries, self.worker.pid)  # fmt: skip
+        else:
+            logger.info("%s: processing (attempt %d, worker pid %s)", job.path, job.attempts,
+                        self.worker.pid)  # fmt: skip
 
     def _record(self, outcome: Outcome) -> None:
         if outcome.fatal:
             # Every file would fail the same way: keep this one queued and stop, loudly.
             self.store.requeue(outcome.job_id)
             raise ModelError(None, outcome.error or "the model cannot be loaded")
+        if not outcome.started:
+            # The worker died (or ran out of time) before it began on the file: not the
+            # file's fault, so no attempt is counted; a worker that never starts stops us.
+            self._start_failures += 1
+            job = self.store.requeue(outcome.job_id, delay=self.config.retry_delay)
+            if self._start_failures >= self.config.max_attempts:
+                raise VideoQAError(None, f"the worker process cannot start: {outcome.error}")
+            logger.warning("%s (before it began on %s; not counted)", outcome.error, job.path)
+            return
+        self._start_failures = 0
+        job = self.store.get(outcome.job_id)
+        if not outcome.ok and not os.path.exists(job.path):
+            # It left while being read: deleted, or renamed (then its job follows it and
+            # runs under the new name). Not the file's failure, so no attempt is counted.
+            self.store.requeue(job.id)
+            self._deleted(Path(job.path))
+            logger.info("%s: gone while being processed; not a failure", job.path)
+            return
         job = record_outcome(self.store, self.config, outcome)
-        settings = self._settings_for(Path(job.path))
-        if job.state == "failed" and settings is not None:
-            self._notify_failure(Path(job.path), settings, job.last_error or "unknown error")
+        if job.state == "failed":
+            self._notify_failure(Path(job.path), job.last_error or "unknown error")
 
-    def _notify_failure(self, path: Path, settings: FolderSettings, error: str) -> None:
-        adapters = self._failure_adapters.get(settings.folder)
+    def _adapters_for(self, settings: FolderSettings) -> list[Adapter]:
+        """The folder's adapters, loaded once, for what the daemon itself reports."""
+        adapters = self._adapters.get(settings.folder)
         if adapters is None:
             adapters = load_adapters(settings.adapters, options=settings.adapter_options)
-            self._failure_adapters[settings.folder] = adapters
-        run_failure_adapters(adapters, path, error)
+            self._adapters[settings.folder] = adapters
+        return adapters
+
+    def _notify_failure(self, path: Path, error: str) -> None:
+        settings = self._settings_for(path) or self.config.defaults
+        if settings is not None:
+            run_failure_adapters(self._adapters_for(settings), path, error)
 
 
 def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Job:
-    """Write a worker's outcome to the store: done, queued again for a retry, or failed."""
+    """Write a worker's outcome to the store: done, undelivered (its report kept), waiting for
+    a retry, or failed."""
+    if outcome.ok and outcome.undelivered:
+        error = "; ".join(outcome.adapter_errors) or "not delivered"
+        job = store.record_undelivered(
+            outcome.job_id, error, outcome.undelivered, report_json=outcome.report_json,
+            max_attempts=config.max_attempts, retry_delay=config.retry_delay,
+        )  # fmt: skip
+        if job.state == "undelivered":
+            logger.warning("%s: not delivered (%s); its report is kept, next try in %g s",
+                           job.path, error, config.retry_delay)  # fmt: skip
+        else:
+            logger.warning("failed: %s", job.last_error)
+        return job
     if outcome.ok:
         note = "; ".join(outcome.adapter_errors) or None
         job = store.complete(outcome.job_id, note=note)
@@ -275,12 +378,23 @@ def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Jo
         max_attempts=config.max_attempts,
         retry_delay=config.retry_delay,
     )
-    if job.state == "queued":
+    if outcome.retryable:  # the worker may have died (or been killed) mid-write
+        remove_leftovers(config, Path(job.path))
+    if job.state in ("queued", "undelivered"):
         logger.warning("%s (attempt %d of %d; will retry)", error, job.attempts,
                        config.max_attempts)  # fmt: skip
     else:
         logger.warning("failed: %s", error)
     return job
+
+
+def remove_leftovers(config: WatchConfig, video: Path) -> None:
+    """Remove the temporary files a dead worker left beside ``video``'s sidecars."""
+    try:
+        settings = config.settings_for(video)
+    except ConfigError:
+        return
+    remove_stale_temporaries(settings.output_dir_for(video) or video.parent)
 
 
 def wait_until_settled(path: Path, settle: float) -> None:
@@ -298,7 +412,8 @@ def process_one(config: WatchConfig, path: str | os.PathLike[str], *, settle: fl
     """Process one file with the daemon's store, worker and adapters; idempotent.
 
     For people who run their own watcher: a file the store already finished (``done`` or
-    ``failed``, same bytes) is not processed again; a changed file is. A file outside every
+    ``failed``, same bytes) is not processed again; a changed file is. An ``undelivered``
+    one gets one more delivery of its kept report (no inference). A file outside every
     configured folder gets the ``[defaults]`` settings with its own folder as the root.
     ``settle`` first waits for the file to stop changing (for watchers that fire early).
     """
@@ -315,20 +430,27 @@ def process_one(config: WatchConfig, path: str | os.PathLike[str], *, settle: fl
     if not real_path_inside(path, settings.folder):
         raise MediaError(path, f"refused: its real path is outside {settings.folder}")
     identity = Identity.of(path)
-    with JobStore(config.jobstore) as store:
-        job, new = store.enqueue(path, identity.size, identity.mtime_ns, settings.folder)
-        while job.state == "queued":
+    with StoreLock(config.jobstore, exclusive=False), JobStore(config.jobstore) as store:
+        job, new = store.enqueue(path, identity.size, identity.mtime_ns, settings.folder,
+                                 device=identity.device, inode=identity.inode)  # fmt: skip
+        deliver_kept = job.state == "undelivered"
+        while job.state == "queued" or deliver_kept:
+            deliver_kept = False
             claimed = store.claim(job.id)
             if claimed is None:  # another process took it meanwhile
                 return store.get(job.id)
-            with Worker(time_limit=config.time_limit) as worker:
-                worker.submit(claimed.id, path, settings)
+            kept = store.kept_report(claimed.id)
+            with Worker(time_limit=config.time_limit, on_start=store.start) as worker:
+                worker.submit(claimed.id, path, settings,
+                              kept=(kept.report_json, kept.adapters) if kept else None)  # fmt: skip
                 outcome = None
                 while outcome is None:
                     outcome = worker.wait(1.0)
-            if outcome.fatal:
+            if outcome.fatal or not outcome.started:
                 store.requeue(claimed.id)
-                raise ModelError(None, outcome.error or "the model cannot be loaded")
+                if outcome.fatal:
+                    raise ModelError(None, outcome.error or "the model cannot be loaded")
+                raise VideoQAError(None, f"the worker process cannot start: {outcome.error}")
             job = record_outcome(store, config, outcome)
             if job.state == "failed":
                 adapters = load_adapters(settings.adapters, options=settings.adapter_options)

@@ -9,44 +9,70 @@ file is never processed twice" both hold.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from videoqa.errors import ConfigError
+from videoqa.pathnames import readable
+
+if TYPE_CHECKING:
+    from videoqa.watch.scanner import Identity
 
 logger = logging.getLogger("videoqa.watch.jobstore")
 
-State = Literal["queued", "running", "done", "failed"]
-STATES: tuple[State, ...] = ("queued", "running", "done", "failed")
+State = Literal["queued", "running", "undelivered", "done", "failed"]
+STATES: tuple[State, ...] = ("queued", "running", "undelivered", "done", "failed")
+"""``undelivered``: processed, but an adapter could not deliver the results (its report is kept
+in ``deliveries`` and delivered again later, without inference)."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of a current store; an older one is migrated when opened."""
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids name jobs in logs
     path        TEXT    NOT NULL,
     size        INTEGER NOT NULL,
     mtime_ns    INTEGER NOT NULL,
     folder      TEXT    NOT NULL,
-    state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    state       TEXT    NOT NULL
+                CHECK (state IN ('queued', 'running', 'undelivered', 'done', 'failed')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     created_at  REAL    NOT NULL,
     updated_at  REAL    NOT NULL,
-    started_at  REAL,
+    started_at  REAL,   -- when a worker began on the file (it acknowledged the job)
     finished_at REAL,
     not_before  REAL    NOT NULL DEFAULT 0,
     deleted_at  REAL,
+    device      INTEGER,  -- st_dev and st_ino: a renamed file keeps them
+    inode       INTEGER,
     UNIQUE (path, size, mtime_ns)
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, not_before, id);
-CREATE INDEX IF NOT EXISTS jobs_by_path ON jobs (path);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, not_before, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_path ON jobs (path)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_inode ON jobs (inode, size, mtime_ns)",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+    job_id   INTEGER PRIMARY KEY,  -- the undelivered (or delivery-failed) job
+    report   TEXT    NOT NULL,     -- its report as JSON: delivered again without inference
+    adapters TEXT    NOT NULL,     -- JSON list: names of the adapters still to deliver it
+    tries    INTEGER NOT NULL DEFAULT 0
+)""",
+)
+
+_V0_COLUMNS = (
+    "id, path, size, mtime_ns, folder, state, attempts, last_error, created_at, updated_at,"
+    " started_at, finished_at, not_before, deleted_at"
+)
+"""The columns of a version-0 store (before ``undelivered`` and the inode columns)."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +93,44 @@ class Job:
     finished_at: float | None
     not_before: float
     deleted_at: float | None
+    device: int | None = None
+    inode: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class KeptReport:
+    """The report of a processed job that some adapters have not delivered yet."""
+
+    report_json: str
+    adapters: tuple[str, ...]
+    """Names of the adapters still to deliver it."""
+    tries: int
+    """Deliveries tried so far (the one right after inference included)."""
+
+
+def _stored(path: str | os.PathLike[str]) -> str | bytes:
+    """How a path is kept in SQLite: text when it is UTF-8, else its exact bytes (a BLOB).
+
+    A name that is not UTF-8 (``os.fsdecode`` gives lone surrogates) cannot be SQLite text;
+    its bytes can, and ``os.fsdecode`` turns them back into the same ``str`` on the way out.
+    """
+    path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _job(row: sqlite3.Row) -> Job:
+    fields = dict(row)
+    for name in ("path", "folder"):
+        if isinstance(fields[name], bytes):
+            fields[name] = os.fsdecode(fields[name])
+    return Job(**fields)
 
 
 class JobStore:
@@ -83,9 +144,36 @@ class JobStore:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self._create_or_migrate()
         except (OSError, sqlite3.Error) as error:
             raise ConfigError(path, f"cannot open job store: {error}") from None
+
+    def _create_or_migrate(self) -> None:
+        """Create the tables, or bring a store of an older version up to date (one transaction).
+
+        Version 0 lacked the ``undelivered`` state (a CHECK constraint, which SQLite can only
+        change by copying the table) and the ``device``/``inode`` columns.
+        """
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            old = version == 0 and db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+            ).fetchone()
+            if old:
+                db.execute("ALTER TABLE jobs RENAME TO jobs_v0")
+                db.execute("DROP INDEX IF EXISTS jobs_by_state")
+                db.execute("DROP INDEX IF EXISTS jobs_by_path")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            if old:
+                db.execute(f"INSERT INTO jobs ({_V0_COLUMNS}) SELECT {_V0_COLUMNS} FROM jobs_v0")
+                db.execute(  # ids are never reused, also those of rows deleted before
+                    "UPDATE sqlite_sequence SET seq = (SELECT MAX(seq) FROM sqlite_sequence"
+                    " WHERE name IN ('jobs', 'jobs_v0')) WHERE name = 'jobs'"
+                )
+                db.execute("DROP TABLE jobs_v0")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -109,7 +197,7 @@ class JobStore:
 
     def _one(self, sql: str, params: tuple = ()) -> Job | None:
         row = self._db.execute(sql, params).fetchone()
-        return Job(**dict(row)) if row else None
+        return _job(row) if row else None
 
     def get(self, job_id: int) -> Job:
         job = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -121,36 +209,44 @@ class JobStore:
         """The row of this exact identity, if the store has seen it."""
         return self._one(
             "SELECT * FROM jobs WHERE path = ? AND size = ? AND mtime_ns = ?",
-            (os.fspath(path), size, mtime_ns),
+            (_stored(path), size, mtime_ns),
         )
 
     def latest(self, path: str | os.PathLike[str]) -> Job | None:
         """The newest row for ``path`` (any identity)."""
-        return self._one("SELECT * FROM jobs WHERE path = ? ORDER BY id DESC", (os.fspath(path),))
+        return self._one("SELECT * FROM jobs WHERE path = ? ORDER BY id DESC", (_stored(path),))
 
     def enqueue(
-        self, path: str | os.PathLike[str], size: int, mtime_ns: int, folder: str | os.PathLike[str]
+        self,
+        path: str | os.PathLike[str],
+        size: int,
+        mtime_ns: int,
+        folder: str | os.PathLike[str],
+        *,
+        device: int | None = None,
+        inode: int | None = None,
     ) -> tuple[Job, bool]:
         """Queue this identity unless the store knows it; returns ``(job, newly_queued)``.
 
-        Older identities of the same path that were still waiting are dropped: only the
-        current bytes are worth processing.
+        Older identities of the same path that were still waiting, undelivered or failed are
+        dropped: only the current bytes are worth processing, and a failure of bytes that
+        are gone (a copy read while it stalled) is no longer a current failure.
         """
-        path, folder = os.fspath(path), os.fspath(folder)
+        path, folder = _stored(path), _stored(folder)
         now = time.time()
         with self._transaction() as db:
-            existing = self.find(path, size, mtime_ns)
+            existing = self.find(os.fsdecode(path), size, mtime_ns)
             if existing is not None:
                 if existing.deleted_at is not None:
                     db.execute("UPDATE jobs SET deleted_at = NULL, updated_at = ? WHERE id = ?",
                                (now, existing.id))  # fmt: skip
                     existing = self.get(existing.id)
                 return existing, False
-            db.execute("DELETE FROM jobs WHERE path = ? AND state = 'queued'", (path,))
+            _supersede(db, path)
             cursor = db.execute(
-                "INSERT INTO jobs (path, size, mtime_ns, folder, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                (path, size, mtime_ns, folder, now, now),
+                "INSERT INTO jobs (path, size, mtime_ns, folder, state, created_at, updated_at,"
+                " device, inode) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (path, size, mtime_ns, folder, now, now, device, inode),
             )
             return self.get(cursor.lastrowid), True
 
@@ -163,52 +259,129 @@ class JobStore:
         reason: str,
     ) -> Job:
         """Store a file the daemon will not process (``failed`` at once, never retried)."""
-        path, folder = os.fspath(path), os.fspath(folder)
+        path, folder = _stored(path), _stored(folder)
         now = time.time()
         with self._transaction() as db:
-            existing = self.find(path, size, mtime_ns)
+            existing = self.find(os.fsdecode(path), size, mtime_ns)
             if existing is not None:
                 return existing
+            _supersede(db, path)
             cursor = db.execute(
                 "INSERT INTO jobs (path, size, mtime_ns, folder, state, last_error, created_at,"
                 " updated_at, finished_at) VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?)",
-                (path, size, mtime_ns, folder, reason, now, now, now),
+                (path, size, mtime_ns, folder, readable(reason), now, now, now),
             )
             return self.get(cursor.lastrowid)
 
     def claim(self, job_id: int | None = None) -> Job | None:
-        """Mark the next due queued job (or ``job_id``, if queued) running and count the attempt."""
+        """Mark the next due job (or ``job_id``) running: a queued file, or an undelivered report.
+
+        The attempt is not counted here: ``start`` counts it once a worker has the job, so a
+        daemon killed while its worker is still starting up costs the file nothing.
+        """
         now = time.time()
+        waiting = "state IN ('queued', 'undelivered') AND deleted_at IS NULL"
         with self._transaction() as db:
             if job_id is None:
                 job = self._one(
-                    "SELECT * FROM jobs WHERE state = 'queued' AND deleted_at IS NULL"
-                    " AND not_before <= ? ORDER BY not_before, id LIMIT 1",
+                    f"SELECT * FROM jobs WHERE {waiting} AND not_before <= ?"
+                    " ORDER BY not_before, id LIMIT 1",
                     (now,),
                 )
             else:
-                job = self._one(
-                    "SELECT * FROM jobs WHERE id = ? AND state = 'queued' AND deleted_at IS NULL",
-                    (job_id,),
-                )
+                job = self._one(f"SELECT * FROM jobs WHERE id = ? AND {waiting}", (job_id,))
             if job is None:
                 return None
             db.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?,"
-                " finished_at = NULL, updated_at = ? WHERE id = ?",
-                (now, now, job.id),
+                "UPDATE jobs SET state = 'running', started_at = NULL, finished_at = NULL,"
+                " updated_at = ? WHERE id = ?",
+                (now, job.id),
             )
             return self.get(job.id)
+
+    def start(self, job_id: int) -> Job:
+        """A worker has begun on the running job: count its attempt (for a kept report, the
+        delivery try) now. Counted once per claim."""
+        now = time.time()
+        with self._transaction() as db:
+            job = self.get(job_id)
+            if job.state != "running" or job.started_at is not None:
+                return job
+            delivering = self.kept_report(job_id) is not None
+            if delivering:
+                db.execute("UPDATE deliveries SET tries = tries + 1 WHERE job_id = ?", (job_id,))
+            db.execute(
+                "UPDATE jobs SET attempts = attempts + ?, started_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (0 if delivering else 1, now, now, job_id),
+            )
+            return self.get(job_id)
 
     def complete(self, job_id: int, *, note: str | None = None) -> Job:
         """Mark a job done; ``note`` keeps a non-fatal problem (an adapter that failed)."""
         now = time.time()
-        self._db.execute(
-            "UPDATE jobs SET state = 'done', last_error = ?, finished_at = ?, updated_at = ?"
-            " WHERE id = ?",
-            (note, now, now, job_id),
-        )
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'done', last_error = ?, finished_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (note and readable(note), now, now, job_id),
+            )
+            db.execute("DELETE FROM deliveries WHERE job_id = ?", (job_id,))
         return self.get(job_id)
+
+    def record_undelivered(
+        self,
+        job_id: int,
+        error: str,
+        adapters: Sequence[str],
+        *,
+        report_json: str | None,
+        max_attempts: int,
+        retry_delay: float = 0.0,
+    ) -> Job:
+        """Processed, but ``adapters`` could not deliver: keep the report and try them again.
+
+        ``report_json`` is the report after inference (``None`` when this was already a
+        retry of a kept report). Delivery is tried ``max_attempts`` times, ``retry_delay``
+        apart; then the job is ``failed``, its report still kept for ``retry_failed``.
+        """
+        now = time.time()
+        with self._transaction() as db:
+            kept = self.kept_report(job_id)
+            if kept is None:
+                if report_json is None:
+                    raise ValueError(f"job {job_id} has no kept report")
+                db.execute(
+                    "INSERT INTO deliveries (job_id, report, adapters, tries) VALUES (?, ?, ?, 1)",
+                    (job_id, report_json, json.dumps(list(adapters))),
+                )
+            else:
+                db.execute("UPDATE deliveries SET adapters = ? WHERE job_id = ?",
+                           (json.dumps(list(adapters)), job_id))  # fmt: skip
+            tries = kept.tries if kept is not None else 1
+            if tries < max_attempts:
+                db.execute(
+                    "UPDATE jobs SET state = 'undelivered', last_error = ?, not_before = ?,"
+                    " finished_at = ?, updated_at = ? WHERE id = ?",
+                    (readable(error), now + retry_delay, now, now, job_id),
+                )
+            else:
+                error = f"{error} (not delivered after {tries} tries; the report is kept)"
+                db.execute(
+                    "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (readable(error), now, now, job_id),
+                )
+            return self.get(job_id)
+
+    def kept_report(self, job_id: int) -> KeptReport | None:
+        """The report kept for an undelivered (or delivery-failed) job, if there is one."""
+        row = self._db.execute(
+            "SELECT report, adapters, tries FROM deliveries WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return KeptReport(row["report"], tuple(json.loads(row["adapters"])), row["tries"])
 
     def fail(
         self,
@@ -219,87 +392,159 @@ class JobStore:
         max_attempts: int,
         retry_delay: float = 0.0,
     ) -> Job:
-        """Record a failed attempt: back in the queue (after ``retry_delay``) or ``failed``."""
+        """Record a failed attempt: waiting again (after ``retry_delay``) or ``failed``.
+
+        A job with a kept report waits as ``undelivered`` and is bounded by its delivery tries.
+        """
         now = time.time()
         with self._transaction() as db:
             job = self.get(job_id)
-            if retryable and job.attempts < max_attempts:
+            kept = self.kept_report(job_id)
+            tries, waiting = (
+                (job.attempts, "queued") if kept is None else (kept.tries, "undelivered")
+            )
+            if retryable and tries < max_attempts:
                 db.execute(
-                    "UPDATE jobs SET state = 'queued', last_error = ?, not_before = ?,"
+                    "UPDATE jobs SET state = ?, last_error = ?, not_before = ?,"
                     " updated_at = ? WHERE id = ?",
-                    (error, now + retry_delay, now, job_id),
+                    (waiting, readable(error), now + retry_delay, now, job_id),
                 )
             else:
                 db.execute(
                     "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?,"
                     " updated_at = ? WHERE id = ?",
-                    (error, now, now, job_id),
+                    (readable(error), now, now, job_id),
                 )
             return self.get(job_id)
 
     def drop(self, job_id: int) -> None:
-        """Forget a row that was never processed (its file changed before its turn came)."""
-        self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        """Forget a row (its file changed before its turn came, or before its delivery)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM deliveries WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
-    def requeue(self, job_id: int) -> Job:
-        """Put a running job back without counting the attempt (the daemon was stopped)."""
+    def requeue(self, job_id: int, *, delay: float = 0.0) -> Job:
+        """Put a running job back without counting its attempt (the daemon was stopped, or
+        the worker never started on it); ``delay`` seconds before it is due again."""
         now = time.time()
-        self._db.execute(
-            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), updated_at = ?"
-            " WHERE id = ? AND state = 'running'",
-            (now, job_id),
-        )
-        return self.get(job_id)
+        with self._transaction() as db:
+            job = self.get(job_id)
+            if job.state != "running":
+                return job
+            started = job.started_at is not None
+            kept = self.kept_report(job_id)
+            if kept is not None and started:
+                db.execute("UPDATE deliveries SET tries = MAX(tries - 1, 0) WHERE job_id = ?",
+                           (job_id,))  # fmt: skip
+            db.execute(
+                "UPDATE jobs SET state = ?, attempts = MAX(attempts - ?, 0), started_at = NULL,"
+                " not_before = ?, updated_at = ? WHERE id = ?",
+                ("queued" if kept is None else "undelivered", int(started and kept is None),
+                 now + delay if delay > 0 else job.not_before, now, job_id),
+            )  # fmt: skip
+            return self.get(job_id)
 
     def recover(self, *, max_attempts: int) -> list[Job]:
-        """At start: jobs left ``running`` by a killed daemon go back to the queue.
+        """At start: jobs left ``running`` by a killed daemon wait again; returns them as now.
 
-        Their attempt stays counted, so a file that kills the whole daemon every time still
-        ends ``failed`` after ``max_attempts``.
+        A job a worker had started on keeps its counted attempt, so a file that takes the
+        whole daemon down every time still ends ``failed`` after ``max_attempts`` (the caller
+        reports it like any failure). One whose worker was still starting was never read and
+        costs nothing.
         """
         now = time.time()
         with self._transaction() as db:
-            rows = db.execute("SELECT id FROM jobs WHERE state = 'running'").fetchall()
-            db.execute(
-                "UPDATE jobs SET state = 'failed', finished_at = ?, updated_at = ?,"
-                " last_error = 'interrupted ' || attempts || ' times (daemon killed?)'"
-                " WHERE state = 'running' AND attempts >= ?",
-                (now, now, max_attempts),
-            )
-            db.execute(
-                "UPDATE jobs SET state = 'queued', updated_at = ? WHERE state = 'running'", (now,)
-            )
-            recovered = [self.get(row["id"]) for row in rows]
+            rows = db.execute("SELECT * FROM jobs WHERE state = 'running'")
+            running = [_job(row) for row in rows]
+            for job in running:
+                kept = self.kept_report(job.id)
+                tries = job.attempts if kept is None else kept.tries
+                if job.started_at is not None and tries >= max_attempts:
+                    error = f"{readable(job.path)}: interrupted {tries} times (daemon killed?)"
+                    db.execute(
+                        "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?,"
+                        " updated_at = ? WHERE id = ?",
+                        (error, now, now, job.id),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE jobs SET state = ?, started_at = NULL, updated_at = ? WHERE id = ?",
+                        ("queued" if kept is None else "undelivered", now, job.id),
+                    )
+            recovered = [self.get(job.id) for job in running]
         for job in recovered:
             logger.warning("%s: found %s after a restart", job.path, job.state)
         return recovered
 
     def retry_failed(self) -> int:
-        """Queue every failed file that still exists again, attempts reset (after a fix)."""
+        """Make every failed or undelivered job whose file still exists due again, its count
+        reset (after a fix): a kept report is delivered again without inference, any other
+        file is processed again. Returns how many."""
         now = time.time()
-        cursor = self._db.execute(
-            "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, finished_at = NULL,"
-            " updated_at = ? WHERE state = 'failed' AND deleted_at IS NULL",
-            (now,),
-        )
-        return cursor.rowcount
+        due_again = "state IN ('failed', 'undelivered') AND deleted_at IS NULL"
+        with self._transaction() as db:
+            kept = f"id IN (SELECT job_id FROM deliveries) AND {due_again}"
+            db.execute(f"UPDATE deliveries SET tries = 0 WHERE job_id IN"
+                       f" (SELECT id FROM jobs WHERE {kept})")  # fmt: skip
+            delivering = db.execute(
+                "UPDATE jobs SET state = 'undelivered', not_before = 0, finished_at = NULL,"
+                f" updated_at = ? WHERE {kept}",
+                (now,),
+            ).rowcount
+            processing = db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
+                " finished_at = NULL, updated_at = ? WHERE state = 'failed' AND deleted_at IS NULL",
+                (now,),
+            ).rowcount
+        return delivering + processing
 
     def mark_deleted(self, path: str | os.PathLike[str]) -> int:
         """Note that ``path`` is gone; its queued rows will not run. Returns rows marked."""
         now = time.time()
         cursor = self._db.execute(
             "UPDATE jobs SET deleted_at = ?, updated_at = ? WHERE path = ? AND deleted_at IS NULL",
-            (now, now, os.fspath(path)),
+            (now, now, _stored(path)),
         )
         return cursor.rowcount
+
+    def find_renamed(
+        self, path: str | os.PathLike[str], identity: Identity, folder: str | os.PathLike[str]
+    ) -> Job | None:
+        """The newest row of the same file under another name in ``folder``, if any.
+
+        The same file: same device, inode, size and modification time (a rename keeps them
+        all; a copy does not). Failed rows are not followed: those files are processed again.
+        The caller checks that the other name is gone (else it is a hard link).
+        """
+        return self._one(
+            "SELECT * FROM jobs WHERE inode = ? AND device = ? AND size = ? AND mtime_ns = ?"
+            " AND folder = ? AND path != ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+            (identity.inode, identity.device, identity.size, identity.mtime_ns,
+             _stored(folder), _stored(path)),
+        )  # fmt: skip
+
+    def rename(self, job_id: int, path: str | os.PathLike[str]) -> Job:
+        """The file of ``job_id`` was renamed to ``path``: the job (and its kept report) follows."""
+        stored, now = _stored(path), time.time()
+        with self._transaction() as db:
+            _supersede(db, stored)
+            db.execute("UPDATE jobs SET path = ?, deleted_at = NULL, updated_at = ? WHERE id = ?",
+                       (stored, now, job_id))  # fmt: skip
+            kept = self.kept_report(job_id)
+            if kept is not None:
+                report = json.loads(kept.report_json)
+                report["video"]["path"] = os.fspath(path)
+                db.execute("UPDATE deliveries SET report = ? WHERE job_id = ?",
+                           (json.dumps(report), job_id))  # fmt: skip
+            return self.get(job_id)
 
     def present_paths(self, folder: str | os.PathLike[str]) -> set[str]:
         """Paths under ``folder`` the store believes still exist (for reconciling)."""
         rows = self._db.execute(
             "SELECT DISTINCT path FROM jobs WHERE folder = ? AND deleted_at IS NULL",
-            (os.fspath(folder),),
+            (_stored(folder),),
         )
-        return {row["path"] for row in rows}
+        return {os.fsdecode(row["path"]) for row in rows}
 
     def jobs(self, *, state: State | None = None, limit: int | None = None) -> list[Job]:
         """Rows, newest first, optionally of one state."""
@@ -309,27 +554,41 @@ class JobStore:
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [Job(**dict(row)) for row in self._db.execute(sql, params)]
+        return [_job(row) for row in self._db.execute(sql, params)]
 
     def counts(self) -> dict[str, int]:
-        """Number of rows in each state (every state present, zero included)."""
+        """Number of rows in each state (every state present, zero included). A waiting row
+        whose file was deleted is not counted: it will never run."""
         counts = dict.fromkeys(STATES, 0)
-        for row in self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
+        for row in self._db.execute(
+            "SELECT state, COUNT(*) AS n FROM jobs WHERE deleted_at IS NULL"
+            " OR state NOT IN ('queued', 'undelivered') GROUP BY state"
+        ):
             counts[row["state"]] = row["n"]
         return counts
 
     def has_due_work(self) -> bool:
-        """Whether a queued job could be claimed now."""
+        """Whether a queued or undelivered job could be claimed now."""
         row = self._db.execute(
-            "SELECT 1 FROM jobs WHERE state = 'queued' AND deleted_at IS NULL AND not_before <= ?"
-            " LIMIT 1",
+            "SELECT 1 FROM jobs WHERE state IN ('queued', 'undelivered') AND deleted_at IS NULL"
+            " AND not_before <= ? LIMIT 1",
             (time.time(),),
         ).fetchone()
         return row is not None
 
     def has_waiting_work(self) -> bool:
-        """Whether any queued job remains, due now or later (a retry waiting out its delay)."""
+        """Whether any job still waits, due now or later (a retry waiting out its delay)."""
         row = self._db.execute(
-            "SELECT 1 FROM jobs WHERE state = 'queued' AND deleted_at IS NULL LIMIT 1"
+            "SELECT 1 FROM jobs WHERE state IN ('queued', 'undelivered') AND deleted_at IS NULL"
+            " LIMIT 1"
         ).fetchone()
         return row is not None
+
+
+def _supersede(db: sqlite3.Connection, path: str | bytes) -> None:
+    """Drop the rows of ``path`` (as stored) that new bytes there replace: waiting,
+    undelivered or failed ones. Done rows stay, as history."""
+    replaced = "path = ? AND state IN ('queued', 'undelivered', 'failed')"
+    db.execute(f"DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {replaced})",
+               (path,))  # fmt: skip
+    db.execute(f"DELETE FROM jobs WHERE {replaced}", (path,))

@@ -27,8 +27,9 @@ IGNORED_FOLDERS = ("@eaDir", "#recycle", "$RECYCLE.BIN", "lost+found")
 
 OWN_OUTPUT_SUFFIXES = (
     ".videoqa.json", ".srt", ".vtt", ".jsonl", ".sqlite", ".sqlite-wal", ".sqlite-shm",
+    ".sqlite.lock",
 )  # fmt: skip
-"""What the daemon writes itself (sidecars, event log, job store): never inputs."""
+"""What the daemon writes itself (sidecars, event log, job store and its lock): never inputs."""
 
 
 def is_ignored_name(name: str) -> bool:
@@ -85,19 +86,38 @@ def iter_candidates(settings: FolderSettings, below: Path | None = None) -> Iter
                 yield path
 
 
+def iter_folders(settings: FolderSettings) -> Iterator[Path]:
+    """Every folder where this folder's videos and their sidecars are (ignored folders pruned):
+    the watched tree, and the ``output_dir`` tree when there is one."""
+    seen: set[Path] = set()
+    for top in (settings.folder, settings.output_dir):
+        for directory, subfolders, _ in os.walk(top) if top is not None else ():
+            subfolders[:] = [d for d in subfolders if not is_ignored_name(d)]
+            if not settings.recursive:
+                subfolders[:] = []
+            if Path(directory) not in seen:
+                seen.add(Path(directory))
+                yield Path(directory)
+
+
 @dataclass(frozen=True)
 class Identity:
-    """What makes a file "the same file": where it is, how big, when it last changed."""
+    """What makes a file "the same file": where it is, how big, when it last changed.
+
+    ``device`` and ``inode`` tell a renamed file (they stay) from a copy (they do not).
+    """
 
     path: Path
     size: int
     mtime_ns: int
+    device: int | None = None
+    inode: int | None = None
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> Identity:
         """The identity of ``path`` now (follows symlinks; raises ``OSError`` if gone)."""
         stat = os.stat(path)
-        return cls(Path(path), stat.st_size, stat.st_mtime_ns)
+        return cls(Path(path), stat.st_size, stat.st_mtime_ns, stat.st_dev, stat.st_ino)
 
 
 class SettleTracker:

@@ -26,6 +26,20 @@ _WATCH_LIMIT_ERRORS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 """inotify reports a full watch or instance table with these."""
 
 
+class _StopRaceFilter(logging.Filter):
+    """Drops watchdog's "queue_events() called when the thread is inactive" ERROR.
+
+    watchdog logs it when an event arrives while its inotify thread is being stopped (a race
+    in its shutdown, after which the event is dropped); we are stopping then, so it is noise.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRaceFilter())
+
+
 @dataclass(frozen=True)
 class Change:
     """A path that may be new or changed (``file``/``folder``), or is gone (``deleted``)."""

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import importlib
+import json
 import logging
 import multiprocessing
 import os
@@ -31,7 +32,14 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from videoqa.errors import ConfigError, ModelError, TooLargeError, TruncatedError, VideoQAError
+from videoqa.errors import (
+    ConfigError,
+    DestinationError,
+    ModelError,
+    TooLargeError,
+    TruncatedError,
+    VideoQAError,
+)
 from videoqa.watch.config import FolderSettings
 
 logger = logging.getLogger("videoqa.watch.worker")
@@ -145,6 +153,12 @@ class Outcome:
     seconds: float = 0.0
     rss_bytes: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    started: bool = True
+    """The worker had begun on the file; one that died before that never read it."""
+    undelivered: tuple[str, ...] = ()
+    """Adapters that could not deliver the results (then the job is not done)."""
+    report_json: str | None = None
+    """The report as JSON when some adapter did not deliver it, to deliver again later."""
 
 
 def _exit_when_daemon_dies(lifeline: Connection) -> None:
@@ -158,9 +172,18 @@ def _exit_when_daemon_dies(lifeline: Connection) -> None:
     os._exit(70)
 
 
-def _handle(path: Path, settings: FolderSettings, adapters_by_folder: dict) -> dict[str, Any]:
-    """Process one file and run its adapters; returns what to tell the daemon."""
-    from videoqa.adapters import load_adapters, prepare_adapters, run_report_adapters
+def _handle(
+    path: Path,
+    settings: FolderSettings,
+    adapters_by_folder: dict,
+    kept: tuple[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """Process one file and deliver its report to the adapters; returns what to tell the daemon.
+
+    ``kept`` is ``(report JSON, adapter names)`` of a file processed before whose report those
+    adapters did not deliver: they get it again, with no inference.
+    """
+    from videoqa.adapters import deliver_report, load_adapters, prepare_adapters
 
     key = (settings.folder, settings.adapters)
     adapters = adapters_by_folder.get(key)
@@ -168,20 +191,36 @@ def _handle(path: Path, settings: FolderSettings, adapters_by_folder: dict) -> d
         adapters = adapters_by_folder[key] = load_adapters(
             settings.adapters, options=settings.adapter_options
         )
-    adapter_errors = prepare_adapters(adapters, path, settings)
-    report = load_processor(settings.processor)(path, settings)
-    adapter_errors += run_report_adapters(adapters, report, path, settings)
-    clips = len(getattr(report, "clips", ()) or ())
+    if kept is None:
+        adapter_errors = prepare_adapters(adapters, path, settings)
+        report = load_processor(settings.processor)(path, settings)
+    else:
+        from videoqa.report import Report
+
+        adapter_errors = []
+        report = Report.from_dict(json.loads(kept[0]), source=os.fspath(path))
+        adapters = [adapter for adapter in adapters if adapter.name in kept[1]]
+    errors, undelivered = deliver_report(adapters, report, path, settings)
+    fields: dict[str, Any] = {
+        "adapter_errors": tuple(adapter_errors + errors),
+        "details": {"clips": len(getattr(report, "clips", ()) or ())},
+        "undelivered": tuple(undelivered),
+    }
+    if undelivered and kept is None:
+        fields["report_json"] = json.dumps(report.to_dict())  # ASCII: any file name survives
     del report
-    return {"adapter_errors": tuple(adapter_errors), "details": {"clips": clips}}
+    return fields
 
 
 def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
-    """The worker process: receive ``(job_id, path, settings)``, answer with an ``Outcome``."""
+    """The worker process: receive ``(job_id, path, settings, kept)``, say ``("started",
+    job_id)`` at once, then answer with an ``Outcome``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
-    logging.basicConfig(
-        level=log_level, format="videoqa: worker %(process)d: %(levelname)s: %(message)s"
-    )
+    from videoqa.watch.logformat import DaemonLogFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(DaemonLogFormatter("videoqa: worker %(process)d"))
+    logging.basicConfig(level=log_level, handlers=[handler])
     threading.Thread(target=_exit_when_daemon_dies, args=(lifeline,), daemon=True).start()
     adapters_by_folder: dict = {}
     while True:
@@ -191,13 +230,17 @@ def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
             return
         if message is None:
             return
-        job_id, path, settings = message
+        job_id, path, settings, kept = message
+        conn.send(("started", job_id))  # the attempt counts from here, not from the claim
         started = time.monotonic()
         fields: dict[str, Any]
         try:
-            fields = {"ok": True, **_handle(Path(path), settings, adapters_by_folder)}
+            fields = {"ok": True, **_handle(Path(path), settings, adapters_by_folder, kept)}
         except ModelError as error:
             fields = {"ok": False, "error": str(error), "fatal": True}
+        except DestinationError as error:
+            # Nowhere to put the results yet (a read-only mount): no inference; try later.
+            fields = {"ok": False, "error": str(error), "retryable": True}
         except VideoQAError as error:
             # The file is the problem: trying again gives the same answer.
             fields = {"ok": False, "error": str(error), "retryable": False}
@@ -223,16 +266,21 @@ class Worker:
     """The daemon's handle on its worker process: submit one job, then wait for its ``Outcome``.
 
     ``time_limit`` bounds each file, counted from submission (it includes loading the model
-    for the first file of a fresh worker).
+    for the first file of a fresh worker). ``on_start(job_id)`` is called (from ``wait``) when
+    the worker process says it has begun on the job: the moment the attempt counts.
     """
 
-    def __init__(self, *, time_limit: float) -> None:
+    def __init__(
+        self, *, time_limit: float, on_start: Callable[[int], object] | None = None
+    ) -> None:
         self.time_limit = time_limit
+        self.on_start = on_start
         self._context = _context()
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._lifeline: Connection | None = None
         self._job: tuple[int, Path] | None = None
+        self._started = False
         self._deadline = 0.0
 
     @property
@@ -262,16 +310,26 @@ class Worker:
         self._process, self._conn, self._lifeline = process, conn, lifeline_write
         logger.debug("worker process %s started", process.pid)
 
-    def submit(self, job_id: int, path: Path, settings: FolderSettings) -> None:
-        """Hand one file to the worker (starting a process if none is running)."""
+    def submit(
+        self,
+        job_id: int,
+        path: Path,
+        settings: FolderSettings,
+        *,
+        kept: tuple[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Hand one file to the worker (starting a process if none is running).
+
+        ``kept``: ``(report JSON, adapter names)`` to deliver again instead of processing.
+        """
         if self.busy:
             raise RuntimeError("the worker is busy")
         if self._process is None or not self._process.is_alive():
             self._discard()
             self._start()
         assert self._conn is not None
-        self._conn.send((job_id, os.fspath(path), settings))
-        self._job = (job_id, Path(path))
+        self._conn.send((job_id, os.fspath(path), settings, kept))
+        self._job, self._started = (job_id, Path(path)), False
         self._deadline = time.monotonic() + self.time_limit
 
     def wait(self, timeout: float) -> Outcome | None:
@@ -287,24 +345,30 @@ class Worker:
         ready = wait([self._conn, self._process.sentinel], max(0.0, min(timeout, remaining)))
         if self._conn in ready:
             try:
-                outcome = self._conn.recv()
+                message = self._conn.recv()
             except (EOFError, OSError):
-                outcome = None
-            if outcome is not None:
+                message = None
+            if isinstance(message, Outcome):
                 self._job = None
-                return outcome
+                return message
+            if message == ("started", job_id):
+                self._started = True
+                if self.on_start is not None:
+                    self.on_start(job_id)
+                return None
         if ready:  # the process ended without an answer
             self._process.join(timeout=5)
             code = self._process.exitcode
             self._discard()
             self._job = None
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"code {code}"
-            return Outcome(job_id, ok=False, retryable=True,
+            return Outcome(job_id, ok=False, retryable=True, started=self._started,
                            error=f"{path}: worker process died ({how})")  # fmt: skip
         if time.monotonic() >= self._deadline:
+            started = self._started
             self.kill()
             return Outcome(
-                job_id, ok=False, retryable=True,
+                job_id, ok=False, retryable=True, started=started,
                 error=f"{path}: time limit of {self.time_limit:g} s exceeded; worker killed",
             )  # fmt: skip
         return None
