@@ -24,6 +24,7 @@ from videoqa_plugins.webhook import WebhookAdapter
 from videoqa.adapters import (
     NO_THIRD_PARTY_ENV,
     available_adapters,
+    deliver_report,
     load_adapters,
     run_failure_adapters,
     run_report_adapters,
@@ -140,6 +141,23 @@ def test_broken_adapters_are_logged_and_skipped_and_a_raising_one_does_not_stop_
     assert run_failure_adapters(adapters, video, "bad file") == ["adapter raising: boom"]
     recorder = adapters[1]
     assert recorder.seen[-2:] == [("done", str(video), 2), ("failed", str(video), "bad file")]
+
+
+def test_announcing_adapters_wait_until_every_other_adapter_delivered(
+    third_party, tmp_path, caplog
+):
+    caplog.allow_errors = True
+    log = tmp_path / "events.jsonl"
+    adapters = load_adapters(["jsonl", "raising", "recorder"],
+                             options={"jsonl": {"path": str(log)}})  # fmt: skip
+    video = tmp_path / "clip.mp4"
+    errors, undelivered = deliver_report(adapters, make_report(video), video, None)
+    assert errors == ["adapter raising: boom"]
+    assert undelivered == ["raising", "jsonl"]  # the recorder has it; the event log waits
+    assert adapters[2].seen[-1] == ("done", str(video), 2) and not log.exists()
+    errors, undelivered = deliver_report([adapters[0]], make_report(video), video, None)
+    assert (errors, undelivered) == ([], [])
+    assert [json.loads(line)["event"] for line in log.read_text().splitlines()] == ["done"]
 
 
 def test_third_party_adapters_can_be_switched_off(third_party, monkeypatch, caplog):
