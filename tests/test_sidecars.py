@@ -29,6 +29,7 @@ from videoqa.sidecars import (
     create_temporary,
     format_timestamp,
     is_stale_temporary,
+    move_sidecars,
     parse_formats,
     remove_stale_temporaries,
     sidecar_paths,
@@ -279,6 +280,52 @@ def test_videos_with_one_stem_never_share_sidecars(tmp_path):
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(OutputError, match="sidecar names taken by two.mp4 and two.mkv.mp4"):
         write_sidecars(make_report(["a fox"]), tmp_path / "two.mkv")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_renamed_videos_sidecars_follow_it_and_only_ours_move(tmp_path, monkeypatch):
+    def names() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    write_sidecars(make_report(["a dog"]), tmp_path / "a.mp4")
+    moved = move_sidecars(tmp_path / "a.mp4", tmp_path / "b.mp4")
+    assert names() == ["b.srt", "b.videoqa.json", "b.vtt"] == sorted(p.name for p in moved)
+    data = json.loads((tmp_path / "b.videoqa.json").read_text())
+    assert (data["video"]["path"], data["sidecar_of"]) == (str(tmp_path / "b.mp4"), "b.mp4")
+    assert set(data["sidecars"]) == {"b.srt", "b.vtt"}
+    write_sidecars(make_report(["a cat"]), tmp_path / "b.mp4")  # still ours, same names
+    assert names() == ["b.srt", "b.videoqa.json", "b.vtt"]
+    move_sidecars(tmp_path / "b.mp4", tmp_path / "b.mkv")  # same stem: same names
+    assert json.loads((tmp_path / "b.videoqa.json").read_text())["sidecar_of"] == "b.mkv"
+    # Killed after the JSON and one subtitle moved: the next call finishes the move.
+    real_replace, calls = os.replace, []
+
+    def killed_on_the_third(source, target):
+        calls.append(target)
+        if len(calls) == 3:
+            raise SystemExit("killed")
+        real_replace(source, target)
+
+    monkeypatch.setattr("videoqa.sidecars.os.replace", killed_on_the_third)
+    with pytest.raises(SystemExit):
+        move_sidecars(tmp_path / "b.mkv", tmp_path / "c.mkv")
+    monkeypatch.undo()
+    assert names() == ["b.videoqa.json", "b.vtt", "c.srt", "c.videoqa.json"]
+    move_sidecars(tmp_path / "b.mkv", tmp_path / "c.mkv")
+    assert names() == ["c.srt", "c.videoqa.json", "c.vtt"]
+    assert set(json.loads((tmp_path / "c.videoqa.json").read_text())["sidecars"]) == {
+        "c.srt", "c.vtt"
+    }
+    # A subtitle the user edited is no longer ours: it stays where it is.
+    (tmp_path / "c.vtt").write_text("WEBVTT\n\nmine\n")
+    move_sidecars(tmp_path / "c.mkv", tmp_path / "d.mkv")
+    assert names() == ["c.vtt", "d.srt", "d.videoqa.json"]
+    assert set(json.loads((tmp_path / "d.videoqa.json").read_text())["sidecars"]) == {"d.srt"}
+    # A file of the user's already has the new name: nothing moves.
+    (tmp_path / "e.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nmine\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(OutputError, match="e.srt: exists and was not written by videoqa"):
+        move_sidecars(tmp_path / "d.mkv", tmp_path / "e.mkv")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
