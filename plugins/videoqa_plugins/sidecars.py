@@ -46,7 +46,8 @@ class SidecarAdapter(Adapter):
         self.overwrite = bool(self.options.get("overwrite", False))
 
     def _plan(self, video_path: Path, settings: Any) -> _Plan:
-        formats = self.options.get("formats") or getattr(settings, "formats", FORMATS)
+        own: Sequence[str] = self.options.get("formats", ())  # this adapter's, else the folder's
+        formats: Sequence[str] = own or getattr(settings, "formats", FORMATS)
         output_dir = settings.output_dir_for(video_path) if settings is not None else None
         targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
         folder = next(iter(targets.values())).parent if targets else video_path.parent

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -75,8 +76,8 @@ def watch(
     Results go to the configured adapters (sidecar files by default). Stop with Ctrl-C or
     SIGTERM: the file being processed goes back to the queue.
     """
-    overrides = dict(jobstore=_absolute(jobstore), settle=settle, poll=poll,
-                     time_limit=time_limit, max_attempts=max_attempts)  # fmt: skip
+    overrides: dict[str, Any] = dict(jobstore=_absolute(jobstore), settle=settle, poll=poll,
+                                     time_limit=time_limit, max_attempts=max_attempts)  # fmt: skip
     if status:
         config = load_config(config_path, **overrides)
         with JobStore(config.jobstore) as store:

@@ -232,23 +232,23 @@ class JobStore:
         dropped: only the current bytes are worth processing, and a failure of bytes that
         are gone (a copy read while it stalled) is no longer a current failure.
         """
-        path, folder = _stored(path), _stored(folder)
+        stored_path, stored_folder = _stored(path), _stored(folder)
         now = time.time()
         with self._transaction() as db:
-            existing = self.find(os.fsdecode(path), size, mtime_ns)
+            existing = self.find(path, size, mtime_ns)
             if existing is not None:
                 if existing.deleted_at is not None:
                     db.execute("UPDATE jobs SET deleted_at = NULL, updated_at = ? WHERE id = ?",
                                (now, existing.id))  # fmt: skip
                     existing = self.get(existing.id)
                 return existing, False
-            _supersede(db, path)
+            _supersede(db, stored_path)
             cursor = db.execute(
                 "INSERT INTO jobs (path, size, mtime_ns, folder, state, created_at, updated_at,"
                 " device, inode) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (path, size, mtime_ns, folder, now, now, device, inode),
+                (stored_path, size, mtime_ns, stored_folder, now, now, device, inode),
             )
-            return self.get(cursor.lastrowid), True
+            return self.get(_new_id(cursor)), True
 
     def record_refused(
         self,
@@ -259,19 +259,19 @@ class JobStore:
         reason: str,
     ) -> Job:
         """Store a file the daemon will not process (``failed`` at once, never retried)."""
-        path, folder = _stored(path), _stored(folder)
+        stored_path, stored_folder = _stored(path), _stored(folder)
         now = time.time()
         with self._transaction() as db:
-            existing = self.find(os.fsdecode(path), size, mtime_ns)
+            existing = self.find(path, size, mtime_ns)
             if existing is not None:
                 return existing
-            _supersede(db, path)
+            _supersede(db, stored_path)
             cursor = db.execute(
                 "INSERT INTO jobs (path, size, mtime_ns, folder, state, last_error, created_at,"
                 " updated_at, finished_at) VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?)",
-                (path, size, mtime_ns, folder, readable(reason), now, now, now),
+                (stored_path, size, mtime_ns, stored_folder, readable(reason), now, now, now),
             )
-            return self.get(cursor.lastrowid)
+            return self.get(_new_id(cursor))
 
     def claim(self, job_id: int | None = None) -> Job | None:
         """Mark the next due job (or ``job_id``) running: a queued file, or an undelivered report.
@@ -548,7 +548,8 @@ class JobStore:
 
     def jobs(self, *, state: State | None = None, limit: int | None = None) -> list[Job]:
         """Rows, newest first, optionally of one state."""
-        sql, params = "SELECT * FROM jobs", ()
+        sql = "SELECT * FROM jobs"
+        params: tuple[str, ...] = ()
         if state is not None:
             sql, params = sql + " WHERE state = ?", (state,)
         sql += " ORDER BY id DESC"
@@ -559,7 +560,7 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         """Number of rows in each state (every state present, zero included). A waiting row
         whose file was deleted is not counted: it will never run."""
-        counts = dict.fromkeys(STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
         for row in self._db.execute(
             "SELECT state, COUNT(*) AS n FROM jobs WHERE deleted_at IS NULL"
             " OR state NOT IN ('queued', 'undelivered') GROUP BY state"
@@ -583,6 +584,12 @@ class JobStore:
             " LIMIT 1"
         ).fetchone()
         return row is not None
+
+
+def _new_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _supersede(db: sqlite3.Connection, path: str | bytes) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from videoqa.errors import (
     ConfigError,
@@ -41,6 +41,9 @@ from videoqa.errors import (
     VideoQAError,
 )
 from videoqa.watch.config import FolderSettings
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
 
 logger = logging.getLogger("videoqa.watch.worker")
 
@@ -253,7 +256,7 @@ def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
                           rss_bytes=resident_memory_bytes(), **fields))  # fmt: skip
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context() -> ForkServerContext | SpawnContext:
     """A fork server where the platform has one (preloaded, safe with the daemon's threads)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
