@@ -21,7 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
-import resource
+import resource  # POSIX only, as the daemon is: Linux (and macOS), not Windows (README)
 import signal
 import sys
 import threading
