@@ -169,10 +169,37 @@ def test_a_truncated_faststart_mp4_says_where_decodable_video_ends(tmp_path):
             assert read_index(frame.rgb) == last_index
 
 
+def test_a_file_cut_inside_a_keyframe_gives_the_frames_before_it(tmp_path):
+    """Reading ahead restarts decoding at the last keyframe before a target; when that keyframe
+    is cut short and does not decode, the frames before it are still the ones shown."""
+    whole = tmp_path / "whole.mp4"
+    frame_times = write_indexed_video(
+        whole, frames=48, width=320, height=240,
+        options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=0"},
+        container_options={"movflags": "faststart"},
+    )  # fmt: skip
+    with av.open(str(whole)) as container:
+        keyframes = [
+            (packet.pos, packet.size)
+            for packet in container.demux(container.streams.video[0])
+            if packet.is_keyframe and packet.size
+        ]
+    position, size = keyframes[2]  # the keyframe of frame 24
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: position + size // 2])
+    with FrameSampler(cut, size=(64, 48)) as sampler:
+        frames = sampler.sample([0.5, 1.5, 0.9])
+        end = sampler.decodable_end
+    assert end == pytest.approx(float(frame_times[24]))
+    assert [read_index(frame.rgb) for frame in frames] == [12, 23, 21]
+    assert [frame.past_end for frame in frames] == [False, True, False]
+
+
 def test_a_non_zero_start_time_is_zero_on_the_timeline(videos):
     with FrameSampler(videos("start-time-mkv")) as sampler:
         assert sampler.info.start_time == pytest.approx(1.5)
         first, second, last = sampler.sample([0.0, 0.04, 100.0])
+    assert type(first.time_base) is Fraction and first.time_base == Fraction(1, 1000)
     assert (first.pts_time, read_index(first.rgb)) == (0.0, 0)
     assert (second.pts_time, read_index(second.rgb)) == (pytest.approx(0.04), 1)
     assert read_index(last.rgb) == 29

@@ -265,7 +265,13 @@ class FrameSampler:
             self._seek_before(target)
         self._read_ahead(target)
         frame = self._decode_up_to(target)
-        if frame is None:  # cannot happen after _seek_before, which falls back to the start
+        if frame is None:
+            # Decoding restarted at a keyframe that does not decode (a file cut short inside
+            # it): the frames before it are what a player shows. Seeking tries earlier
+            # keyframes until one decodes, then falls back to the start.
+            self._seek_before(target)
+            frame = self._decode_up_to(target)
+        if frame is None:
             raise NoDecodableFrameError(self.path, "no frame decodes near the requested time")
         return frame
 
