@@ -23,6 +23,7 @@ from videoqa.report import (
     VideoFacts,
 )
 from videoqa.sidecars import (
+    FORMATS,
     TEMP_SUFFIX,
     atomic_write_text,
     build_cues,
@@ -165,8 +166,61 @@ def test_formats_and_output_dir_choose_what_goes_where(tmp_path):
                              output_dir=out)
     assert written == [out / "my.clip.videoqa.json"]
     assert sorted(p.name for p in out.iterdir()) == ["my.clip.videoqa.json"]
+    assert parse_formats("all") == parse_formats("txt,json,srt,vtt") == FORMATS
+    assert FORMATS == ("json", "srt", "vtt", "txt")
+    for nothing in ("", " , "):
+        with pytest.raises(OutputError, match=r"^formats: no format given \(choose from json"):
+            parse_formats(nothing)
+
+
+def test_write_sidecars_creates_the_output_folder(tmp_path):
+    """From Python as on the command line: a missing ``output_dir`` is made, parents too."""
+    out = tmp_path / "subs" / "new"
+    written = write_sidecars(make_report(["x"]), tmp_path / "a.mp4", output_dir=out)
+    assert written == [out / "a.videoqa.json", out / "a.srt", out / "a.vtt"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.srt", "a.videoqa.json", "a.vtt"]
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    with pytest.raises(OutputError, match=r"file: not a folder$"):
+        write_sidecars(make_report(["x"]), tmp_path / "a.mp4", output_dir=tmp_path / "file")
+    with pytest.raises(OutputError, match="cannot create the output folder"):
+        write_sidecars(make_report(["x"]), tmp_path / "a.mp4", output_dir=tmp_path / "file" / "x")
     with pytest.raises(OutputError, match="output folder does not exist"):
-        write_sidecars(make_report(["x"]), tmp_path / "a.mp4", output_dir=tmp_path / "nope")
+        write_sidecars(make_report(["x"]), tmp_path / "gone" / "a.mp4")  # beside a lost video
+
+
+def test_txt_is_one_line_per_clip_with_its_time_range(tmp_path):
+    report = make_report(["a dog runs", "a dog runs", "", "a cat\nsits"], clip_length=2.5)
+    write_sidecars(report, tmp_path / "t.mp4", formats="txt")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == (
+        "[00:00:00.000 --> 00:00:02.500] a dog runs\n"
+        "[00:00:02.500 --> 00:00:05.000] a dog runs\n"
+        "[00:00:05.000 --> 00:00:07.500]\n"
+        "[00:00:07.500 --> 00:00:10.000] a cat sits\n"
+    )
+    answers = make_report(None, [("a dog", "brown"), ("a cat", "black")])
+    write_sidecars(answers, tmp_path / "q.mp4", formats="txt")
+    assert (tmp_path / "q.txt").read_text(encoding="utf-8").splitlines() == [
+        "[00:00:00.000 --> 00:00:02.500] what is it?: a dog | what color?: brown",
+        "[00:00:02.500 --> 00:00:05.000] what is it?: a cat | what color?: black",
+    ]
+
+
+def test_txt_is_protected_like_the_subtitles_and_follows_twin_names(tmp_path):
+    notes = tmp_path / "film.txt"
+    notes.write_text("my notes about the film\n", encoding="utf-8")
+    with pytest.raises(OutputError, match="film.txt: exists and was not written by videoqa"):
+        write_sidecars(make_report(["a dog"]), tmp_path / "film.mkv", formats="all")
+    assert notes.read_text(encoding="utf-8") == "my notes about the film\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.txt"]
+    notes.unlink()
+    write_sidecars(make_report(["a dog"]), tmp_path / "film.mkv", formats="all")
+    recorded = json.loads((tmp_path / "film.videoqa.json").read_text(encoding="utf-8"))
+    assert set(recorded["sidecars"]) == {"film.srt", "film.vtt", "film.txt"}
+    write_sidecars(make_report(["a cat"]), tmp_path / "film.mkv", formats="all")  # ours: replaced
+    assert notes.read_text(encoding="utf-8").endswith("] a cat\n")
+    write_sidecars(make_report(["a cow"]), tmp_path / "film.mp4", formats="txt,json")
+    assert (tmp_path / "film.mp4.txt").read_text(encoding="utf-8").endswith("] a cow\n")
+    assert notes.read_text(encoding="utf-8").endswith("] a cat\n")
 
 
 def test_a_users_subtitle_file_is_not_overwritten_without_overwrite(tmp_path):

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, DestinationError
 from videoqa.sidecars import (
-    FORMATS,
+    DEFAULT_FORMATS,
     atomic_write_text,
     check_targets,
     create_temporary,
@@ -47,7 +47,7 @@ class SidecarAdapter(Adapter):
 
     def _plan(self, video_path: Path, settings: Any) -> _Plan:
         own: Sequence[str] = self.options.get("formats", ())  # this adapter's, else the folder's
-        formats: Sequence[str] = own or getattr(settings, "formats", FORMATS)
+        formats: Sequence[str] = own or getattr(settings, "formats", DEFAULT_FORMATS)
         output_dir = settings.output_dir_for(video_path) if settings is not None else None
         targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
         folder = next(iter(targets.values())).parent if targets else video_path.parent

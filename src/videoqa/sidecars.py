@@ -1,12 +1,12 @@
-"""Write a report beside its video: JSON, SRT and WebVTT sidecars, each written atomically.
+"""Write a report beside its video: JSON, SRT, WebVTT and text sidecars, each written atomically.
 
 One small writer class per format (like openai/whisper's ``WriteSRT``/``WriteVTT``) sharing
 one cue list and one timestamp formatter in integer milliseconds. Files are written to a
 temporary file in the target folder, flushed and synced, then renamed over the target: a
 crash never leaves a half-written sidecar and never replaces a good one with a broken one.
 
-Subtitle files already beside a video may be the user's own. They are replaced only with
-``overwrite=True``, or when the JSON sidecar records that videoqa wrote exactly that file
+Subtitle and text files already beside a video may be the user's own. They are replaced only
+with ``overwrite=True``, or when the JSON sidecar records that videoqa wrote exactly that file
 (its SHA-256 matches), so re-running on a video refreshes our own subtitles.
 
 Sidecars are named ``<stem>.<format>`` so that players find the subtitles. Two videos with one
@@ -38,8 +38,11 @@ from videoqa.report import ClipResult, Report
 
 logger = logging.getLogger("videoqa.sidecars")
 
-FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
+FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "txt")
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
+
+DEFAULT_FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
+"""What is written unless asked otherwise (``all`` adds the plain-text ``txt``)."""
 
 JSON_SUFFIX = ".videoqa.json"
 
@@ -119,6 +122,8 @@ class SidecarWriter:
 
     format: ClassVar[str]
     is_subtitle: ClassVar[bool] = True
+    """Whether the file may be the user's (a subtitle or text file beside the video): then
+    the JSON sidecar records its digest, and only a file so recorded is replaced."""
 
     def target(self, stem: str, folder: Path) -> Path:
         return folder / f"{stem}.{self.format}"
@@ -158,6 +163,23 @@ def _escape_vtt(line: str) -> str:
     return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class TxtWriter(SidecarWriter):
+    """Plain text to read: one line per clip, ``[start --> end] caption`` (or its answers).
+
+    Unlike the subtitles, clips are not merged: every clip has its line, empty ones too.
+    """
+
+    format = "txt"
+
+    def render(self, report: Report) -> str:
+        lines = []
+        for clip in sorted(report.clips, key=lambda clip: clip.start):
+            span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
+            text = " | ".join(clip_lines(clip, captions=report.has_captions))
+            lines.append(f"[{span}] {text}".rstrip() + "\n")
+        return "".join(lines)
+
+
 class JsonWriter(SidecarWriter):
     format = "json"
     is_subtitle = False
@@ -182,21 +204,28 @@ class JsonWriter(SidecarWriter):
 
 
 WRITERS: dict[str, SidecarWriter] = {
-    writer.format: writer for writer in (SrtWriter(), VttWriter(), JsonWriter())
+    writer.format: writer for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter())
 }
 
 
 def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
-    """``"json,srt"`` or ``["srt", "vtt"]`` → known formats in writing order; ``none`` → ()."""
+    """``"json,srt"`` or ``["srt", "vtt"]`` → known formats in writing order.
+
+    ``all`` is every format, ``none`` is none. A string that names no format at all (``""``)
+    is an ``OutputError``: an empty ``--format`` is a mistake, not a request for nothing.
+    """
     names = formats.split(",") if isinstance(formats, str) else list(formats)
     wanted = {name.strip().lower() for name in names if name.strip()}
+    choices = f"choose from {', '.join(FORMATS)}, all or none"
+    if isinstance(formats, str) and not wanted:
+        raise OutputError(None, f"no format given ({choices})", setting="formats")
+    if "all" in wanted:
+        wanted = (wanted - {"all"}) | set(FORMATS)
     wanted.discard("none")
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
         raise OutputError(
-            None,
-            f"unknown format {', '.join(unknown)} (choose from {', '.join(FORMATS)})",
-            setting="formats",
+            None, f"unknown format {', '.join(unknown)} ({choices})", setting="formats"
         )
     return tuple(name for name in FORMATS if name in wanted)
 
@@ -259,22 +288,29 @@ def write_sidecars(
     report: Report,
     video_path: str | os.PathLike[str],
     *,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     output_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
     """Write the report's sidecars and return their paths (the JSON sidecar first).
 
-    Every target is checked before anything is written: when one would replace a subtitle
-    file that is not ours, ``OutputError`` is raised and nothing is written. The JSON sidecar
-    is written first and records the SHA-256 of each subtitle file about to be written, and
-    of the one it replaces when that was ours too: a crash between two files leaves every
-    subtitle file either the old one or the new one, both recognised as ours on the next run.
+    ``output_dir`` is created when missing. Every target is checked before anything is
+    written: when one would replace a subtitle file that is not ours, ``OutputError`` is
+    raised and nothing is written. The JSON sidecar is written first and records the SHA-256
+    of each subtitle file about to be written, and of the one it replaces when that was ours
+    too: a crash between two files leaves every subtitle file either the old one or the new
+    one, both recognised as ours on the next run.
     """
     targets = check_targets(video_path, formats=formats, output_dir=output_dir,
                             overwrite=overwrite)
     if not targets:
         return []
+    if output_dir is not None:
+        try:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = f"cannot create the output folder: {error.strerror or error}"
+            raise OutputError(output_dir, reason) from None
     folder = next(iter(targets.values())).parent
     previously_ours = _recorded_sidecars(_json_target(video_path, folder))
     texts = {fmt: WRITERS[fmt].render(report) for fmt in targets if fmt != "json"}
@@ -310,21 +346,25 @@ def write_sidecars(
 def check_targets(
     video_path: str | os.PathLike[str],
     *,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     output_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """The sidecar paths, once sure they can be written (so a caller can check before work).
 
-    Raises ``OutputError`` when the folder is missing or, without ``overwrite``, when a
-    subtitle file is there that videoqa did not write.
+    Raises ``OutputError`` when the video's folder is missing, ``output_dir`` is not a
+    folder or, without ``overwrite``, when a subtitle file is there that videoqa did not
+    write. A missing ``output_dir`` is fine: ``write_sidecars`` creates it.
     """
     targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
     if not targets:
         return targets
     folder = next(iter(targets.values())).parent
     if not folder.is_dir():
-        raise OutputError(folder, "output folder does not exist")
+        if output_dir is not None and not folder.exists():
+            return targets  # nothing there to replace
+        reason = "not a folder" if folder.exists() else "output folder does not exist"
+        raise OutputError(folder, reason)
     if overwrite:
         return targets
     ours = _recorded_sidecars(_json_target(video_path, folder))
