@@ -80,10 +80,32 @@ def test_json_form_holds_the_documented_keys():
     clip = data["clips"][0]
     assert clip["frame_times"] == [0.8333, 2.5, 4.1667]
     assert clip["caption"]["text"] == "a red ball rolls"
-    assert clip["answers"][0]["frames"][0] == {"time": 0.8333, "answer": "red", "score": -0.2}
+    assert clip["answers"][0]["frames"][0] == {
+        "time": 0.8333, "answer": "red", "score": -0.2, "confidence": 0.8187,
+    }  # fmt: skip
     assert data["clips"][1]["caption"] is None
     # Only JSON types: it survives a strict dump.
     json.dumps(data, allow_nan=False)
+
+
+def test_confidence_is_the_geometric_mean_token_probability_in_python_and_json():
+    """exp(score): a mean log-probability of -0.25 is a confidence of 0.78 (1.1 adds it)."""
+    report = make_report()
+    first = report.clips[0]
+    assert first.answers[0].confidence == pytest.approx(0.7788007831)
+    assert first.answers[0].frames[1].confidence == pytest.approx(0.2231301601)
+    assert first.caption.confidence == pytest.approx(0.6065306597)
+    data = report.to_dict()
+    assert data["clips"][0]["answers"][0]["confidence"] == 0.7788
+    assert [f["confidence"] for f in data["clips"][0]["answers"][0]["frames"]] == [
+        0.8187, 0.2231, 0.7408,
+    ]  # fmt: skip
+    assert data["clips"][0]["caption"]["confidence"] == 0.6065
+    assert data["clips"][1]["answers"][0]["confidence"] == 0.9048
+    # Derived, not stored: reading it back gives the same report, and 1.0 reports read too.
+    assert Report.from_dict(json.loads(report.to_json())) == report
+    del data["clips"][0]["caption"]["confidence"]
+    assert Report.from_dict(data).clips[0].caption.confidence == pytest.approx(0.6065306597)
 
 
 def test_newer_minor_version_with_extra_keys_is_read():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,19 @@ class ReportFormatError(VideoQAError):
     """A report (JSON sidecar or dictionary) does not follow a schema this version can read."""
 
 
+class _Scored:
+    """Generated text with a ``score``: the mean log-probability of its tokens (0 is certain)."""
+
+    score: float
+
+    @property
+    def confidence(self) -> float:
+        """``exp(score)``: the geometric mean of the tokens' probabilities, from 0 to 1."""
+        return math.exp(self.score)
+
+
 @dataclass(frozen=True)
-class Caption:
+class Caption(_Scored):
     """What a captioning model said about one clip (``score``: mean log-probability per token)."""
 
     text: str
@@ -45,7 +57,7 @@ class Caption:
 
 
 @dataclass(frozen=True)
-class FrameAnswer:
+class FrameAnswer(_Scored):
     """One frame's answer when an image checkpoint answers frame by frame and the clip votes."""
 
     time: float
@@ -54,7 +66,7 @@ class FrameAnswer:
 
 
 @dataclass(frozen=True)
-class QuestionAnswer:
+class QuestionAnswer(_Scored):
     """A question's answer for one clip; ``frames`` holds the per-frame votes, if any."""
 
     question: str
@@ -310,10 +322,19 @@ def _sampling_from_dict(data: Mapping[str, Any]) -> Sampling:
     )
 
 
+def _rounded(confidence: float) -> float:
+    """A confidence for the JSON form: four decimals say all a reader needs (schema 1.1)."""
+    return round(confidence, 4)
+
+
 def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
     caption = None
     if clip.caption is not None:
-        caption = {"text": clip.caption.text, "score": clip.caption.score}
+        caption = {
+            "text": clip.caption.text,
+            "score": clip.caption.score,
+            "confidence": _rounded(clip.caption.confidence),
+        }
         if clip.caption.frame_times:
             caption["frame_times"] = list(clip.caption.frame_times)
     return {
@@ -327,8 +348,15 @@ def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
                 "question": qa.question,
                 "answer": qa.answer,
                 "score": qa.score,
+                "confidence": _rounded(qa.confidence),
                 "frames": [
-                    {"time": f.time, "answer": f.answer, "score": f.score} for f in qa.frames
+                    {
+                        "time": f.time,
+                        "answer": f.answer,
+                        "score": f.score,
+                        "confidence": _rounded(f.confidence),
+                    }
+                    for f in qa.frames
                 ],
             }
             for qa in clip.answers
