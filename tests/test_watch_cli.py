@@ -21,6 +21,7 @@ from tiny_git import tiny_video_git  # noqa: F401  (pytest fixture)
 from videoqa.cli import cli
 from videoqa.watch.config import load_config
 from videoqa.watch.daemon import WatchDaemon
+from videoqa.watch.jobstore import JobStore
 
 TESTS = Path(__file__).resolve().parent
 
@@ -133,6 +134,42 @@ def test_process_is_idempotent_and_shares_the_store_with_jobs(
     assert retried.output.startswith(
         "queued 1 failed or undelivered file(s) again\nqueued: 1  running: 0"
     )
+
+
+def test_jobs_and_status_list_the_store_while_a_watched_folder_is_absent(tmp_path):
+    """An unmounted share must not hide the job store; only the daemon needs the folder."""
+    share = tmp_path / "share"
+    store_path = tmp_path / "state" / "jobs.sqlite"
+    config = tmp_path / "videoqa.toml"
+    config.write_text(f"jobstore = {json.dumps(str(store_path))}\n"
+                      f"[[folders]]\npath = {json.dumps(str(share))}\n")  # fmt: skip
+    with JobStore(store_path) as store:  # what a daemon left before the share went away
+        done, _ = store.enqueue(share / "asset.mp4", 100, 1, share)
+        store.claim(done.id)
+        store.start(done.id)
+        store.complete(done.id)
+        failed, _ = store.enqueue(share / "broken.mp4", 100, 1, share)
+        store.claim(failed.id)
+        store.start(failed.id)
+        store.fail(failed.id, "broken.mp4: not a video", retryable=False, max_attempts=3)
+    runner = CliRunner()
+
+    listed = runner.invoke(cli, ["jobs", "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == "queued: 0  running: 0  undelivered: 0  done: 1  failed: 1"
+    assert {line.split()[0]: line.split()[-1] for line in lines[1:] if "/" in line} == {
+        "done": str(share / "asset.mp4"), "failed": str(share / "broken.mp4"),
+    }  # fmt: skip
+    status = runner.invoke(cli, ["watch", "--status", "--json", "--config", str(config)])
+    assert status.exit_code == 0, status.output
+    data = json.loads(status.output)
+    assert data["counts"]["done"] == 1 and data["counts"]["failed"] == 1
+    assert sorted(Path(job["path"]).name for job in data["jobs"]) == ["asset.mp4", "broken.mp4"]
+    # The daemon itself still refuses to watch a folder that is not there.
+    daemon = runner.invoke(cli, ["watch", "--config", str(config)])
+    assert daemon.exit_code == 1
+    assert daemon.output.strip() == f"videoqa: error: {share}: watched folder does not exist"
 
 
 def test_process_refuses_a_missing_file_in_one_line(tmp_path, store_config):

@@ -78,8 +78,8 @@ def watch(
     """
     overrides: dict[str, Any] = dict(jobstore=_absolute(jobstore), settle=settle, poll=poll,
                                      time_limit=time_limit, max_attempts=max_attempts)  # fmt: skip
-    if status:
-        config = load_config(config_path, **overrides)
+    if status:  # only reads the job store: an absent watched folder does not matter
+        config = load_config(config_path, check_folders=False, **overrides)
         with JobStore(config.jobstore) as store:
             _print_jobs(store, state=None, limit=None, as_json=as_json)
         return
@@ -154,7 +154,7 @@ def jobs(
     retry_failed: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """List the job store: counts per state, then each file with its attempts and last error."""
-    config = load_config(config_path, jobstore=_absolute(jobstore))
+    config = load_config(config_path, check_folders=False, jobstore=_absolute(jobstore))
     with JobStore(config.jobstore) as store:
         if retry_failed:
             count = store.retry_failed()

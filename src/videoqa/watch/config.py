@@ -161,13 +161,16 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
     folders: Sequence[str | os.PathLike[str]] = (),
+    check_folders: bool = True,
     **overrides: Any,
 ) -> WatchConfig:
     """The daemon configuration from a TOML file (optional), folders and command-line overrides.
 
     ``folders`` given on the command line replace the file's list; a folder that the file also
     configures keeps its settings, the others get ``[defaults]``. ``overrides`` are daemon
-    settings (``settle=0.5``, ``jobstore=...``); ``None`` values are ignored.
+    settings (``settle=0.5``, ``jobstore=...``); ``None`` values are ignored. A watched folder
+    that does not exist is an error unless ``check_folders=False``: reading the job store
+    (``videoqa jobs``) must work while a share is unmounted.
     """
     document: dict[str, Any] = {}
     base = Path.cwd()
@@ -236,7 +239,7 @@ def load_config(
         chosen = list(configured)
     settings = []
     for folder in chosen:
-        if not folder.is_dir():
+        if check_folders and not folder.is_dir():
             raise ConfigError(folder, "watched folder does not exist")
         fields = configured.get(folder, default_fields)
         settings.append(_settings(folder, fields, adapter_options))
