@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
+import math
 import os
 import pty
 import re
 import select
+import signal
 import struct
+import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +30,7 @@ pytest.importorskip("torch", reason="the CLI's model commands need torch")
 
 from videoqa.cli import cli
 from videoqa.report import Report
+from videoqa.sidecars import format_timestamp
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +164,7 @@ def test_ask_with_captions_uses_the_caption_model_for_the_cues(
     [
         (["--model", "/no/such/checkpoint"], "videoqa: error: /no/such/checkpoint: "),
         (["--format", "srt,ass"], "videoqa: error: --format: unknown format ass"),
+        (["--format", ""], "videoqa: error: --format: no format given"),
         (["--frames-per-clip", str(TINY_VIDEO_FRAMES + 2)],
          r"videoqa: error: --frames-per-clip: \S+ is a video checkpoint trained on "
          f"{TINY_VIDEO_FRAMES} frames per clip"),
@@ -168,7 +175,11 @@ def test_bad_options_end_in_one_line_and_exit_1(workdir, tiny_video_git, args, m
     options = ["--model", str(tiny_video_git), *args] if args[0] != "--model" else args
     code, _, err = invoke("caption", str(workdir / "first.mp4"), *options)
     assert code == 1
-    assert re.search(message, err) and len(err.strip().splitlines()) == 1
+    *before, last = err.strip().splitlines()
+    assert re.match(message, last)
+    # A model's error follows the line announcing it; an option's comes before any loading.
+    assert all(line.startswith("videoqa: loading ") for line in before)
+    assert len(before) == (1 if args[0] in ("--model", "--frames-per-clip") else 0)
     assert not list(workdir.glob("first.*[!4]"))  # no sidecar written
 
 
@@ -181,9 +192,10 @@ def test_a_setting_the_library_refuses_is_named_by_its_flag(workdir, tiny_video_
     code, _, err = invoke("caption", str(workdir / "first.mp4"), "--model", str(tiny_video_git),
                           "--device", "cuda")
     assert code == 1
-    assert err.strip() == (
-        "videoqa: error: --device: cuda asked for, but torch sees no CUDA GPU here"
-    )
+    assert err.strip().splitlines() == [
+        f"videoqa: loading {tiny_video_git}",
+        "videoqa: error: --device: cuda asked for, but torch sees no CUDA GPU here",
+    ]
 
 
 def test_ask_needs_a_question(workdir):
@@ -191,34 +203,180 @@ def test_ask_needs_a_question(workdir):
     assert code == 2 and "Missing option '-q' / '--question'" in err
 
 
-def test_progress_bar_shows_on_a_terminal_only(workdir, tiny_video_git, monkeypatch):  # noqa: F811
-    """A real pseudo-terminal as stderr gets the bar: file name, clips done / total."""
+def on_a_terminal(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """Run the command with a real pseudo-terminal as stderr; what the terminal got."""
     leader, follower = pty.openpty()
     # A fresh pseudo-terminal is 0 columns wide; give it the size of a real one.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     terminal = open(follower, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+    shown = b""
     try:
         monkeypatch.setattr(sys, "stderr", terminal)
         with pytest.raises(SystemExit) as finished:
-            cli.main(["caption", str(workdir / "first.mp4"), "--model", str(tiny_video_git),
-                      "--format", "none", "--clip-length", "2"], prog_name="videoqa")
+            cli.main(list(args), prog_name="videoqa")
         assert finished.value.code == 0
         terminal.flush()
-        shown = b""
         while select.select([leader], [], [], 0.5)[0]:
             shown += os.read(leader, 65536)
     finally:
         terminal.close()
         os.close(leader)
-    text = shown.decode("utf-8", "replace")
+    return shown.decode("utf-8", "replace")
+
+
+def test_progress_bar_shows_on_a_terminal_only(workdir, tiny_video_git, monkeypatch):  # noqa: F811
+    """A real pseudo-terminal as stderr gets the bar: file name, clips done / total."""
+    text = on_a_terminal(monkeypatch, "caption", str(workdir / "first.mp4"), "--model",
+                         str(tiny_video_git), "--format", "none", "--clip-length", "2")
     assert "first.mp4" in text and "4/4" in text and "clip" in text
+    assert "file 1/1" not in text  # one file: no bar for the whole run
     assert "videoqa: 1 file: 1 done, 0 failed; 4 clips in" in text
+
+
+def test_many_files_get_one_bar_for_the_whole_run(workdir, tiny_video_git, monkeypatch):  # noqa: F811
+    """Besides each file's bar: file k/N, clips of the whole run, clips/s and the time left."""
+    text = on_a_terminal(monkeypatch, "caption", str(workdir / "first.mp4"),
+                         str(workdir / "second.mp4"), "--model", str(tiny_video_git),
+                         "--format", "none", "--clip-length", "2")
+    # first.mp4 (8 s) is 4 clips; until second.mp4 is opened, the run guesses it is 4 too.
+    assert re.search(r"file 1/2: +\d+%\|[^|]*\| 1/8 clips \[[0-9:]+<[0-9:?]+, ", text)
+    # second.mp4 (4 s) is 2 clips: the total is then exact.
+    assert re.search(r"file 2/2: +100%\|[^|]*\| 6/6 clips \[[0-9:]+<00:00, +[0-9.]+clip/s\]",
+                     text)
+    assert "first.mp4" in text and "second.mp4" in text and "2/2 [" in text
+    assert "videoqa: 2 files: 2 done, 0 failed; 6 clips in" in text
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(workdir, tiny_video_git):  # noqa: F811
     code, _, err = invoke("caption", str(workdir / "first.mp4"), "--model", str(tiny_video_git),
-                          "--format", "none", "--clip-length", "2")
+                          "--format", "none", "--clip-length", "2", "--device", "cpu")
     assert code == 0
     assert "4/4" not in err and "\r" not in err
-    assert err.splitlines() == [err.splitlines()[0]]  # the summary line alone
-    assert err.startswith("videoqa: 1 file: 1 done, 0 failed; 4 clips in")
+    loading, summary = err.splitlines()  # the model announced, then the summary: no bar
+    assert loading == f"videoqa: loading {tiny_video_git} on cpu (float32)..."
+    assert summary.startswith("videoqa: 1 file: 1 done, 0 failed; 4 clips in")
+
+
+def test_short_flags_all_formats_and_txt_with_readable_confidences(workdir, tiny_image_git):  # noqa: F811
+    """``-f all -o DIR`` as whisper users type it; ``txt`` is one line per clip; confidences
+    (exp of the mean log-probability) are in the answer lines and in the JSON."""
+    out = workdir / "out"
+    code, stdout, err = invoke("ask", str(workdir / "second.mp4"), "-q", "what is it?",
+                               "-q", "how many?", "--model", str(tiny_image_git),
+                               "--clip-length", "2", "-f", "all", "-o", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "second.srt", "second.txt", "second.videoqa.json", "second.vtt",
+    ]  # fmt: skip
+    report = Report.load(out / "second.videoqa.json")
+    assert len(report.clips) == 2
+
+    def span(clip) -> str:
+        return f"[{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}]"
+
+    assert (out / "second.txt").read_text(encoding="utf-8").splitlines() == [
+        f"{span(clip)} " + " | ".join(f"{qa.question}: {qa.answer}" for qa in clip.answers)
+        for clip in report.clips
+    ]
+    printed = [
+        f"second.mp4 {span(clip)} {qa.question}: {qa.answer} (confidence {qa.confidence:.2f})"
+        for clip in report.clips
+        for qa in clip.answers
+    ]
+    assert stdout.splitlines() == printed
+    data = json.loads((out / "second.videoqa.json").read_text(encoding="utf-8"))
+    answer = data["clips"][0]["answers"][0]
+    assert answer["confidence"] == round(math.exp(answer["score"]), 4)
+    assert 0 < answer["confidence"] <= 1
+    assert [f["confidence"] for f in answer["frames"]] == [
+        round(math.exp(f["score"]), 4) for f in answer["frames"]
+    ]
+    assert "second.txt" in data["sidecars"]  # ours: a rerun may replace it
+    code, _, err = invoke("ask", str(workdir / "second.mp4"), "-q", "what?", "--model",
+                          str(tiny_image_git), "-f", "txt", "-o", str(out))
+    assert code == 0, err
+
+
+def test_the_first_line_comes_before_torch_is_imported(workdir):
+    """A call says what it loads, and where, before the seconds torch takes to import."""
+    missing = workdir / "no-checkpoint"  # the call ends once torch is imported and device known
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "videoqa", "caption",
+         str(workdir / "second.mp4"), "--model", str(missing), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    err = result.stderr  # -X importtime writes a line as each module's import ends
+    announced = err.index(f"videoqa: loading {missing}")
+    first_torch = re.search(r"^import time:.*\|\s+torch(\.\S+)?$", err, re.MULTILINE)
+    assert first_torch and announced < first_torch.start()
+    assert " on cpu (float32)...\n" in err[first_torch.start():]
+    assert result.returncode == 1
+    assert err.splitlines()[-1] == f"videoqa: error: {missing}: no such checkpoint folder"
+
+
+@pytest.fixture(scope="module")
+def demo_videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Four 4 s videos of the demo world: 4 one-second clips each."""
+    from videoqa.demo import Actor, Scene, write_scene_video
+    from videoqa.demo.world import RADIUS
+
+    folder = tmp_path_factory.mktemp("demo-videos")
+    path = ((0.0, 0.25, 0.5), (4.0, 0.75, 0.5))
+    scene = Scene((Actor("circle", RADIUS, path, ((0.0, "red"), (2.0, "blue"))),))
+    videos = [folder / f"part{number}.mp4" for number in range(4)]
+    for video in videos:
+        write_scene_video(video, scene, duration=4.0)
+    return videos
+
+
+def test_ctrl_c_keeps_finished_files_whole_prints_the_summary_and_exits_130(
+    demo_videos, tmp_path
+):
+    """A real SIGINT to a real ``videoqa``: whole sidecar sets for the files done, nothing for
+    the others (no half file, no temporary file), the summary, exit code 130."""
+    out = tmp_path / "out"
+    call = subprocess.Popen(
+        [sys.executable, "-m", "videoqa", "caption", *map(str, demo_videos), "--model", "demo",
+         "--clip-length", "1", "-f", "all", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not (out / "part0.txt").exists():  # the last of part0's set
+            assert call.poll() is None and time.monotonic() < deadline, call.stderr.read()
+            time.sleep(0.05)
+        call.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = call.communicate(timeout=60)
+        stopped_in = time.monotonic() - sent
+    finally:
+        if call.poll() is None:
+            call.kill()
+            call.wait()
+    assert call.returncode == 130, err
+    assert stopped_in < 10  # a clip of the demo model takes well under a second
+    assert "Traceback" not in err
+    summary = re.fullmatch(r"videoqa: interrupted: 4 files: (\d) done, 0 failed, (\d) not done; "
+                           r"\d+ clips in [0-9.]+ s", err.splitlines()[-1])  # fmt: skip
+    assert summary, err
+    done = int(summary[1])
+    assert 1 <= done < 4 and done + int(summary[2]) == 4
+    # Finished files keep their whole set; the rest have nothing; nothing temporary is left.
+    suffixes = (".videoqa.json", ".srt", ".vtt", ".txt")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"part{number}{suffix}" for number in range(done) for suffix in suffixes
+    )
+    for number in range(done):
+        json_sidecar = out / f"part{number}.videoqa.json"
+        report = Report.load(json_sidecar)
+        assert len(report.clips) == 4
+        recorded = json.loads(json_sidecar.read_text(encoding="utf-8"))["sidecars"]
+        for name in (f"part{number}.srt", f"part{number}.vtt", f"part{number}.txt"):
+            digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
+            assert digest in recorded[name]  # the very file the JSON sidecar announced
+        assert len(list(srt.parse((out / f"part{number}.srt").read_text(encoding="utf-8")))) > 0
+        assert len((out / f"part{number}.txt").read_text(encoding="utf-8").splitlines()) == 4
+    partial = re.findall(r"^videoqa: (\S+): interrupted after (\d) of 4 clips; "
+                         r"no sidecars written for it$", err, re.MULTILINE)  # fmt: skip
+    assert len(partial) <= 1 and all(name == f"part{done}.mp4" for name, _ in partial)

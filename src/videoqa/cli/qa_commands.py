@@ -1,13 +1,13 @@
 """``videoqa ask`` and ``videoqa caption``: answers and captions for many videos in one call.
 
 Thin: options become a ``VideoQA`` (models load once per call) and one ``VideoJob`` per file.
-A bad file is reported in one line and skipped; the exit code is 1 when any file failed.
+A bad file is reported in one line and skipped; the exit code is 1 when any file failed, 130
+when Ctrl-C stopped the call (what is finished stays; the file in progress gets nothing).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from videoqa.cli import error_line
+from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, Interrupts, RunProgress, say
 from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
 from videoqa.pathnames import readable
 
@@ -48,9 +49,10 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Where the model runs (auto: a GPU when there is one)."),
         click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
                      help="Weights' precision (auto: half on GPU, float32 on CPU)."),
-        click.option("--format", "formats", default="json,srt,vtt", show_default=True,
-                     help="Sidecars to write, comma-separated: json, srt, vtt (or none)."),
-        click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+        click.option("-f", "--format", "formats", default="json,srt,vtt", show_default=True,
+                     help="Sidecars to write, comma-separated: json, srt, vtt, txt; all or "
+                          "none."),
+        click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="Write sidecars here [default: beside each video]."),
         click.option("--overwrite", is_flag=True,
                      help="Replace existing subtitle files that videoqa did not write."),
@@ -78,11 +80,9 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
                 with_captions: bool, caption_model: str, max_new_tokens: int,
                 **options: Any) -> None:
     """Answer questions about each clip of VIDEO... and write sidecars with the answers."""
-    from videoqa.pipeline import VideoQA
-
-    qa = VideoQA(model, caption_model=caption_model, revision=options.pop("revision"),
-                 device=options.pop("device"), dtype=options.pop("dtype"))
-    _process_all(qa, videos, questions=tuple(questions), captions=with_captions,
+    models = dict(model=model, caption_model=caption_model, revision=options.pop("revision"),
+                  device=options.pop("device"), dtype=options.pop("dtype"))
+    _process_all(models, videos, questions=tuple(questions), captions=with_captions,
                  max_new_tokens=max_new_tokens, **options)
 
 
@@ -95,19 +95,19 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
 def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
                     **options: Any) -> None:
     """Caption each clip of VIDEO... and write the captions as subtitles and JSON."""
-    from videoqa.pipeline import VideoQA
-
     revision = options.pop("revision")
-    qa = VideoQA(model, caption_model=model, revision=revision, caption_revision=revision,
-                 device=options.pop("device"), dtype=options.pop("dtype"))
-    _process_all(qa, videos, questions=(), captions=True,
+    models = dict(model=model, caption_model=model, revision=revision, caption_revision=revision,
+                  device=options.pop("device"), dtype=options.pop("dtype"))
+    _process_all(models, videos, questions=(), captions=True,
                  caption_max_new_tokens=max_new_tokens, **options)
 
 
-def _process_all(qa: VideoQA, videos: Sequence[Path], *, questions: tuple[str, ...],
-                 captions: bool, formats: str, output_dir: Path | None, overwrite: bool,
-                 as_json: bool, **plan_options: Any) -> None:
-    """Process every video; report failures per file; exit 1 when any failed."""
+def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
+                 questions: tuple[str, ...], captions: bool, formats: str,
+                 output_dir: Path | None, overwrite: bool, as_json: bool,
+                 **plan_options: Any) -> None:
+    """Load the models (``VideoQA``'s arguments), process every video, report failures per
+    file, and end with a summary; exit 1 when any file failed, 130 on Ctrl-C."""
     from videoqa.sidecars import parse_formats
 
     wanted = parse_formats(formats)
@@ -119,71 +119,122 @@ def _process_all(qa: VideoQA, videos: Sequence[Path], *, questions: tuple[str, .
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputError(output_dir, f"cannot create: {error.strerror or error}") from None
-    # Load the models once, before any file: a missing checkpoint (or a frame count a video
-    # checkpoint cannot take) is one error, not one per file.
-    from videoqa.pipeline import frames_per_clip_for
 
-    engines = ([qa.answer_engine] if questions else []) + ([qa.caption_engine] if captions else [])
-    for engine in engines:
-        frames_per_clip_for(engine, plan_options.get("frames_per_clip"))
-
-    began = time.monotonic()
-    failed = clips_done = 0
-    for video in videos:
+    command = click.get_current_context().command
+    interrupted = False
+    with Interrupts() as interrupts, RunProgress(len(videos)) as run:
         try:
-            clips_done += _process_one(qa, video, questions=questions, captions=captions,
-                                       formats=wanted, output_dir=output_dir,
-                                       overwrite=overwrite, as_json=as_json, **plan_options)
-        except VideoQAError as error:
-            failed += 1
-            click.echo(error_line(error, click.get_current_context().command), err=True)
-    done = len(videos) - failed
-    noun = "file" if len(videos) == 1 else "files"
-    click.echo(f"videoqa: {len(videos)} {noun}: {done} done, {failed} failed; "
-               f"{clips_done} clips in {time.monotonic() - began:.1f} s", err=True)
-    if failed:
+            qa = _load_models(models, questions=questions, captions=captions,
+                              frames_per_clip=plan_options.get("frames_per_clip"))
+            for video in videos:
+                interrupts.check()
+                run.start_file()
+                try:
+                    _process_one(qa, video, run, interrupts, questions=questions,
+                                 captions=captions, formats=wanted, output_dir=output_dir,
+                                 overwrite=overwrite, as_json=as_json, **plan_options)
+                except VideoQAError as error:
+                    say(error_line(error, command))
+        except KeyboardInterrupt:
+            interrupted = True
+    click.echo(run.summary(interrupted=interrupted), err=True)
+    if interrupted:
+        click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
+    if run.failed:
         click.get_current_context().exit(1)
 
 
-def _process_one(qa: VideoQA, video: Path, *, questions: tuple[str, ...], captions: bool,
-                 formats: tuple[str, ...], output_dir: Path | None, overwrite: bool,
-                 as_json: bool, **plan_options: Any) -> int:
-    """One video end to end; sidecars are written only once every clip is done."""
+def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions: bool,
+                 frames_per_clip: int | None) -> VideoQA:
+    """A ``VideoQA`` with every checkpoint the call needs loaded, each announced first.
+
+    The first line goes out before torch is imported (seconds), so a call says what it does
+    at once. Loading up front makes a missing checkpoint (or a frame count a video checkpoint
+    cannot take) one error, not one per file.
+    """
+    wanted = ([(models["model"], models.get("revision"))] if questions else []) + (
+        [(models["caption_model"], models.get("caption_revision"))] if captions else []
+    )
+    click.echo(f"videoqa: loading {wanted[0][0]}", err=True, nl=False)
+    try:
+        from videoqa.models import choose_device, choose_dtype
+        from videoqa.pipeline import VideoQA, frames_per_clip_for
+
+        device = choose_device(models["device"])
+        dtype = str(choose_dtype(models["dtype"], device)).removeprefix("torch.")
+    except BaseException:
+        click.echo("", err=True)  # end the line before the error's
+        raise
+    placement = f" on {device.type} ({dtype})"
+    click.echo(f"{placement}...", err=True)
+    qa = VideoQA(**models)
+    for position, (model, revision) in enumerate(dict.fromkeys(wanted)):
+        if position:
+            click.echo(f"videoqa: loading {model}{placement}...", err=True)
+        frames_per_clip_for(qa.engine(model, revision), frames_per_clip)
+    return qa
+
+
+def _process_one(qa: VideoQA, video: Path, run: RunProgress, interrupts: Interrupts, *,
+                 questions: tuple[str, ...], captions: bool, formats: tuple[str, ...],
+                 output_dir: Path | None, overwrite: bool, as_json: bool,
+                 **plan_options: Any) -> None:
+    """One video end to end; sidecars are written only once every clip is done.
+
+    Ctrl-C during the clips leaves the video without sidecars (never a part of a set);
+    once writing has begun, the set is finished first.
+    """
     from tqdm import tqdm
 
     from videoqa.sidecars import check_targets, format_timestamp, write_sidecars
 
-    if not video.is_file():
-        raise MediaError(video, "no such file" if not video.exists() else "not a file")
-    # Refuse to clobber a user's subtitles before the inference, not after it.
-    check_targets(video, formats=formats, output_dir=output_dir, overwrite=overwrite)
-    job = qa.plan(video, questions=questions, captions=captions, **plan_options)
-    results = []
-    name = readable(video.name)  # a file name that is not UTF-8, shown with \xNN escapes
-    with tqdm(total=len(job.clips), desc=name, unit="clip", file=sys.stderr,
-              disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True) as bar:
-        for clip in job.results():
-            results.append(clip)
-            bar.update(1)
-            if not as_json:
-                span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
-                for line in _clip_summary(clip, captions=captions):
-                    bar.write(f"{name} [{span}] {line}", file=sys.stdout)
-    report = job.build_report(results)
-    written = write_sidecars(report, video, formats=formats, output_dir=output_dir,
-                             overwrite=overwrite)
-    if as_json:
-        click.echo(report.to_json(indent=None))
-    else:
-        for path in written:
-            click.echo(f"{name}: wrote {readable(path)}", err=True)
-    return len(results)
+    results: list[ClipResult] = []
+    total = 0
+    try:
+        if not video.is_file():
+            raise MediaError(video, "no such file" if not video.exists() else "not a file")
+        # Refuse to clobber a user's subtitles before the inference, not after it.
+        check_targets(video, formats=formats, output_dir=output_dir, overwrite=overwrite)
+        job = qa.plan(video, questions=questions, captions=captions, **plan_options)
+        total = len(job.clips)
+        run.planned(total)
+        name = readable(video.name)  # a file name that is not UTF-8, shown with \xNN escapes
+        with tqdm(total=total, desc=name, unit="clip", file=sys.stderr,
+                  disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True) as bar:
+            try:
+                for clip in job.results():
+                    results.append(clip)
+                    run.clip_done()
+                    bar.update(1)
+                    if not as_json:
+                        span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
+                        for line in _clip_summary(clip, captions=captions):
+                            bar.write(f"{name} [{span}] {line}", file=sys.stdout)
+            except KeyboardInterrupt:
+                say(f"videoqa: {name}: interrupted after {len(results)} of {total} clips; "
+                    "no sidecars written for it")
+                raise
+        with interrupts.deferred():
+            report = job.build_report(results)
+            written = write_sidecars(report, video, formats=formats, output_dir=output_dir,
+                                     overwrite=overwrite)
+            if as_json:
+                click.echo(report.to_json(indent=None))
+            else:
+                for path in written:
+                    say(f"{name}: wrote {readable(path)}")
+            run.file_ended(ok=True)
+    except VideoQAError:
+        run.file_ended(ok=False, clips_left=total - len(results))
+        raise
 
 
 def _clip_summary(clip: ClipResult, *, captions: bool) -> list[str]:
-    lines = [f"{qa.question}: {qa.answer}" for qa in clip.answers]
+    """The lines printed for a clip as it is done, each with its confidence (0 to 1)."""
+    lines = [f"{qa.question}: {qa.answer} (confidence {qa.confidence:.2f})"
+             for qa in clip.answers]  # fmt: skip
     if captions and clip.caption is not None:
-        lines.insert(0, clip.caption.text)
+        lines.insert(0, f"{clip.caption.text} (confidence {clip.caption.confidence:.2f})")
     return lines
 
 
