@@ -4,8 +4,12 @@
 ``--bad`` bad ones (empty, random bytes, cut short) are copied into a watched folder, some in
 slow chunks, some under a ``.part`` name then renamed, while a real ``videoqa watch`` (the
 demo model, sidecar and JSON-lines adapters) is killed with SIGKILL ``--kills`` times at random
-moments and started again at once. Then the last daemon runs until every file is finished and
-is stopped with SIGTERM. Prints one JSON line:
+moments and started again at once: a share of the kills (``--mid-file``, half by default) lands
+a random 0 to 0.3 s after the worker began one of the next five files (inside inference or
+while writing sidecars), the others a random ``--min-gap`` to ``--max-gap`` seconds after the
+start (often while the daemon is still starting).
+Then the last daemon runs until every file is finished and is stopped with SIGTERM. Prints one
+JSON line:
 
 * ``good_files``, ``done_with_complete_sidecars`` (job ``done``; JSON, SRT and WebVTT there,
   the JSON naming this video and the SRT/WebVTT digests it records matching), ``lost`` (the
@@ -14,7 +18,10 @@ is stopped with SIGTERM. Prints one JSON line:
 * ``leftover_temp_files``: temporary files and pending journals left in the folder (goal 0);
 * ``duplicate_events``: events logged more than once for one video and kind (adapters run at
   least once, so a kill between delivery and record may repeat one);
-* ``kills``, ``bad_files``, ``bad_failed``, ``seconds``.
+* ``kills``, ``kills_mid_file``, ``bad_files``, ``bad_failed``, ``seconds``;
+  ``interrupted_files`` (jobs a restarted daemon found running, whether or not their worker
+  had begun) and ``temp_files_removed`` (left by a killed writer, removed by the daemon),
+  counted from the daemon's log.
 
     python benchmarks/bench_daemon_soak.py                           # 100 files, 10 kills
     python benchmarks/bench_daemon_soak.py --files 10 --kills 2      # a quick run
@@ -112,6 +119,18 @@ def start_daemon(root: Path, watched: Path, config: Path) -> subprocess.Popen:
         )  # fmt: skip
 
 
+def wait_for_work(log_path: Path, offset: int, daemon: subprocess.Popen, files: int) -> bool:
+    """Wait until the daemon logs, after ``offset``, that its worker began its ``files``-th file."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and daemon.poll() is None:
+        with open(log_path, "rb") as handle:
+            handle.seek(offset)
+            if handle.read().count(b": processing (") >= files:
+                return True
+        time.sleep(0.02)
+    return False
+
+
 def final_states(jobstore: Path) -> dict[bytes, str]:
     """The newest row's state for each file name (read-only, as ``videoqa jobs`` does)."""
     from videoqa.watch.jobstore import JobStore
@@ -185,11 +204,18 @@ def soak(args: argparse.Namespace, root: Path) -> dict:
     began = time.monotonic()
     daemon = start_daemon(root, watched, config)
     copier.start()
+    log_path, offset, mid_file = root / "daemon.log", 0, 0
     for kill in range(args.kills):
-        time.sleep(rng.uniform(args.min_gap, args.max_gap))
+        aimed = rng.random() < args.mid_file
+        if aimed and wait_for_work(log_path, offset, daemon, rng.randint(1, 5)):
+            time.sleep(rng.uniform(0.0, 0.3))
+            mid_file += 1
+        else:
+            time.sleep(rng.uniform(args.min_gap, args.max_gap))
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
         log(f"kill {kill + 1} of {args.kills} at {time.monotonic() - began:.1f} s; restarting")
+        offset = log_path.stat().st_size
         daemon = start_daemon(root, watched, config)
     copier.join()
     names = [name for name, _ in plan]
@@ -205,7 +231,13 @@ def soak(args: argparse.Namespace, root: Path) -> dict:
     daemon.send_signal(signal.SIGTERM)
     daemon.wait(60)
     result = measure(root, plan, args.kills)
-    result["seconds"] = round(time.monotonic() - began, 1)
+    logged = log_path.read_bytes()
+    result.update(
+        kills_mid_file=mid_file,
+        interrupted_files=logged.count(b"after a restart"),
+        temp_files_removed=logged.count(b"(left by a writer that died)"),
+        seconds=round(time.monotonic() - began, 1),
+    )
     return result
 
 
@@ -216,6 +248,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--settle", type=float, default=1.0, help="settle seconds (default 1)")
+    parser.add_argument("--mid-file", type=float, default=0.5,
+                        help="share of kills timed inside a file's processing (default 0.5)")
     parser.add_argument("--min-gap", type=float, default=2.0,
                         help="least seconds between (re)start and kill (default 2)")
     parser.add_argument("--max-gap", type=float, default=20.0,

@@ -1,8 +1,9 @@
 """The daemon and the files it meets: names that are not UTF-8, its own temporary files left by
 a killed worker, two videos with one stem, and a second daemon on the same job store.
 
-Daemons run as real subprocesses (``python -m videoqa watch``) with a real watchdog observer,
-a real SQLite store and the real pipeline on the tiny GIT checkpoint.
+Daemons run as real subprocesses (``python -m videoqa watch``; the twins test in a thread) with
+a real watchdog observer, a real SQLite store, real worker processes and the real pipeline on
+the tiny GIT checkpoint.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def test_no_temporary_file_is_left_after_a_worker_is_killed_mid_write(
     processor = 'processor = "test_watch_paths:die_writing"'
     config_path = write_config(tmp_path, tiny_video_git, processor, max_attempts=2)
     config = load_config(config_path, folders=[watched])
-    # Left by an earlier crash: ours (its writer gone) goes at start; the rest is not ours.
+    # Left by an earlier crash: ours (its writer gone) goes at start; the rest is not ours to
+    # remove (the journal a killed attempt left is kept: the next attempt needs it).
     host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
     stale = f".old.srt.{ended_pid()}-{host}.abcd1234{TEMP_SUFFIX}"
     not_ours = [
@@ -209,7 +211,7 @@ def test_two_videos_with_one_stem_keep_both_sidecar_sets(
     reports = {p.name: json.loads(p.read_text()) for p in watched.glob("*.videoqa.json")}
     owners = {name: report["sidecar_of"] for name, report in reports.items()}
     # The first to arrive keeps the plain names (players find same.srt); the other its own.
-    (first,) = {owners["same.videoqa.json"]}
+    first = owners["same.videoqa.json"]
     second = ({"same.mp4", "same.mkv"} - {first}).pop()
     assert owners == {"same.videoqa.json": first, f"{second}.videoqa.json": second}
     assert sorted(p.name for p in watched.iterdir()) == sorted([
@@ -262,3 +264,4 @@ def test_a_second_daemon_on_the_same_job_store_is_refused(
         assert other.returncode == 1 and other.stderr.count("\n") == 1
         assert "in use by videoqa watch (pid " in other.stderr
     assert third_log.read_text().startswith("videoqa: INFO: watching ")
+    assert not any(ISO_8601.search(line) for line in third_log.read_text().splitlines())
