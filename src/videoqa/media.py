@@ -490,7 +490,7 @@ def _pts(frame: av.VideoFrame) -> int:
 def _time_base(stream: av.stream.Stream, path: str) -> Fraction:
     if not stream.time_base:
         raise MediaError(path, "video stream has no time base")
-    return stream.time_base
+    return Fraction(stream.time_base)  # PyAV 19 returns an av.AVRational, Frame wants a Fraction
 
 
 def _decode_time(packet: av.Packet) -> int:
