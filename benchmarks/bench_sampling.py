@@ -10,6 +10,8 @@ exactness too. Two patterns:
 
 Methods, each delivering RGB frames at the model's input size (224x224):
   videoqa        FrameSampler(size=(224, 224)): seek/read ahead, resize inside swscale
+  videoqa-deinterlaced  the same with deinterlace="on": every decoded frame through FFmpeg's
+                 bwdif (what an interlaced file costs; these videos are progressive)
   read_video_pyav  the transformers GIT docs example: decode from the start, keep the wanted
                  indices (FFmpeg threading on, for fairness), then cv2.resize
   opencv         cv2.VideoCapture, CAP_PROP_POS_MSEC per time, then cv2.resize
@@ -24,6 +26,7 @@ counted once where targets share them).
 
     python benchmarks/bench_sampling.py            # 2-minute videos, best of 3
     python benchmarks/bench_sampling.py --quick    # 40-second videos, one repeat
+    python benchmarks/bench_sampling.py --methods videoqa,videoqa-deinterlaced
 """
 
 from __future__ import annotations
@@ -132,6 +135,14 @@ def with_videoqa(path: Path, times: Sequence[float]) -> tuple[list[np.ndarray], 
         return [frame.rgb for frame in frames], sampler.decoded_frames
 
 
+def with_videoqa_deinterlaced(
+    path: Path, times: Sequence[float]
+) -> tuple[list[np.ndarray], int | None]:
+    with FrameSampler(path, size=MODEL_SIZE, deinterlace="on") as sampler:
+        frames = sampler.sample(times)
+        return [frame.rgb for frame in frames], sampler.decoded_frames
+
+
 def _model_size(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, MODEL_SIZE, interpolation=cv2.INTER_CUBIC)
 
@@ -220,17 +231,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="40 s videos, one repeat")
     parser.add_argument("--seconds", type=int, default=None, help="video length")
     parser.add_argument("--repeat", type=int, default=None, help="best of N runs")
+    parser.add_argument(
+        "--methods", default=None, help="comma-separated methods to run [default: all]"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (40 if args.quick else 120)
     repeat = args.repeat or (1 if args.quick else 3)
 
     methods: dict[str, Callable] = {
         "videoqa": with_videoqa,
+        "videoqa-deinterlaced": with_videoqa_deinterlaced,
         "read_video_pyav": with_read_video_pyav,
         "opencv": with_opencv,
     }
-    if (torchcodec := torchcodec_method()) is not None:
+    chosen = args.methods.split(",") if args.methods else [*methods, "torchcodec"]
+    if "torchcodec" in chosen and (torchcodec := torchcodec_method()) is not None:
         methods["torchcodec"] = torchcodec
+    unknown = sorted(set(chosen) - set(methods) - {"torchcodec"})
+    if unknown or "videoqa" not in chosen:
+        parser.error(f"unknown methods {unknown}; 'videoqa' (the reference) must be among them")
+    methods = {name: method for name, method in methods.items() if name in chosen}
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
         f"PyAV {av.__version__}, OpenCV {cv2.__version__}; {seconds} s videos, best of {repeat}"
@@ -256,7 +276,7 @@ def main() -> None:
                 f"minimum decodes {minimum}"
             )
             print(
-                f"  {'method':<16}{'wall s':>8}{'frames/s':>10}{'x ours':>8}{'cpu s':>8}"
+                f"  {'method':<22}{'wall s':>8}{'frames/s':>10}{'x ours':>8}{'cpu s':>8}"
                 f"{'x ours':>8}{'exact':>9}{'decoded':>9}{'/ min':>7}"
             )
             results = measure(methods, path, time_sets, repeat)
@@ -265,7 +285,7 @@ def main() -> None:
                 ratio = f"{decoded / minimum:.2f}" if decoded is not None else "-"
                 shown = decoded if decoded is not None else "-"
                 print(
-                    f"  {name:<16}{elapsed:>8.3f}{total / elapsed:>10.1f}{elapsed / ours:>8.2f}"
+                    f"  {name:<22}{elapsed:>8.3f}{total / elapsed:>10.1f}{elapsed / ours:>8.2f}"
                     f"{cpu:>8.3f}{cpu / ours_cpu:>8.2f}{exact:>5}/{total:<3}"
                     f"{shown:>9}{ratio:>7}",
                     flush=True,

@@ -73,6 +73,8 @@ def write_indexed_video(
     time_base: Fraction | None = None,
     rotation: int = 0,
     bits: int = 8,
+    sample_aspect_ratio: Fraction | None = None,
+    first_index: int = 0,
 ) -> list[Fraction]:
     """Encode ``frames`` indexed frames; returns each frame's presentation time in seconds.
 
@@ -80,7 +82,9 @@ def write_indexed_video(
     rate or a non-zero start; ``options`` go to the encoder, ``container_options`` to the muxer
     (e.g. ``movflags=faststart``); ``rotation`` writes a display matrix (counter-clockwise degrees,
     as ``frame_rotation`` reads it back): the frames are stored turned the other way so
-    that a player applying the matrix shows them upright.
+    that a player applying the matrix shows them upright. ``sample_aspect_ratio`` is declared
+    in the bitstream (and by MP4 and Matroska in the container) for anamorphic video; the
+    pattern reads the same stretched. ``first_index``: the index the first frame shows.
     """
     if pts is None:
         time_base = Fraction(1, rate) if isinstance(rate, int) else 1 / Fraction(rate)
@@ -94,6 +98,8 @@ def write_indexed_video(
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
+        if sample_aspect_ratio is not None:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if options:
             stream.options = dict(options)
         if rotation:
@@ -101,7 +107,7 @@ def write_indexed_video(
                 pytest.skip("writing a display matrix needs PyAV 17.1")
             stream.set_display_rotation(rotation)
         for index, frame_pts in enumerate(pts):
-            upright = index_image(index, upright_width, upright_height, bits)
+            upright = index_image(first_index + index, upright_width, upright_height, bits)
             stored = np.ascontiguousarray(np.rot90(upright, k=-turns))
             frame = av.VideoFrame.from_ndarray(np.repeat(stored[:, :, None], 3, axis=2), "rgb24")
             frame = frame.reformat(format=pix_fmt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import cv2
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from indexed_video import minimum_decodes, read_index, reference_timeline, write_indexed_video
 from test_media import BAD_INPUTS, make_bad_input
 
+from videoqa.av_compat import PYAV_VERSION
 from videoqa.cli import cli
 
 
@@ -108,6 +110,8 @@ def test_frames_usage_errors(indexed, tmp_path, args, message):
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))
 @pytest.mark.parametrize("command", ["info", "frames"])
 def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path, kind, command):
+    if (command, kind) == ("info", "audio-only"):
+        pytest.skip("info describes an audio-only file (the next test)")
     path = make_bad_input(kind, tmp_path)
     out = tmp_path / "out"
     args = [command, path] + (["--at", "1", "--out", out] if command == "frames" else [])
@@ -116,6 +120,58 @@ def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path, kind, comman
     assert result.stderr == f"videoqa: error: {path}: {result.stderr.split(': ', 3)[-1]}"
     assert result.stderr.count("\n") == 1 and BAD_INPUTS[kind][1] in result.stderr
     assert result.stdout == "" and not out.exists()
+
+
+def test_info_describes_an_audio_only_file_with_a_note(tmp_path):
+    path = make_bad_input("audio-only", tmp_path)
+    table = _run("info", path)
+    assert table.exit_code == 0, table.output
+    assert "note        no video stream: nothing to caption" in table.stdout
+    assert "#0  audio     aac (LC), 8000 Hz, mono (1 ch)" in table.stdout
+    data = json.loads(_run("info", path, "--json").stdout)
+    assert data["streams"][0]["channel_layout"] == "mono" and "nothing to caption" in data["note"]
+
+
+def test_info_tells_durations_aspect_fields_colour_and_audio(shared_media):
+    table = _run("info", shared_media / "nasa_13013.mp4").stdout
+    lines = table.splitlines()
+    assert "duration    13.013 s (00:00:13.013), video stream 3's: the timeline" in table
+    assert any(
+        line.startswith("container   13.056 s (00:00:13.056)")
+        and "longest stream #2 subtitle, 16.570 s" in line
+        for line in lines
+    ), table
+    position = next(n for n, line in enumerate(lines) if line.startswith("  #3  video"))
+    assert "h264 (High), 480x270, 29.970 fps, 390 frames, 129 kb/s" in lines[position]
+    fields = "progressive" if PYAV_VERSION >= (18, 1) else "field order unknown"
+    assert lines[position + 1].split() == (
+        f"yuv420p (8-bit, tv, bt709, {fields}), SAR 1:1, DAR 16:9".split()
+    )
+    assert "language eng" in lines[position + 2]
+    assert "#1  audio     aac (LC), 8000 Hz, stereo (2 ch), 72 kb/s, 13.056 s" in table
+    data = json.loads(_run("info", shared_media / "nasa_13013.mp4", "--json").stdout)
+    assert (data["duration_source"], data["container_duration"]) == ("video stream", 13.056)
+    assert data["streams"][3]["display_aspect_ratio"] == "16:9"
+
+
+def test_anamorphic_interlaced_video_from_the_command_line(tmp_path):
+    path = tmp_path / "pal.mkv"
+    write_indexed_video(
+        path, frames=6, width=720, height=576, sample_aspect_ratio=Fraction(64, 45),
+        options={"x264-params": "interlaced=1:tff=1"},
+    )  # fmt: skip
+    table = _run("info", path).stdout
+    assert "1024x576 upright (SAR 64:45, DAR 16:9)" in table
+    assert "interlaced (deinterlaced by default)" in table
+    out = tmp_path / "frames"
+    result = _run("frames", path, "--at", "0.1", "--out", out, "--json")
+    summary = json.loads(result.stdout)
+    assert summary["deinterlaced"] is True
+    png = cv2.imread(summary["frames"][0]["path"])
+    assert png.shape == (576, 1024, 3) and read_index(png[:, :, ::-1]) == 2
+    off = json.loads(_run("frames", path, "--at", "0", "--out", out, "--deinterlace", "off",
+                          "--json").stdout)  # fmt: skip
+    assert off["deinterlaced"] is False
 
 
 def test_too_large_from_the_cli(indexed, tmp_path):

@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from indexed_video import write_indexed_video
 
+from videoqa.av_compat import PYAV_VERSION
 from videoqa.errors import (
     MediaError,
     NoDecodableFrameError,
+    NoVideoStreamError,
     TooLargeError,
     UnsupportedCodecError,
     VideoQAError,
 )
-from videoqa.media import FrameSampler, probe
+from videoqa.media import FrameSampler, describe, probe
 
 
 def _with_audio(path: Path, *, video: bool = True, seconds: float = 1.0) -> Path:
@@ -210,3 +212,75 @@ def test_bad_stream_choices_and_folders(tmp_path, shared_media):
         probe(shared_media / "nasa_13013.mp4", stream=9)
     with pytest.raises(MediaError, match="not a regular file"):
         probe(tmp_path)
+
+
+# -- what ffprobe tells: durations, aspect, fields, colour, tags, audio ---------------------------
+
+
+def test_durations_container_and_streams_and_which_one_is_the_timeline(shared_media):
+    nasa = probe(shared_media / "nasa_13013.mp4")
+    assert (nasa.duration, nasa.duration_source) == (pytest.approx(13.013), "video stream")
+    assert nasa.container_duration == pytest.approx(13.056)  # FFmpeg's: audio and video only
+    assert [stream.duration for stream in nasa.streams] == pytest.approx(
+        [13.0, 13.056, 16.57, 13.013, 13.056, 16.57]
+    )
+    assert nasa.bit_rate and nasa.tags["encoder"].startswith("Lavf")
+    pancake = probe(shared_media / "flipping_a_pancake.mkv")  # no stream duration in Matroska
+    assert (pancake.duration_source, pancake.duration) == ("container", pancake.container_duration)
+    assert pancake.streams[0].duration == pytest.approx(10.333)  # its DURATION tag
+
+
+def test_video_and_audio_streams_of_a_real_clip_as_ffprobe_describes_them(shared_media):
+    info = probe(shared_media / "nasa_13013.mp4")
+    video, audio = info.streams[3], info.streams[1]
+    assert (video.profile, video.sample_aspect_ratio, video.display_aspect_ratio) == (
+        "High", "1:1", "16:9",
+    )  # fmt: skip
+    assert 100_000 < (video.bit_rate or 0) < 150_000
+    colours = (video.color_range, video.color_space, video.color_primaries, video.color_transfer)
+    assert colours == ("tv", "bt709", "bt709", "bt709")
+    assert video.field_order == ("progressive" if PYAV_VERSION >= (18, 1) else None)
+    assert not info.interlaced
+    assert (audio.codec, audio.profile, audio.sample_rate) == ("aac", "LC", 8000)
+    assert (audio.channels, audio.channel_layout, audio.language) == (2, "stereo", "eng")
+    assert audio.sample_aspect_ratio is None and video.channel_layout is None
+    data = info.to_dict()
+    assert data["container_duration"] == pytest.approx(13.056)
+    assert data["streams"][3]["color_space"] == "bt709"
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "mkv"])
+def test_titles_languages_and_creation_times(tmp_path, suffix):
+    path = tmp_path / f"tagged.{suffix}"
+    created = "1987-09-12T10:00:00.000000Z"
+    with av.open(str(path), "w") as container:
+        container.metadata.update({"title": "Harvest festival 1987", "creation_time": created})
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.metadata.update({"title": "camera A", "language": "deu"})
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), "rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    info = probe(path)
+    assert (info.tags["title"], info.tags["creation_time"]) == ("Harvest festival 1987", created)
+    video = info.streams[0]
+    assert video.language == "deu"
+    if suffix == "mp4":  # MP4 dates every track as the file; Matroska tracks carry no date
+        assert video.creation_time == created
+        assert video.title in ("camera A", None)  # FFmpeg 7.0 (PyAV 13) skips MP4 track names
+    else:
+        assert video.title == "camera A"
+
+
+def test_an_audio_only_file_is_described_but_not_sampled(tmp_path):
+    path = _with_audio(tmp_path / "interview.m4a", video=False)
+    described = describe(path)
+    assert described.duration == pytest.approx(1.0, abs=0.2)
+    [audio] = described.streams
+    assert (audio.kind, audio.codec, audio.sample_rate) == ("audio", "aac", 8000)
+    assert (audio.channels, audio.channel_layout) == (1, "mono")
+    assert "nothing to caption" in described.note and described.to_dict()["note"]
+    with pytest.raises(NoVideoStreamError, match="no video stream"):
+        probe(path)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from indexed_video import write_indexed_video
 from tiny_git import (  # noqa: F401 (fixtures)
     TINY_VIDEO_FRAMES,
     save_tiny_git,
@@ -276,3 +278,24 @@ def test_from_engines_reuses_loaded_engines(qa, video):
     assert report.caption_model.id == qa.caption_engine.model_id
     with pytest.raises(ValueError):
         VideoQA.from_engines()
+
+
+def test_an_anamorphic_interlaced_archive_clip_is_seen_as_a_viewer_sees_it(qa, tmp_path):
+    """PAL 16:9 (720x576 stored, SAR 64:45) and interlaced: the model's frames are sized from
+    the 1024x576 display size, and deinterlacing (auto by default) can be set per call."""
+    path = tmp_path / "tape.ts"
+    write_indexed_video(
+        path, frames=30, width=720, height=576, rate=25, sample_aspect_ratio=Fraction(64, 45),
+        options={"x264-params": "interlaced=1:tff=1"},
+    )  # fmt: skip
+    report = qa.run(path, questions=QUESTIONS[:1], captions=False, clip_length=0.6)
+    assert (report.video.width, report.video.height) == (1024, 576)
+    width, height = report.model.frame_size
+    assert width / height == pytest.approx(16 / 9, abs=0.1)  # not 720x576's 5:4
+    for mode in ("auto", "on", "off"):
+        job = qa.plan(
+            path, questions=QUESTIONS[:1], captions=False, clip_length=0.6, deinterlace=mode
+        )
+        assert job.deinterlace == mode and len(list(job.results())) == 2
+    with pytest.raises(ConfigError, match="^deinterlace: must be auto, on or off, got 'yes'$"):
+        qa.ask(path, QUESTIONS[:1], deinterlace="yes")

@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import VideoReformatter
 from indexed_video import (
     expected_index,
     minimum_decodes,
@@ -27,7 +28,7 @@ from indexed_video import (
     write_indexed_video,
 )
 
-from videoqa.av_compat import PYAV_VERSION
+from videoqa.av_compat import PYAV_VERSION, reformat_one_thread
 from videoqa.media import FrameSampler
 
 X264_LONG_GOP = {"x264-params": "keyint=30:min-keyint=30:scenecut=0:bframes=3:b-pyramid=normal"}
@@ -367,12 +368,18 @@ def test_nasa_clip_frames_at_their_given_times(shared_media, stream):
         )
     # and the pixels are those of that frame, as a plain decode gives them
     with av.open(str(shared_media / "nasa_13013.mp4")) as container:
-        plain = [
-            f.reformat(32, 18, "rgb24", interpolation="BICUBIC").to_ndarray()
-            for f in container.decode(container.streams[stream])
-        ]
+        plain = [_plain_rgb(f, 32, 18) for f in container.decode(container.streams[stream])]
     for position in (0, 1, 100, len(given) - 1):
         assert np.array_equal(frames[position].rgb, plain[position])
+
+
+def _plain_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """A plainly decoded frame in RGB, converted as the sampler converts (its own colour matrix:
+    PyAV before 17 needs telling, see ``av_compat``)."""
+    return reformat_one_thread(
+        VideoReformatter(), frame, width=width, height=height, format="rgb24",
+        interpolation="BICUBIC",
+    ).to_ndarray()  # fmt: skip
 
 
 def test_pancake_mkv_without_frame_count(shared_media):
@@ -400,7 +407,7 @@ def test_phone_clip_is_returned_upright(shared_media):
     with av.open(str(path)) as container:
         stored = next(container.decode(video=0))
         stored = [f for f in [stored, *container.decode(video=0)] if f.pts == frame.pts][0]
-        raw = stored.to_ndarray(format="rgb24")
+        raw = _plain_rgb(stored, stored.width, stored.height)
     assert raw.shape == (320, 568, 3) and frame.rgb.shape == (568, 320, 3)
     # FFmpeg turns a frame whose display matrix reads -90 degrees clockwise to show it
     assert np.array_equal(frame.rgb, np.rot90(raw, k=-1))
@@ -433,3 +440,209 @@ def test_hevc_clip(shared_media):
         frames = sampler.sample(times[::-1])
     assert [frame.pts_time for frame in frames] == pytest.approx(times[::-1])
     assert all(frame.rgb.shape == (128, 128, 3) for frame in frames)
+
+
+# -- frames as a viewer sees them: sample aspect ratio, interlacing, colour -----------------------
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "mkv", "ts"])
+def test_anamorphic_frames_come_with_square_pixels_at_the_display_aspect(tmp_path, suffix):
+    """PAL 16:9 is stored 720x576 with SAR 64:45: shown (and sampled) 1024x576. MP4 and
+    Matroska declare the SAR in the container too, MPEG-TS only in the h264 stream."""
+    path = tmp_path / f"pal_wide.{suffix}"
+    write_indexed_video(path, frames=6, width=720, height=576, sample_aspect_ratio=Fraction(64, 45))
+    with FrameSampler(path) as sampler:
+        info = sampler.info
+        stream = info.streams[info.video_stream]
+        [frame] = sampler.sample([0.1])
+    assert (info.width, info.height) == (1024, 576)
+    assert (stream.width, stream.height, stream.upright_width, stream.upright_height) == (
+        720, 576, 1024, 576,
+    )  # fmt: skip
+    assert (stream.sample_aspect_ratio, stream.display_aspect_ratio) == ("64:45", "16:9")
+    assert frame.rgb.shape == (576, 1024, 3) and read_index(frame.rgb) == 2
+    with av.open(str(path)) as container:
+        stored = list(container.decode(video=0))[2]
+    stretched = stored.reformat(1024, 576, "rgb24", interpolation="BICUBIC").to_ndarray()
+    assert np.abs(frame.rgb.astype(int) - stretched).max() <= 1
+    with FrameSampler(path, size=(224, 126)) as sized:  # an asked-for size is the exact size
+        assert sized.sample([0.1])[0].rgb.shape == (126, 224, 3)
+
+
+def test_an_anamorphic_turned_video_is_stretched_then_turned(tmp_path):
+    path = tmp_path / "turned_wide.mp4"
+    write_indexed_video(
+        path, frames=4, width=720, height=576, rotation=90, sample_aspect_ratio=Fraction(64, 45)
+    )
+    with FrameSampler(path) as sampler:
+        assert (sampler.info.width, sampler.info.height, sampler.info.rotation) == (576, 1024, 90)
+        [frame] = sampler.sample([0.05])
+    assert frame.rgb.shape == (1024, 576, 3) and read_index(frame.rgb) == 1
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_a_sample_aspect_ratio_that_changes_midstream_is_followed(tmp_path, threads):
+    """Two MPEG-TS recordings back to back (a broadcast switching from 4:3 to 16:9): the
+    frames after the second one's first keyframe are shown with its SAR, those before with
+    the first one's, however the decoder reorders them, and after seeking both ways."""
+    options = {"x264-params": "keyint=4:min-keyint=4:scenecut=0:bframes=2"}
+    copy_times = {"mpegts_copyts": "1"}
+    square, wide = tmp_path / "square.ts", tmp_path / "wide.ts"
+    write_indexed_video(square, frames=8, options=options, container_options=copy_times)
+    with av.open(str(square)) as container:  # shifted by the B-frame delay: so must be the next
+        delay = round(Fraction(container.start_time or 0, av.time_base) * 24)
+    write_indexed_video(
+        wide, frames=8, pts=range(8 + delay, 16 + delay), time_base=Fraction(1, 24),
+        options=options, container_options=copy_times, sample_aspect_ratio=Fraction(64, 45),
+        first_index=8,
+    )  # fmt: skip
+    both = tmp_path / "both.ts"
+    both.write_bytes(square.read_bytes() + wide.read_bytes())
+    frame_times = [time for time, _ in reference_timeline(both)]
+    assert len(frame_times) == 16
+    times = [float(time) for time in frame_times]
+    random.Random(3).shuffle(times)
+    with FrameSampler(both, threads=threads) as sampler:
+        assert sampler.info.width == 64
+        frames = sampler.sample(times[:8]) + sampler.sample(times[8:])
+    for time, frame in zip(times, frames, strict=True):
+        index = read_index(frame.rgb)
+        assert index == expected_index(frame_times, time)
+        assert frame.rgb.shape[1] == (64 if index < 8 else 91), f"frame {index}"
+
+
+def _field_video(path: Path, *, interlaced: bool, frames: int = 16) -> None:
+    """A bright bar moving right over a dark background, 3 pixels per field (1/50 s).
+
+    Interlaced: each frame's even rows show one moment and its odd rows the next (as a
+    camera's two fields), coded as interlaced h264, top field first; progressive: the whole
+    frame shows one moment.
+    """
+    width, height = 128, 96
+
+    def picture(moment: int) -> np.ndarray:
+        image = np.full((height, width, 3), 16, np.uint8)
+        left = 8 + 3 * moment
+        image[:, left : left + 32] = 235
+        return image
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        params = "keyint=8:min-keyint=8:scenecut=0:crf=10"
+        stream.options = {"x264-params": params + (":interlaced=1:tff=1" if interlaced else "")}
+        for index in range(frames):
+            image = picture(2 * index)
+            if interlaced:
+                image[1::2] = picture(2 * index + 1)[1::2]
+            frame = av.VideoFrame.from_ndarray(image, "rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _combing(rgb: np.ndarray) -> float:
+    """Energy of row-to-row differences: comb teeth on a moving vertical edge make it large."""
+    grey = rgb.astype(np.float32).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean())
+
+
+def test_interlaced_video_is_deinterlaced_by_default_and_keeps_its_times(tmp_path):
+    path = tmp_path / "fields.mp4"
+    _field_video(path, interlaced=True)
+    times = [0.2, 0.44, 0.04, 0.6]
+    with FrameSampler(path) as auto:
+        assert auto.info.interlaced and auto.deinterlacing
+        if PYAV_VERSION >= (18, 1):
+            assert auto.info.streams[0].field_order == "tt"
+        rebuilt = auto.sample(times)
+    with FrameSampler(path, deinterlace="off") as off:
+        assert not off.deinterlacing
+        combed = off.sample(times)
+    for frame, raw in zip(rebuilt, combed, strict=True):
+        assert frame.pts_time == raw.pts_time  # one frame out per frame in
+        assert _combing(raw.rgb) > 5  # the teeth are there to be removed
+        assert _combing(frame.rgb) < 0.2 * _combing(raw.rgb), frame.time
+
+
+def test_progressive_video_is_left_alone_unless_asked(tmp_path):
+    path = tmp_path / "progressive.mp4"
+    _field_video(path, interlaced=False)
+    times = [0.0, 0.3, 0.52]
+    with FrameSampler(path) as auto, FrameSampler(path, deinterlace="off") as off:
+        assert not auto.info.interlaced and not auto.deinterlacing
+        for mine, plain in zip(auto.sample(times), off.sample(times), strict=True):
+            assert np.array_equal(mine.rgb, plain.rgb)
+    with FrameSampler(path, deinterlace="on") as forced:
+        assert forced.deinterlacing
+        frames = forced.sample(times)
+    assert [frame.pts_time for frame in frames] == pytest.approx([0.0, 0.28, 0.52])
+    with pytest.raises(ValueError, match="deinterlace must be one of auto, on, off"):
+        FrameSampler(path, deinterlace="yes")
+
+
+@pytest.mark.parametrize(
+    "case", ["h264-bframes-long-gop-mp4", "h264-mpegts-no-index", "vfr-bframes-mkv", "hevc-mp4"]
+)
+def test_deinterlacing_keeps_every_frame_exact_through_seeks_and_restarts(videos, case):
+    path = videos(case)
+    frame_times = [time for time, _ in reference_timeline(path)]
+    times = _times_around(frame_times)
+    half = len(times) // 2
+    with FrameSampler(path, size=(32, 24), deinterlace="on") as sampler:
+        frames = sampler.sample(times[:half]) + sampler.sample(times[half:])
+        assert sampler.deinterlacing and sampler.seeks >= 1
+    for time, frame in zip(times, frames, strict=True):
+        assert read_index(frame.rgb) == expected_index(frame_times, time), f"t={time}"
+
+
+# BT.601/BT.709 Y'CbCr of an R'G'B' colour (0-255), limited (16-235/240) or full range
+_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+_TAGS = {  # colorspace, primaries, transfer as FFmpeg numbers them
+    "bt601": (5, 5, 6),  # bt470bg matrix and primaries (PAL), smpte170m transfer
+    "bt709": (1, 1, 1),
+}
+
+
+def _ycbcr(rgb: tuple[int, int, int], matrix: str, full: bool) -> tuple[int, int, int]:
+    kr, kb = _MATRICES[matrix]
+    r, g, b = (value / 255 for value in rgb)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    cb, cr = (b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))
+    if full:
+        return round(255 * y), round(128 + 255 * cb), round(128 + 255 * cr)
+    return round(16 + 219 * y), round(128 + 224 * cb), round(128 + 224 * cr)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "full"), [("bt601", False), ("bt601", True), ("bt709", False), ("bt709", True)]
+)
+def test_colours_convert_with_the_files_own_matrix_and_range(tmp_path, matrix, full):
+    """A 720x576 SD frame (BT.601, limited range: PAL broadcast), and BT.709 / full range:
+    a known colour patch comes back within a small tolerance."""
+    width, height, patch = 720, 576, (200, 60, 40)
+    y, cb, cr = _ycbcr(patch, matrix, full)
+    planes = [np.full((height, width), y), np.full((height // 2, width // 2), cb)]
+    planes.append(np.full((height // 2, width // 2), cr))
+    frame = av.VideoFrame.from_ndarray(
+        np.concatenate([plane.ravel() for plane in planes]).astype(np.uint8).reshape(-1, width),
+        "yuv420p",
+    )
+    space, primaries, transfer = _TAGS[matrix]
+    frame.colorspace, frame.color_range = space, 2 if full else 1
+    path = tmp_path / f"{matrix}.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        context = stream.codec_context
+        context.colorspace, context.color_range = space, 2 if full else 1
+        context.color_primaries, context.color_trc = primaries, transfer
+        frame.pts = 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with FrameSampler(path, size=(64, 48)) as sampler:
+        stream_info = sampler.info.streams[0]
+        [sampled] = sampler.sample([0.0])
+    assert stream_info.color_range == ("pc" if full else "tv")
+    assert stream_info.color_space == {"bt601": "bt470bg", "bt709": "bt709"}[matrix]
+    assert np.abs(sampled.rgb[24, 32].astype(int) - patch).max() <= 4, sampled.rgb[24, 32]

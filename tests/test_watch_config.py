@@ -98,3 +98,13 @@ def test_the_sample_config_in_the_repository_loads(tmp_path, monkeypatch):
     config = load_config(write(tmp_path, text))
     assert len(config.folders) == 2
     assert all(s.questions or s.captions for s in config.folders)
+
+
+def test_deinterlace_is_a_folder_setting(tmp_path):
+    (tmp_path / "tapes").mkdir()
+    text = f"[defaults]\ncaptions = true\n\n[[folders]]\npath = '{tmp_path / 'tapes'}'\n"
+    config = load_config(write(tmp_path, text + "deinterlace = 'on'\n"))
+    assert config.folders[0].deinterlace == "on"
+    assert load_config(write(tmp_path, text)).folders[0].deinterlace == "auto"
+    with pytest.raises(ConfigError, match="'deinterlace' must be auto, on or off, got 'yes'"):
+        load_config(write(tmp_path, text + "deinterlace = 'yes'\n"))

@@ -19,12 +19,21 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         MediaError,
         ModelError,
         NoDecodableFrameError,
+        NoVideoStreamError,
         OutputError,
         TooLargeError,
         UnsupportedCodecError,
         VideoQAError,
     )
-    from videoqa.media import Frame, FrameSampler, StreamInfo, VideoInfo, probe
+    from videoqa.media import (
+        Frame,
+        FrameSampler,
+        MediaInfo,
+        StreamInfo,
+        VideoInfo,
+        describe,
+        probe,
+    )
     from videoqa.pipeline import VideoJob, VideoQA
     from videoqa.report import (
         Caption,
@@ -44,7 +53,9 @@ __all__ = [
     "FrameSampler",
     "Frame",
     "probe",
+    "describe",
     "VideoInfo",
+    "MediaInfo",
     "StreamInfo",
     "write_sidecars",
     # the results
@@ -59,6 +70,7 @@ __all__ = [
     "UnsupportedCodecError",
     "TooLargeError",
     "NoDecodableFrameError",
+    "NoVideoStreamError",
     "ModelError",
     "OutputError",
     "ConfigError",
@@ -67,14 +79,17 @@ __all__ = [
 
 _MODULES = {
     "videoqa.pipeline": ("VideoQA", "VideoJob"),
-    "videoqa.media": ("FrameSampler", "Frame", "probe", "VideoInfo", "StreamInfo"),
+    "videoqa.media": (
+        "FrameSampler", "Frame", "probe", "describe", "VideoInfo", "MediaInfo", "StreamInfo"
+    ),
     "videoqa.sidecars": ("write_sidecars",),
     "videoqa.report": (
         "Report", "ClipResult", "Caption", "QuestionAnswer", "FrameAnswer", "ReportFormatError"
     ),
     "videoqa.errors": (
         "VideoQAError", "MediaError", "UnsupportedCodecError", "TooLargeError",
-        "NoDecodableFrameError", "ModelError", "OutputError", "ConfigError",
+        "NoDecodableFrameError", "NoVideoStreamError", "ModelError", "OutputError",
+        "ConfigError",
     ),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}

@@ -55,12 +55,37 @@ def reformat_one_thread(
     """``reformatter.reformat(...)`` in one thread: a pool per small frame costs more than it saves.
 
     PyAV 17 added multithreaded reformatting and its ``threads`` argument; before it, reformatting
-    always ran in the calling thread and the argument does not exist.
+    always ran in the calling thread and the argument does not exist, and colours need the help
+    of ``_source_colours_before_17``.
     """
-    threads = {"threads": 1} if PYAV_VERSION >= (17, 0) else {}
+    extra = {"threads": 1} if PYAV_VERSION >= (17, 0) else _source_colours_before_17(frame)
     return reformatter.reformat(
-        frame, width=width, height=height, format=format, interpolation=interpolation, **threads
+        frame, width=width, height=height, format=format, interpolation=interpolation, **extra
     )
+
+
+_SWS_ITU601 = 5
+"""swscale's BT.601 coefficients: its default, and also AVCOL_SPC_BT470BG's number."""
+
+
+def _source_colours_before_17(frame: av.VideoFrame) -> dict[str, Any]:
+    """Make PyAV 13-16 convert a Y'CbCr frame with its own matrix and range.
+
+    Before PyAV 17 (which converts with ``sws_scale_frame``, reading both from the frame),
+    ``reformat`` applies the frame's colour matrix only when the destination's differs from it
+    and reads the source range from the argument alone: a BT.709 frame came out with BT.601's
+    coefficients (red 200 as 186). The source matrix stays the frame's (None: the frame's own
+    number, which swscale's table shares with FFmpeg's); naming another destination matrix
+    (unused for RGB output) makes PyAV pass it on, and the range is the frame's.
+    """
+    if frame.format.is_rgb or not frame.format.name.startswith(("yuv", "nv")):
+        return {}
+    full_range = frame.color_range == 2 or frame.format.name.startswith("yuvj")
+    return {
+        "dst_colorspace": "ITU709" if frame.colorspace == _SWS_ITU601 else "ITU601",
+        "src_color_range": "JPEG" if full_range else "MPEG",
+        "dst_color_range": "JPEG",
+    }
 
 
 def frame_duration(frame: av.VideoFrame) -> int | None:
@@ -87,3 +112,13 @@ def frame_rotation(frame: av.VideoFrame) -> float:
             if scale_x and scale_y:
                 return -math.degrees(math.atan2(matrix[1] / scale_y, matrix[0] / scale_x))
     return 0
+
+
+def field_order(codec_context: av.codec.context.CodecContext) -> int | None:
+    """FFmpeg's ``AVFieldOrder`` of a video stream (0 unknown, 1 progressive, 2-5 interlaced).
+
+    PyAV 18.1 added ``VideoCodecContext.field_order``; before it, the field order cannot be
+    read (None), and only the frames' own ``interlaced_frame`` flag says a video is interlaced.
+    """
+    value = getattr(codec_context, "field_order", None)
+    return int(value) if value is not None else None

@@ -42,6 +42,10 @@ class TooLargeError(MediaError):
     """The video exceeds a configured pixel or duration limit."""
 
 
+class NoVideoStreamError(MediaError):
+    """The file holds media but no video stream (audio only): nothing to caption."""
+
+
 class NoDecodableFrameError(MediaError):
     """The container opened but not a single frame decoded."""
 

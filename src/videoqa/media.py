@@ -18,7 +18,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,23 @@ from av.audio.stream import AudioStream
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
+from videoqa import ffmpeg_names
 from videoqa.av_compat import (
+    field_order,
     frame_duration,
     frame_rotation,
     keyframe_timestamps,
     open_input,
     reformat_one_thread,
 )
-from videoqa.errors import MediaError, NoDecodableFrameError, TooLargeError, UnsupportedCodecError
+from videoqa.deinterlace import Deinterlacer, check_mode
+from videoqa.errors import (
+    MediaError,
+    NoDecodableFrameError,
+    NoVideoStreamError,
+    TooLargeError,
+    UnsupportedCodecError,
+)
 
 log = logging.getLogger("videoqa.media")
 
@@ -63,7 +72,11 @@ _MAX_READ_AHEAD_PACKETS = 1200
 
 @dataclass(frozen=True)
 class StreamInfo:
-    """One stream of the container; fields that do not apply to its kind are None."""
+    """One stream of the container; fields that do not apply to its kind are None.
+
+    ``width``/``height`` are the stored frame size; ``upright_width``/``upright_height`` the
+    size a player shows: the sample aspect ratio applied (square pixels), then the rotation.
+    """
 
     index: int
     kind: str
@@ -85,6 +98,23 @@ class StreamInfo:
     # audio
     sample_rate: int | None = None
     channels: int | None = None
+    # any kind (ffprobe's names); video: aspect, fields, colour; audio: channel layout
+    profile: str | None = None
+    bit_rate: int | None = None
+    title: str | None = None
+    creation_time: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    sample_aspect_ratio: str | None = None
+    """As declared (``"64:45"``); None: none declared, pixels taken as square."""
+    display_aspect_ratio: str | None = None
+    field_order: str | None = None
+    """``progressive``, ``tt``/``bb`` (interlaced, top/bottom field first), ``tb``/``bt``; None:
+    unknown (also with PyAV before 18.1, which cannot read it)."""
+    color_range: str | None = None
+    color_space: str | None = None
+    color_primaries: str | None = None
+    color_transfer: str | None = None
+    channel_layout: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +122,13 @@ class StreamInfo:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the sampler works with: the container and the video stream it uses."""
+    """What the sampler works with: the container and the video stream it uses.
+
+    ``duration`` is the timeline's length: the used video stream's end (its own duration, or the
+    container's when the stream declares none, ``duration_source``) minus the start time.
+    ``width``/``height`` are the size a player shows the first frame at: sample aspect ratio
+    applied, then the rotation (the stored size is in ``streams``).
+    """
 
     path: str
     format_name: str
@@ -106,11 +142,42 @@ class VideoInfo:
     fps: float
     frame_count: int | None
     default_video_stream: int = 0
+    duration_source: str = "video stream"
+    """``"video stream"`` or ``"container"``: where ``duration`` comes from."""
+    container_duration: float | None = None
+    """The container's own duration (FFmpeg's: its longest audio or video stream)."""
+    bit_rate: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    interlaced: bool = False
+    """The stream's field order or its first frame says interlaced (what ``auto`` deinterlaces)."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["streams"] = [stream.to_dict() for stream in self.streams]
-        return data
+        return _info_dict(self)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """A media file without a video stream (audio only): what ``videoqa info`` tells of it."""
+
+    path: str
+    format_name: str
+    duration: float | None
+    """The container's duration (seconds); None when it declares none."""
+    start_time: float
+    streams: tuple[StreamInfo, ...]
+    bit_rate: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    note: str = "no video stream: nothing to caption or ask about"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _info_dict(self)
+
+
+def _info_dict(info: VideoInfo | MediaInfo) -> dict[str, Any]:
+    """The JSON form ``videoqa info --json`` prints: streams as a list of objects."""
+    data = asdict(info)
+    data["streams"] = [stream.to_dict() for stream in info.streams]
+    return data
 
 
 @dataclass(frozen=True)
@@ -134,19 +201,40 @@ def probe(
 
     Decodes the first frame: it carries the display rotation and proves the file decodes.
     """
-    with FrameSampler(path, stream=stream, max_pixels=max_pixels) as sampler:
+    with FrameSampler(path, stream=stream, max_pixels=max_pixels, deinterlace="off") as sampler:
         return sampler.info
+
+
+def describe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Describe any media file from its headers, without decoding: audio-only files too.
+
+    ``videoqa info`` uses it for files that have no video stream (``probe`` refuses them).
+    """
+    path = os.fspath(path)
+    with _open_container(path) as container:
+        start = container.start_time
+        return MediaInfo(
+            path=path,
+            format_name=container.format.name,
+            duration=_container_duration(container),
+            start_time=start / av.time_base if start is not None else 0.0,
+            streams=tuple(_stream_info(stream) for stream in container.streams),
+            bit_rate=container.bit_rate or None,
+            tags=dict(container.metadata),
+        )
 
 
 class FrameSampler:
     """Exact frames at given times from one open container.
 
-    ``size`` is the (width, height) of the returned upright frames (None: the upright video
-    size). ``decoded_frames`` and ``seeks`` count the work done, so callers can hold the
+    ``size`` is the (width, height) of the returned upright frames (None: the size a player
+    shows, with square pixels: the sample aspect ratio and the rotation applied).
+    ``decoded_frames`` and ``seeks`` count the work done, so callers can hold the
     sampler to the minimum: for each target, the frames from its keyframe up to it. With
     ``skip_non_reference`` the decoder skips frames that nothing needs (non-reference frames
     shown before a target's frame), so it decodes fewer than that. ``threads``: FFmpeg decoding
-    threads (0: one per core).
+    threads (0: one per core). ``deinterlace``: ``auto`` (when the stream's field order or its
+    first frame says interlaced), ``on`` or ``off``; ``deinterlacing`` says what was decided.
     """
 
     def __init__(
@@ -159,8 +247,13 @@ class FrameSampler:
         interpolation: str = DEFAULT_INTERPOLATION,
         threads: int = 0,
         skip_non_reference: bool = True,
+        deinterlace: str = "auto",
     ) -> None:
         self.path = os.fspath(path)
+        check_mode(deinterlace)
+        self.deinterlacing = False
+        """Whether decoded frames go through the deinterlacing filter (``bwdif``)."""
+        self._deinterlacer: Deinterlacer | None = None
         self.decoded_frames = 0
         self.seeks = 0
         self.restarts = 0  # decoding restarted at a keyframe found by reading ahead (no seek)
@@ -182,6 +275,10 @@ class FrameSampler:
             codec_context.thread_count = threads
             self._time_base = _time_base(self._stream, self.path)
             self._start = _timeline_start(self._container, self._stream)
+            self._stream_sar = _declared_sar(self._stream) or Fraction(1)
+            # pts from which the decoder reported each sample aspect ratio (see _sar_at)
+            self._decoder_sar_from: dict[int, Fraction | None] = {}
+            self._decoder_sar_pts: list[int] = []  # the same keys, sorted
             self._keyframes: list[int] | None = None
             self._packets: Iterator[av.Packet] = self._container.demux(self._stream)
             self._queued: deque[av.Packet] = deque()  # read ahead, not yet decoded
@@ -211,7 +308,12 @@ class FrameSampler:
                     self.skipped_packets,
                 )
             self._first_pts = _pts(first)
-            self.info = _video_info(self._container, self._stream, self.path, first, self._start)
+            interlaced = _says_interlaced(self._stream, first)
+            if deinterlace == "on" or (deinterlace == "auto" and interlaced):
+                self._start_deinterlacing(every_frame=deinterlace == "on")
+            self.info = _video_info(
+                self._container, self._stream, self.path, first, self._start, interlaced
+            )
         except BaseException:
             self._container.close()
             raise
@@ -353,6 +455,8 @@ class FrameSampler:
             self._queued.popleft()
         self.restarts += 1
         self._stream.codec_context.flush_buffers()
+        if self._deinterlacer is not None:
+            self._deinterlacer.reset()
         self._decoded.clear()
         self._current = self._next = None
 
@@ -391,6 +495,8 @@ class FrameSampler:
     def _restart_decoding(self) -> None:
         self._skip_nonref_before = None
         self._stream.codec_context.flush_buffers()
+        if self._deinterlacer is not None:
+            self._deinterlacer.reset()
         self._packets = self._container.demux(self._stream)
         self._queued.clear()
         self._decoded.clear()
@@ -417,6 +523,10 @@ class FrameSampler:
         while not self._decoded:
             packet = self._queued.popleft() if self._queued else next(self._packets, None)
             if packet is None:
+                if self._deinterlacer is not None:  # the filter still holds the last frame
+                    self._decoded.extend(self._deinterlacer.flush())
+                    if self._decoded:
+                        break
                 self._note_end_of_stream()
                 return None
             skippable = (
@@ -449,8 +559,56 @@ class FrameSampler:
                 if self._decoded_end is None or end > self._decoded_end:
                     self._decoded_end = end
                 self._previous_pts = frame.pts
-                self._decoded.append(frame)
+                self._note_decoder_sar(frame)
+                if self._deinterlacer is not None:
+                    self._decoded.extend(self._deinterlacer.push(frame))
+                else:
+                    self._decoded.append(frame)
         return self._decoded.popleft()
+
+    def _start_deinterlacing(self, *, every_frame: bool) -> None:
+        """Send decoded frames through the filter from now on, those already decoded too."""
+        self._deinterlacer = Deinterlacer(self._time_base, every_frame=every_frame)
+        self.deinterlacing = True
+        held = ([self._next] if self._next is not None else []) + list(self._decoded)
+        self._next = None
+        self._decoded.clear()
+        for frame in held:
+            self._decoded.extend(self._deinterlacer.push(frame))
+        self._at_end = False
+        self._peek()
+
+    # -- sample aspect ratio -------------------------------------------------------------------
+
+    def _note_decoder_sar(self, frame: av.VideoFrame) -> None:
+        """Remember the decoder's sample aspect ratio from this keyframe on.
+
+        PyAV does not give a frame's own SAR, so the decoder's is read instead. It changes
+        when the decoder reads new stream parameters, which start at a keyframe, but a decoder
+        that reorders frames reads them before it puts out the last frames shown ahead of that
+        keyframe: so it is read at keyframes (and the first frame), and holds until the next.
+        """
+        if self._decoder_sar_pts and not frame.key_frame:
+            return
+        pts = _pts(frame)
+        sar = _valid_sar(self._stream.codec_context.sample_aspect_ratio)
+        if self._decoder_sar_pts and self._decoder_sar_at(pts) == sar:
+            return
+        if pts not in self._decoder_sar_from:
+            bisect.insort(self._decoder_sar_pts, pts)
+        self._decoder_sar_from[pts] = sar
+
+    def _decoder_sar_at(self, pts: int) -> Fraction | None:
+        position = bisect.bisect_right(self._decoder_sar_pts, pts) - 1
+        return self._decoder_sar_from[self._decoder_sar_pts[max(position, 0)]]
+
+    def _sar_at(self, pts: int) -> Fraction:
+        """The sample aspect ratio a frame is shown with: the stream's (the container's, when it
+        declares one), or the frames' own once they change it from what the first frame had."""
+        sar = self._decoder_sar_at(pts)
+        if sar is None or sar == self._decoder_sar_at(self._first_pts):
+            return self._stream_sar
+        return sar
 
     def _note_end_of_stream(self) -> None:
         """Decoding ran out of packets: the latest frame end seen is where the video ends."""
@@ -463,7 +621,7 @@ class FrameSampler:
         """Upright RGB at the requested size, resized by swscale before rotating."""
         turns = (self.info.rotation // 90) % 4
         if self._size is None:
-            width, height = frame.width, frame.height
+            width, height = _display_size(frame.width, frame.height, self._sar_at(_pts(frame)))
         elif turns % 2:
             height, width = self._size
         else:
@@ -530,7 +688,7 @@ def _pick_video_stream(
     if index is None:
         if not videos:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
-            raise MediaError(path, f"no video stream ({kinds})")
+            raise NoVideoStreamError(path, f"no video stream ({kinds})")
         best = container.streams.best("video")
         return best if isinstance(best, VideoStream) else videos[0]
     streams = {s.index: s for s in container.streams}
@@ -582,21 +740,73 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base) if value is not None and time_base else None
 
 
+def _valid_sar(value: Any) -> Fraction | None:
+    """A sample aspect ratio as a Fraction; None when unset (PyAV 19: a falsy 0/1)."""
+    if not value or value <= 0:
+        return None
+    return Fraction(value.numerator, value.denominator)
+
+
+def _declared_sar(stream: VideoStream) -> Fraction | None:
+    """The stream's sample aspect ratio as FFmpeg guesses it: the container's, else the codec's."""
+    return _valid_sar(stream.sample_aspect_ratio)
+
+
+def _display_size(width: int, height: int, sar: Fraction) -> tuple[int, int]:
+    """The frame with square pixels, as players show it: the width stretched (or narrowed)."""
+    if sar == 1:
+        return width, height
+    return max(1, math.floor(width * sar + Fraction(1, 2))), height
+
+
+def _ratio(value: Fraction) -> str:
+    return f"{value.numerator}:{value.denominator}"
+
+
+def _says_interlaced(stream: VideoStream, first_frame: av.VideoFrame) -> bool:
+    """The stream's field order or the first frame's flag says the video is interlaced."""
+    order = ffmpeg_names.name_of(ffmpeg_names.FIELD_ORDERS, field_order(stream.codec_context))
+    return order in ffmpeg_names.INTERLACED_FIELD_ORDERS or bool(first_frame.interlaced_frame)
+
+
+def _container_duration(container: av.container.InputContainer) -> float | None:
+    return container.duration / av.time_base if container.duration is not None else None
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """Seconds from a Matroska ``DURATION`` tag (``00:00:10.333000000``); None if not one."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
 def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
     codec_context = stream.codec_context
+    tags = dict(stream.metadata)
+    lowered = {key.lower(): value for key, value in tags.items()}
+    duration = _seconds(stream.duration, stream.time_base)
     common: dict[str, Any] = {
         "index": stream.index,
         "kind": stream.type,
         "codec": codec_context.name if codec_context is not None else None,
         "time_base": str(stream.time_base) if stream.time_base else None,
         "start_time": _seconds(stream.start_time, stream.time_base),
-        "duration": _seconds(stream.duration, stream.time_base),
+        "duration": duration if duration is not None else _tag_seconds(lowered.get("duration")),
         "frame_count": stream.frames or None,
         "language": stream.language,
+        "profile": getattr(stream, "profile", None) or None,
+        "bit_rate": getattr(codec_context, "bit_rate", None) or None,
+        "title": lowered.get("title") or lowered.get("name"),  # MP4 keeps a track's as name
+        "creation_time": lowered.get("creation_time"),
+        "tags": tags,
     }
     if isinstance(stream, VideoStream) and codec_context is not None:
         video_context = stream.codec_context
         width, height = video_context.width, video_context.height
+        sar = _declared_sar(stream)
+        shown_width, shown_height = _display_size(width, height, sar or Fraction(1))
         turned = rotation % 180 == 90
         pixel_format = video_context.pix_fmt
         bit_depth = None
@@ -604,19 +814,32 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
             components = av.VideoFormat(pixel_format).components
             bit_depth = components[0].bits if components else None
         rate = stream.average_rate or stream.guessed_rate
+        names = ffmpeg_names
         common.update(
             width=width,
             height=height,
             rotation=rotation,
-            upright_width=height if turned else width,
-            upright_height=width if turned else height,
+            upright_width=shown_height if turned else shown_width,
+            upright_height=shown_width if turned else shown_height,
             average_rate=float(rate) if rate else None,
             pixel_format=pixel_format,
             bit_depth=bit_depth,
+            sample_aspect_ratio=_ratio(sar) if sar else None,
+            display_aspect_ratio=_ratio(Fraction(width, height) * (sar or 1)) if height else None,
+            field_order=names.name_of(names.FIELD_ORDERS, field_order(video_context)),
+            color_range=names.name_of(names.COLOR_RANGES, video_context.color_range),
+            color_space=names.name_of(names.COLOR_SPACES, video_context.colorspace),
+            color_primaries=names.name_of(names.COLOR_PRIMARIES, video_context.color_primaries),
+            color_transfer=names.name_of(names.COLOR_TRANSFERS, video_context.color_trc),
         )
     elif isinstance(stream, AudioStream) and codec_context is not None:
         audio_context = stream.codec_context
-        common.update(sample_rate=audio_context.sample_rate, channels=audio_context.channels)
+        layout = getattr(audio_context, "layout", None)
+        common.update(
+            sample_rate=audio_context.sample_rate,
+            channels=audio_context.channels,
+            channel_layout=getattr(layout, "name", None) or None,
+        )
     return StreamInfo(**common)
 
 
@@ -626,18 +849,19 @@ def _video_info(
     path: str,
     first_frame: av.VideoFrame,
     start: Fraction,
+    interlaced: bool,
 ) -> VideoInfo:
     rotation = _rotation(first_frame)
     streams = tuple(
         _stream_info(s, rotation if s.index == stream.index else 0) for s in container.streams
     )
     chosen = streams[stream.index]
+    container_duration = _container_duration(container)
+    source = "video stream"
     if stream.duration is not None and stream.start_time is not None and stream.time_base:
         duration = float((stream.start_time + stream.duration) * stream.time_base - start)
-    elif container.duration is not None:
-        duration = container.duration / av.time_base
     else:
-        duration = 0.0
+        duration, source = container_duration or 0.0, "container"
     best = container.streams.best("video")
     return VideoInfo(
         path=path,
@@ -652,4 +876,9 @@ def _video_info(
         fps=chosen.average_rate or 0.0,
         frame_count=chosen.frame_count,
         default_video_stream=best.index if best is not None else stream.index,
+        duration_source=source,
+        container_duration=container_duration,
+        bit_rate=container.bit_rate or None,
+        tags=dict(container.metadata),
+        interlaced=interlaced,
     )

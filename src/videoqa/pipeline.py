@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
+from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
 from videoqa.media import Frame, FrameSampler, VideoInfo, probe
@@ -85,6 +86,7 @@ class VideoJob:
     captioning: ModelRole | None
     stream: int | None
     clip_batch_size: int = 1
+    deinterlace: str = "auto"
     decodable_end: float | None = None
     """Set when the file turned out truncated: where decodable video ends (seconds)."""
     _started: bool = field(default=False, repr=False)
@@ -121,7 +123,12 @@ class VideoJob:
             for role in (self.answering, self.captioning):
                 if role is not None and role.frame_size not in samplers:
                     samplers[role.frame_size] = stack.enter_context(
-                        FrameSampler(self.path, stream=self.stream, size=role.frame_size)
+                        FrameSampler(
+                            self.path,
+                            stream=self.stream,
+                            size=role.frame_size,
+                            deinterlace=self.deinterlace,
+                        )
                     )
             done = 0
             for first in range(0, total, self.clip_batch_size):
@@ -382,6 +389,7 @@ class VideoQA:
         end: float | None = None,
         frames_per_clip: int | None = None,
         stream: int | None = None,
+        deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
     ) -> VideoJob:
@@ -398,6 +406,9 @@ class VideoQA:
             frames_per_clip: Frames the model sees per clip; ``None``: a video checkpoint's
                 own count (the only one it takes), 3 for an image checkpoint (they vote).
             stream: Index of the video stream; ``None``: the best one.
+            deinterlace: ``"auto"`` (when the video says it is interlaced), ``"on"`` or
+                ``"off"``: rebuild interlaced frames with FFmpeg's ``bwdif`` before the
+                model sees them (``FrameSampler``'s ``deinterlace``).
             max_new_tokens: Longest answer, in tokens.
             caption_max_new_tokens: Longest caption, in tokens.
 
@@ -409,6 +420,10 @@ class VideoQA:
         """
         path = os.fspath(video)
         questions = _clean_questions(questions)
+        if deinterlace not in DEINTERLACE_MODES:
+            raise ConfigError(
+                None, f"must be auto, on or off, got {deinterlace!r}", setting="deinterlace"
+            )
         if not questions and not captions:
             raise ConfigError(path, "nothing to do: no questions and no captions asked for")
         for setting, tokens in (
@@ -452,6 +467,7 @@ class VideoQA:
             captioning=captioning,
             stream=stream if stream is not None else info.video_stream,
             clip_batch_size=self.clip_batch_size,
+            deinterlace=deinterlace,
         )
 
     def ask(
@@ -465,6 +481,7 @@ class VideoQA:
         end: float | None = None,
         frames_per_clip: int | None = None,
         stream: int | None = None,
+        deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Answer ``questions`` clip by clip, lazily, like faster-whisper's ``transcribe``.
@@ -474,6 +491,7 @@ class VideoQA:
             questions: Questions asked of every clip, each answered on its own.
             clip_length, stride, start, end, frames_per_clip, stream: Which clips, and how
                 many frames of each the model sees: as in ``plan``.
+            deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest answer, in tokens.
 
         Returns:
@@ -494,6 +512,7 @@ class VideoQA:
             end=end,
             frames_per_clip=frames_per_clip,
             stream=stream,
+            deinterlace=deinterlace,
             max_new_tokens=max_new_tokens,
         )
         return job.results(), job.info
@@ -508,6 +527,7 @@ class VideoQA:
         end: float | None = None,
         frames_per_clip: int | None = None,
         stream: int | None = None,
+        deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Caption the video clip by clip, lazily, with the caption model.
@@ -516,6 +536,7 @@ class VideoQA:
             video: The video file.
             clip_length, stride, start, end, frames_per_clip, stream: Which clips, and how
                 many frames of each the model sees: as in ``plan``.
+            deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest caption, in tokens.
 
         Returns:
@@ -534,6 +555,7 @@ class VideoQA:
             end=end,
             frames_per_clip=frames_per_clip,
             stream=stream,
+            deinterlace=deinterlace,
             caption_max_new_tokens=max_new_tokens,
         )
         return job.results(), job.info
@@ -550,6 +572,7 @@ class VideoQA:
         end: float | None = None,
         frames_per_clip: int | None = None,
         stream: int | None = None,
+        deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
         progress: ProgressCallback | None = None,
@@ -561,6 +584,7 @@ class VideoQA:
             questions, captions: What to do with every clip: as in ``plan``.
             clip_length, stride, start, end, frames_per_clip, stream: Which clips, and how
                 many frames of each the model sees: as in ``plan``.
+            deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest answer, in tokens.
             caption_max_new_tokens: Longest caption, in tokens.
             progress: Called as ``progress(clips_done, clips_total)`` after each clip.
@@ -578,6 +602,7 @@ class VideoQA:
             end=end,
             frames_per_clip=frames_per_clip,
             stream=stream,
+            deinterlace=deinterlace,
             max_new_tokens=max_new_tokens,
             caption_max_new_tokens=caption_max_new_tokens,
         )

@@ -14,8 +14,17 @@ from pathlib import Path
 import click
 import cv2
 
-from videoqa.errors import OutputError
-from videoqa.media import DEFAULT_MAX_PIXELS, FrameSampler, StreamInfo, VideoInfo, probe
+from videoqa.deinterlace import DEINTERLACE_MODES
+from videoqa.errors import NoVideoStreamError, OutputError
+from videoqa.media import (
+    DEFAULT_MAX_PIXELS,
+    FrameSampler,
+    MediaInfo,
+    StreamInfo,
+    VideoInfo,
+    describe,
+    probe,
+)
 from videoqa.pathnames import readable
 
 _WRITE_BATCH = 32
@@ -40,6 +49,14 @@ _stream_option = click.option(
     default=None,
     help="Index of the video stream to use [default: the best one, as FFmpeg picks it].",
 )
+_deinterlace_option = click.option(
+    "--deinterlace",
+    type=click.Choice(DEINTERLACE_MODES),
+    default="auto",
+    show_default=True,
+    help="Rebuild interlaced frames with FFmpeg's bwdif (auto: when the video says it is "
+    "interlaced; one frame out per frame in, times unchanged).",
+)
 _max_pixels_option = click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
@@ -55,55 +72,176 @@ _max_pixels_option = click.option(
 @_max_pixels_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info_command(video: Path, stream: int | None, max_pixels: int, as_json: bool) -> None:
-    """Describe VIDEO: container, duration, start time and every stream."""
-    video_info = probe(video, stream=stream, max_pixels=max_pixels)
+    """Describe VIDEO: container, durations, start time and every stream.
+
+    A file without a video stream (audio only) is described too, with a note that there is
+    nothing to caption in it.
+    """
+    media_info: VideoInfo | MediaInfo
+    try:
+        media_info = probe(video, stream=stream, max_pixels=max_pixels)
+    except NoVideoStreamError:
+        media_info = describe(video)
     if as_json:
-        click.echo(json.dumps(video_info.to_dict(), indent=2))
+        click.echo(json.dumps(media_info.to_dict(), indent=2))
+    elif isinstance(media_info, VideoInfo):
+        click.echo(_info_table(media_info))
     else:
-        click.echo(_info_table(video_info))
+        click.echo(_media_table(media_info))
 
 
 def _info_table(info: VideoInfo) -> str:
+    used = info.streams[info.video_stream]
+    if info.duration_source == "container":
+        source = f"the container's (video stream {info.video_stream} declares none)"
+    else:
+        source = f"video stream {info.video_stream}'s"
+    interlaced = "interlaced (deinterlaced by default)" if info.interlaced else "progressive"
     lines = [
         f"file        {readable(info.path)}",
-        f"format      {info.format_name}",
-        f"duration    {info.duration:.3f} s (start time {info.start_time:.3f} s)",
-        f"video       stream {info.video_stream}: {info.width}x{info.height} upright, "
-        f"{info.fps:.3f} fps, {info.frame_count if info.frame_count else 'unknown'} frames",
-        "streams",
+        f"format      {info.format_name}{_bit_rate(info.bit_rate, ', ')}",
+        f"duration    {_duration(info.duration)}, {source}: the timeline (clips end there)",
+        f"container   {_duration(info.container_duration)}, start time "
+        f"{info.start_time:.3f} s{_longest(info.streams, info.container_duration)}",
+        f"video       stream {info.video_stream}: {info.width}x{info.height} upright"
+        f"{_aspect(used)}, {info.fps:.3f} fps, "
+        f"{info.frame_count if info.frame_count else 'unknown'} frames, {interlaced}",
     ]
-    for stream in info.streams:
+    return "\n".join(lines + _tags_and_streams(info.tags, info.streams, info))
+
+
+def _media_table(info: MediaInfo) -> str:
+    lines = [
+        f"file        {readable(info.path)}",
+        f"format      {info.format_name}{_bit_rate(info.bit_rate, ', ')}",
+        f"duration    {_duration(info.duration)} (the container's), start time "
+        f"{info.start_time:.3f} s{_longest(info.streams, info.duration)}",
+        f"note        {info.note}",
+    ]
+    return "\n".join(lines + _tags_and_streams(info.tags, info.streams, None))
+
+
+def _tags_and_streams(
+    tags: dict[str, str], streams: tuple[StreamInfo, ...], info: VideoInfo | None
+) -> list[str]:
+    lines = [f"tags        {_tags(tags)}"] if tags else []
+    lines.append("streams")
+    for stream in streams:
         marks = []
-        if stream.index == info.default_video_stream:
+        if info is not None and stream.index == info.default_video_stream:
             marks.append("default")
-        if stream.index == info.video_stream:
+        if info is not None and stream.index == info.video_stream:
             marks.append("used")
         suffix = f"  [{', '.join(marks)}]" if marks else ""
-        lines.append(f"  #{stream.index:<2} {stream.kind:<9} {_stream_summary(stream)}{suffix}")
-    return "\n".join(lines)
+        first, *more = _stream_lines(stream)
+        lines.append(f"  #{stream.index:<2} {stream.kind:<9} {first}{suffix}")
+        lines.extend(f"{'':15}{line}" for line in more)
+    return lines
 
 
-def _stream_summary(stream: StreamInfo) -> str:
-    parts = [stream.codec or "unknown codec"]
+def _stream_lines(stream: StreamInfo) -> list[str]:
+    """A stream in two or three lines: what it is; how it looks or sounds; where it is from."""
+    codec = stream.codec or "unknown codec"
+    parts = [f"{codec} ({stream.profile})" if stream.profile else codec]
+    details = []
     if stream.kind == "video":
         parts.append(f"{stream.width}x{stream.height}")
         if stream.rotation:
-            parts.append(
-                f"rotation {stream.rotation} (upright {stream.upright_width}x"
-                f"{stream.upright_height})"
-            )
+            parts.append(f"rotation {stream.rotation}")
+        if (stream.upright_width, stream.upright_height) != (stream.width, stream.height):
+            parts.append(f"shown {stream.upright_width}x{stream.upright_height}")
         if stream.average_rate:
             parts.append(f"{stream.average_rate:.3f} fps")
         parts.append(f"{stream.frame_count} frames" if stream.frame_count else "frames unknown")
-        parts.append(f"{stream.pixel_format} ({stream.bit_depth}-bit)")
+        details.append(f"{stream.pixel_format} ({_picture(stream)})")
+        details.append(f"SAR {stream.sample_aspect_ratio or '1:1 (none declared)'}")
+        details.append(f"DAR {stream.display_aspect_ratio}")
     elif stream.kind == "audio":
-        parts.append(f"{stream.sample_rate} Hz, {stream.channels} ch")
-    if stream.duration is not None:
-        parts.append(f"{stream.duration:.3f} s")
-    parts.append(f"time base {stream.time_base}")
-    if stream.language:
-        parts.append(stream.language)
+        layout = f"{stream.channel_layout} " if stream.channel_layout else ""
+        parts.append(f"{stream.sample_rate} Hz, {layout}({stream.channels} ch)")
+    if stream.bit_rate:
+        parts.append(_bit_rate(stream.bit_rate))
+    parts.append(_duration(stream.duration))
+    origin = [f"time base {stream.time_base}"]
+    for name, value in (
+        ("language", stream.language),
+        ("title", stream.title),
+        ("created", stream.creation_time),
+    ):
+        if value:
+            origin.append(f"{name} {value}")
+    return [", ".join(parts)] + ([", ".join(details)] if details else []) + [", ".join(origin)]
+
+
+def _duration(seconds: float | None) -> str:
+    """``13.013 s (00:00:13.013)``; ``unknown`` when there is none."""
+    if seconds is None:
+        return "duration unknown"
+    millis = round(seconds * 1000)
+    sign = "-" if millis < 0 else ""
+    hours, rest = divmod(abs(millis), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    clock = f"{sign}{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+    return f"{seconds:.3f} s ({clock})"
+
+
+def _picture(stream: StreamInfo) -> str:
+    """Bit depth, colour and field order as ``ffmpeg -i`` shows them: ``8-bit, tv, bt709,
+    progressive``; matrix/primaries/transfer spelt out when they differ."""
+    parts = [f"{stream.bit_depth}-bit"]
+    if stream.color_range:
+        parts.append(stream.color_range)
+    colours = [stream.color_space, stream.color_primaries, stream.color_transfer]
+    if len(set(colours)) == 1 and colours[0]:
+        parts.append(colours[0])
+    elif any(colours):
+        parts.append("/".join(colour or "unspecified" for colour in colours))
+    else:
+        parts.append("colours unspecified")
+    parts.append(_FIELD_ORDER_WORDS.get(stream.field_order or "", "field order unknown"))
     return ", ".join(parts)
+
+
+_FIELD_ORDER_WORDS = {
+    "progressive": "progressive",
+    "tt": "interlaced, top first",
+    "bb": "interlaced, bottom first",
+    "tb": "interlaced, top coded first (swapped)",
+    "bt": "interlaced, bottom coded first (swapped)",
+}
+"""ffprobe's field order names as ``ffmpeg -i`` words them."""
+
+
+def _longest(streams: tuple[StreamInfo, ...], container: float | None) -> str:
+    """``; longest stream #2 subtitle, 16.570 s`` when a stream outlasts the container's
+    duration (FFmpeg leaves long subtitle streams out of it)."""
+    timed = [stream for stream in streams if stream.duration is not None]
+    if not timed or container is None:
+        return ""
+    longest = max(timed, key=lambda stream: stream.duration or 0.0)
+    if (longest.duration or 0.0) <= container + 0.0005:
+        return ""
+    return f"; longest stream #{longest.index} {longest.kind}, {longest.duration:.3f} s"
+
+
+def _bit_rate(bits_per_second: int | None, prefix: str = "") -> str:
+    if not bits_per_second:
+        return ""
+    if bits_per_second < 10_000:
+        return f"{prefix}{bits_per_second} b/s"
+    return f"{prefix}{bits_per_second / 1000:.0f} kb/s"
+
+
+def _aspect(stream: StreamInfo) -> str:
+    """`` (SAR 64:45, DAR 16:9)`` for non-square pixels: why the upright size is not stored one."""
+    sar = stream.sample_aspect_ratio
+    if not sar or sar == "1:1":
+        return ""
+    return f" (SAR {sar}, DAR {stream.display_aspect_ratio})"
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return ", ".join(f"{key}={readable(str(value))}" for key, value in tags.items())
 
 
 @click.command("frames")
@@ -126,9 +264,11 @@ def _stream_summary(stream: StreamInfo) -> str:
     "--size",
     callback=_parse_size,
     default=None,
-    help="WIDTHxHEIGHT of the written frames, upright [default: the video's size].",
+    help="WIDTHxHEIGHT of the written frames, upright [default: the size a player shows: "
+    "square pixels, rotation applied].",
 )
 @_stream_option
+@_deinterlace_option
 @_max_pixels_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def frames_command(
@@ -138,6 +278,7 @@ def frames_command(
     out_dir: Path,
     size: tuple[int, int] | None,
     stream: int | None,
+    deinterlace: str,
     max_pixels: int,
     as_json: bool,
 ) -> None:
@@ -148,7 +289,9 @@ def frames_command(
         raise click.BadParameter("times must be finite numbers", param_hint="--at")
     # Opening decodes the first frame: a file that cannot be used fails before anything is
     # written.
-    with FrameSampler(video, stream=stream, size=size, max_pixels=max_pixels) as sampler:
+    with FrameSampler(
+        video, stream=stream, size=size, max_pixels=max_pixels, deinterlace=deinterlace
+    ) as sampler:
         times = list(at_times) if every is None else _every(every, sampler.info.duration)
         written = []
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,6 +309,7 @@ def frames_command(
             "decoded_frames": sampler.decoded_frames,
             "seeks": sampler.seeks,
             "restarts": sampler.restarts,
+            "deinterlaced": sampler.deinterlacing,
         }
     if as_json:
         click.echo(json.dumps(summary, indent=2))

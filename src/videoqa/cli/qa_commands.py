@@ -16,6 +16,7 @@ import click
 
 from videoqa.cli import error_line
 from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, Interrupts, RunProgress, say
+from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
 from videoqa.pathnames import readable
 
@@ -44,6 +45,10 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "3 for image checkpoints, which vote]."),
         click.option("--stream", type=click.IntRange(min=0), default=None,
                      help="Index of the video stream [default: the best one]."),
+        click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="auto",
+                     show_default=True,
+                     help="Rebuild interlaced frames (FFmpeg's bwdif) before the model sees "
+                          "them; auto: when the video says it is interlaced."),
         click.option("--revision", default=None, help="Branch, tag or commit of --model."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model runs (auto: a GPU when there is one)."),

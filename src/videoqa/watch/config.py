@@ -26,6 +26,8 @@ DEFAULT_EXTENSIONS = (
 """File suffixes the daemon treats as videos (case-insensitive); ``[]`` in the config means any."""
 
 SIDECAR_FORMATS = ("json", "srt", "vtt")
+DEINTERLACE_MODES = ("auto", "on", "off")
+"""``deinterlace`` values (``videoqa.deinterlace``'s, repeated: reading a config needs no av)."""
 
 
 def default_jobstore_path() -> Path:
@@ -48,6 +50,7 @@ class FolderSettings:
     clip_length: float = 5.0
     stride: float | None = None
     frames_per_clip: int | None = None
+    deinterlace: str = "auto"
     max_new_tokens: int | None = None
     caption_max_new_tokens: int | None = None
     max_pixels: int | None = None
@@ -101,7 +104,7 @@ _FOLDER_KEYS = {
     "threads": int, "clip_length": float, "stride": float, "frames_per_clip": int,
     "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
-    "recursive": bool, "processor": str,
+    "recursive": bool, "processor": str, "deinterlace": str,
 }  # fmt: skip
 
 
@@ -139,6 +142,8 @@ def _folder_fields(where: str, table: Mapping[str, Any], base: Path) -> dict[str
             if unknown:
                 raise ConfigError(where, f"unknown sidecar format(s) {unknown}")
             value = tuple(value)
+        elif key == "deinterlace" and value not in DEINTERLACE_MODES:
+            raise ConfigError(where, f"'deinterlace' must be auto, on or off, got {value!r}")
         elif key == "extensions":
             value = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in value)
         elif isinstance(value, list):

@@ -83,7 +83,9 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
             options["caption_model"] = settings.caption_model
         _pipelines.clear()  # one set of models per worker: memory stays bounded
         pipeline = _pipelines[key] = VideoQA(settings.model, **options)
-    clip_options: dict[str, Any] = {"clip_length": settings.clip_length}
+    clip_options: dict[str, Any] = {
+        "clip_length": settings.clip_length, "deinterlace": settings.deinterlace
+    }
     for name in ("stride", "frames_per_clip", "max_new_tokens", "caption_max_new_tokens"):
         if getattr(settings, name) is not None:
             clip_options[name] = getattr(settings, name)
