@@ -235,7 +235,12 @@ def test_a_second_daemon_on_the_same_job_store_is_refused(
     try:
         wait_alive(lambda: "watching" in first_log.read_text(), first, first_log)
         second = start_daemon(config_path, watched, second_log)
-        assert second.wait(60) == 1
+        try:
+            assert second.wait(60) == 1
+        finally:  # not refused (a regression): it must not outlive the test
+            if second.poll() is None:
+                second.kill()
+                second.wait()
         store = tmp_path / "state" / "jobs.sqlite"
         assert second_log.read_text() == (
             f"videoqa: error: {store}: in use by another videoqa watch (pid {first.pid}); "
