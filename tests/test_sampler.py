@@ -191,8 +191,10 @@ def test_a_file_cut_inside_a_keyframe_gives_the_frames_before_it(tmp_path):
     with FrameSampler(cut, size=(64, 48)) as sampler:
         frames = sampler.sample([0.5, 1.5, 0.9])
         end = sampler.decodable_end
-    assert end == pytest.approx(float(frame_times[24]))
-    assert [read_index(frame.rgb) for frame in frames] == [12, 23, 21]
+    # Frame 23 decodes or not, by FFmpeg release (frame threads drop it with the bad packet).
+    last = round(end * 24) - 1 if end is not None else None
+    assert last in (22, 23) and end == pytest.approx(float(frame_times[last + 1]))
+    assert [read_index(frame.rgb) for frame in frames] == [12, last, 21]
     assert [frame.past_end for frame in frames] == [False, True, False]
 
 
