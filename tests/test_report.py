@@ -75,7 +75,7 @@ def test_json_form_holds_the_documented_keys():
     assert (data["video"]["width"], data["video"]["height"]) == (320, 240)
     assert data["model"] == {
         "id": "microsoft/git-base-vqav2", "revision": "main", "kind": "image",
-        "frames_per_clip": 3, "frame_size": [480, 480],
+        "frames_per_clip": 3, "frame_size": [480, 480], "fit": None,
     }
     clip = data["clips"][0]
     assert clip["frame_times"] == [0.8333, 2.5, 4.1667]

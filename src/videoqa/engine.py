@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from videoqa.errors import ConfigError, ModelError
+from videoqa.fit import FITS, check_fit
 from videoqa.models import (
     Checkpoint,
     choose_device,
@@ -44,6 +45,9 @@ logger = logging.getLogger("videoqa.engine")
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+FIT_KEY = "videoqa_fit"
+"""``preprocessor_config.json`` key naming a checkpoint's default fit (``crop`` without it)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,12 @@ class FramePreprocessing:
     :meth:`frame_size`), so only the centre crop and the normalisation remain here; a frame of
     another size is resized with OpenCV first. Both forms of ``size`` are read:
     ``{"shortest_edge": S}`` (short side to S, then centre crop) and ``{"height", "width"}``.
+
+    With the ``pad`` fit the processor's resize and crop are replaced: the frame is scaled to fit
+    inside the model's input (:meth:`letterbox_size`, again while decoding) and centred on
+    black, so nothing of a widescreen or vertical frame is cut off. Black, not the checkpoint's
+    mean colour: letterboxed video already looks like that (films on television, 4:3 material
+    in 16:9 streams), so a letterbox in the file looks the same as one added here.
     """
 
     shortest_edge: int | None
@@ -93,6 +103,10 @@ class FramePreprocessing:
     rescale_factor: float | None
     mean: tuple[float, ...] | None  # per channel (R, G, B)
     std: tuple[float, ...] | None
+    model_input: tuple[int, int] | None = None
+    """(height, width) the model takes, which ``pad`` fills; ``None``: the crop size."""
+    default_fit: str = "crop"
+    """The fit used when none is asked for (``videoqa_fit`` in the processor config)."""
 
     @classmethod
     def from_config(cls, config: dict, *, image_size: int) -> FramePreprocessing:
@@ -118,10 +132,21 @@ class FramePreprocessing:
         if config.get("do_normalize", True):
             mean = tuple(float(v) for v in config.get("image_mean", OPENAI_CLIP_MEAN))
             std = tuple(float(v) for v in config.get("image_std", OPENAI_CLIP_STD))
-        return cls(shortest_edge, resize_to, crop, rescale, mean, std)
+        default_fit = config.get(FIT_KEY, "crop")
+        if default_fit not in FITS:
+            raise ModelError(None, f"preprocessor {FIT_KEY} {default_fit!r} is not one of {FITS}")
+        model_input = crop or resize_to or (image_size, image_size)
+        return cls(shortest_edge, resize_to, crop, rescale, mean, std, model_input, default_fit)
 
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) a frame of this size is resized to before the crop (as the processor)."""
+    def check_fit(self, fit: str | None) -> str:
+        """``fit``, or the checkpoint's default for ``None``; ``ConfigError`` when unknown."""
+        return check_fit(fit) or self.default_fit
+
+    def frame_size(self, width: int, height: int, fit: str | None = None) -> tuple[int, int]:
+        """(width, height) a frame of this size is resized to: for ``crop`` the processor's
+        resize (before its crop), for ``pad`` the :meth:`letterbox_size`."""
+        if self.check_fit(fit) == "pad":
+            return self.letterbox_size(width, height)
         if self.shortest_edge is not None:
             short, long = (width, height) if width <= height else (height, width)
             new_long = int(self.shortest_edge * long / short)
@@ -132,17 +157,51 @@ class FramePreprocessing:
             return self.resize_to[1], self.resize_to[0]
         return width, height
 
-    def output_size(self, width: int, height: int) -> tuple[int, int]:
+    def letterbox_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the whole frame scaled to fit inside the model's input."""
+        box_height, box_width = self._box()
+        scale = min(box_width / width, box_height / height)
+        return (
+            max(1, min(box_width, round(width * scale))),
+            max(1, min(box_height, round(height * scale))),
+        )
+
+    def letterbox(self, rgb: np.ndarray) -> np.ndarray:
+        """The whole frame centred on black in the model's input (resized first if need be)."""
+        height, width = rgb.shape[:2]
+        target = self.letterbox_size(width, height)
+        if target != (width, height):
+            shrinking = target[0] * target[1] < width * height
+            rgb = cv2.resize(
+                rgb, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+            )
+        box_height, box_width = self._box()
+        if (box_height, box_width) == rgb.shape[:2]:
+            return rgb
+        boxed = np.zeros((box_height, box_width, rgb.shape[2]), dtype=rgb.dtype)
+        top, left = (box_height - target[1]) // 2, (box_width - target[0]) // 2
+        boxed[top : top + target[1], left : left + target[0]] = rgb
+        return boxed
+
+    def _box(self) -> tuple[int, int]:
+        box = self.model_input or self.crop or self.resize_to
+        if box is None:
+            raise ValueError("this preprocessing does not know the model's input size")
+        return box
+
+    def output_size(self, width: int, height: int, fit: str | None = None) -> tuple[int, int]:
         """(height, width) of the model input made from a frame of this size."""
+        if self.check_fit(fit) == "pad":
+            return self._box()
         if self.crop is not None:
             return self.crop
-        resized_width, resized_height = self.frame_size(width, height)
+        resized_width, resized_height = self.frame_size(width, height, "crop")
         return resized_height, resized_width
 
     def resize(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize to :meth:`frame_size` (a no-op for a frame the sampler already resized)."""
+        """The processor's resize (a no-op for a frame the sampler already resized)."""
         height, width = rgb.shape[:2]
-        target = self.frame_size(width, height)
+        target = self.frame_size(width, height, "crop")
         if target == (width, height):
             return rgb
         shrinking = target[0] * target[1] < width * height
@@ -165,8 +224,9 @@ class FramePreprocessing:
         top, left = (height - crop_height) // 2, (width - crop_width) // 2
         return rgb[top : top + crop_height, left : left + crop_width]
 
-    def __call__(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+    def __call__(self, frames: Sequence[np.ndarray], fit: str | None = None) -> torch.Tensor:
         """Frames (H, W, 3) uint8 RGB into a float32 (N, 3, h, w) batch of model inputs."""
+        pad = self.check_fit(fit) == "pad"
         crops = []
         for rgb in frames:
             if not (
@@ -180,7 +240,7 @@ class FramePreprocessing:
                 raise ValueError(
                     f"frames must be (height, width, 3) uint8 RGB arrays, got {shape} {dtype}"
                 )
-            crops.append(self.center_crop(self.resize(rgb)))
+            crops.append(self.letterbox(rgb) if pad else self.center_crop(self.resize(rgb)))
         sizes = {crop.shape for crop in crops}
         if len(sizes) > 1:
             raise ValueError(f"frames preprocess to different sizes {sorted(sizes)}")
@@ -297,9 +357,18 @@ class GitEngine:
             max_clips_per_batch=max_clips_per_batch,
         )
 
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+    @property
+    def default_fit(self) -> str:
+        """The checkpoint's own fit: ``crop`` unless its processor config says ``videoqa_fit``."""
+        return self.preprocessing.default_fit
+
+    def resolve_fit(self, fit: str | None) -> str:
+        """``fit`` checked (``ConfigError`` naming the setting), or :attr:`default_fit`."""
+        return self.preprocessing.check_fit(fit)
+
+    def frame_size(self, width: int, height: int, fit: str | None = None) -> tuple[int, int]:
         """(width, height) the sampler should decode a ``width`` x ``height`` video to."""
-        return self.preprocessing.frame_size(width, height)
+        return self.preprocessing.frame_size(width, height, fit)
 
     # ------------------------------------------------------------------ public API
 
@@ -309,24 +378,32 @@ class GitEngine:
         questions: Sequence[str],
         *,
         max_new_tokens: int = 20,
+        fit: str | None = None,
     ) -> list[list[Answer]]:
         """Answer every question about every clip: ``result[clip][question]``.
 
         An image checkpoint takes one frame per clip (``[[f1], [f2]]`` asks per frame); a video
         checkpoint exactly ``frames_per_clip`` frames, in time order (else ``ValueError``).
+        ``fit`` (``crop`` or ``pad``; default the checkpoint's own) says how frames go into the
+        model's square.
         """
         if not questions:
             return [[] for _ in clips]
         prompts = [
             [self.prompt_start_id, *self._question_ids(q, max_new_tokens)] for q in questions
         ]
-        return self._run(clips, prompts, max_new_tokens)
+        return self._run(clips, prompts, max_new_tokens, fit)
 
     def caption(
-        self, clips: Sequence[Sequence[np.ndarray]], *, max_new_tokens: int = 30
+        self,
+        clips: Sequence[Sequence[np.ndarray]],
+        *,
+        max_new_tokens: int = 30,
+        fit: str | None = None,
     ) -> list[Answer]:
-        """One caption per clip, generated from ``[CLS]`` alone."""
-        return [answers[0] for answers in self._run(clips, [[self.bos_token_id]], max_new_tokens)]
+        """One caption per clip, generated from ``[CLS]`` alone (``fit`` as in :meth:`answer`)."""
+        runs = self._run(clips, [[self.bos_token_id]], max_new_tokens, fit)
+        return [answers[0] for answers in runs]
 
     # ------------------------------------------------------------------ steps
 
@@ -355,15 +432,20 @@ class GitEngine:
 
     @torch.inference_mode()
     def _run(
-        self, clips: Sequence[Sequence[np.ndarray]], prompts: list[list[int]], max_new_tokens: int
+        self,
+        clips: Sequence[Sequence[np.ndarray]],
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        fit: str | None,
     ) -> list[list[Answer]]:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
         self._check_clips(clips)
+        fit = self.resolve_fit(fit)
         results: list[list[Answer]] = []
         for first in range(0, len(clips), self.max_clips_per_batch):
             batch = clips[first : first + self.max_clips_per_batch]
-            cache = self.encode(batch)
+            cache = self.encode(batch, fit=fit)
             generations = self.generate(cache, prompts, max_new_tokens=max_new_tokens)
             results.extend([self.decode(g) for g in clip] for clip in generations)
         return results
@@ -376,10 +458,12 @@ class GitEngine:
         assert isinstance(text, str)  # one sequence of ids decodes to one string
         return Answer(text=text.strip(), score=generation.score)
 
-    def pixel_values(self, clips: Sequence[Sequence[np.ndarray]]) -> torch.Tensor:
+    def pixel_values(
+        self, clips: Sequence[Sequence[np.ndarray]], *, fit: str | None = None
+    ) -> torch.Tensor:
         """Model input: (clips, C, H, W) for image models, (clips, frames, C, H, W) for video."""
         self._check_clips(clips)
-        pixels = self.preprocessing([frame for frames in clips for frame in frames])
+        pixels = self.preprocessing([frame for frames in clips for frame in frames], fit)
         if pixels.shape[-1] != self.image_size or pixels.shape[-2] != self.image_size:
             raise ValueError(
                 f"frames preprocess to {tuple(pixels.shape[-2:])}, the model takes "
@@ -390,9 +474,11 @@ class GitEngine:
         return pixels
 
     @torch.inference_mode()
-    def encode(self, clips: Sequence[Sequence[np.ndarray]]) -> ImageCache:
+    def encode(
+        self, clips: Sequence[Sequence[np.ndarray]], *, fit: str | None = None
+    ) -> ImageCache:
         """Image encoder once per frame, then the decoder over the image tokens: their K/V."""
-        pixels = self.pixel_values(clips).to(self.device, self.dtype)
+        pixels = self.pixel_values(clips, fit=fit).to(self.device, self.dtype)
         git = self.model.git
         frames = pixels.flatten(0, 1) if self.frames_per_clip else pixels
         features = self._vision_features(frames)  # (clips * frames, n, d)

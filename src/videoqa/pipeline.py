@@ -27,6 +27,7 @@ from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
+from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
 from videoqa.report import (
@@ -58,6 +59,7 @@ class ModelRole:
     engine: GitEngine
     frames_per_clip: int
     frame_size: tuple[int, int]
+    fit: str = "crop"
 
     @property
     def info(self) -> ModelInfo:
@@ -67,6 +69,7 @@ class ModelRole:
             kind=self.engine.kind,
             frames_per_clip=self.frames_per_clip,
             frame_size=self.frame_size,
+            fit=self.fit,
         )
 
 
@@ -195,7 +198,9 @@ class VideoJob:
         engine = role.engine
         max_tokens = self.sampling.max_new_tokens
         if engine.kind == "video":
-            per_clip = engine.answer(frames_per_clip, self.questions, max_new_tokens=max_tokens)
+            per_clip = engine.answer(
+                frames_per_clip, self.questions, max_new_tokens=max_tokens, fit=role.fit
+            )
             return [
                 tuple(
                     QuestionAnswer(q, a.text, a.score)
@@ -205,7 +210,9 @@ class VideoJob:
             ]
         # Image checkpoint: every frame answers on its own, then each clip votes.
         singles = [[frame] for frames in frames_per_clip for frame in frames]
-        per_frame = engine.answer(singles, self.questions, max_new_tokens=max_tokens)
+        per_frame = engine.answer(
+            singles, self.questions, max_new_tokens=max_tokens, fit=role.fit
+        )
         results = []
         offset = 0
         for clip in batch:
@@ -230,13 +237,13 @@ class VideoJob:
         engine = role.engine
         max_tokens = self.sampling.caption_max_new_tokens or DEFAULT_CAPTION_MAX_NEW_TOKENS
         if engine.kind == "video":
-            captions = engine.caption(frames_per_clip, max_new_tokens=max_tokens)
+            captions = engine.caption(frames_per_clip, max_new_tokens=max_tokens, fit=role.fit)
             return [
                 Caption(c.text, c.score, times)
                 for c, times in zip(captions, times_per_clip, strict=True)
             ]
         singles = [[frame] for frames in frames_per_clip for frame in frames]
-        per_frame = engine.caption(singles, max_new_tokens=max_tokens)
+        per_frame = engine.caption(singles, max_new_tokens=max_tokens, fit=role.fit)
         results = []
         offset = 0
         for times in times_per_clip:
@@ -305,7 +312,9 @@ class VideoQA:
 
     Checkpoints load on first use and stay loaded, so one ``VideoQA`` serves many videos.
     ``model`` answers questions; ``caption_model`` captions (either may be a hub id, a local
-    folder, or ``"demo"``).
+    folder, or ``"demo"``). ``fit`` is how frames go into the model's square unless a call says
+    otherwise: ``"crop"`` (the checkpoint's own processor), ``"pad"`` (the whole frame,
+    letterboxed), or ``None`` for each checkpoint's default (``pad`` for ``demo``, else ``crop``).
     """
 
     def __init__(
@@ -318,9 +327,11 @@ class VideoQA:
         device: str = "auto",
         dtype: str = "auto",
         clip_batch_size: int = 1,
+        fit: str | None = None,
     ) -> None:
         if clip_batch_size < 1:
             raise ValueError(f"clip_batch_size must be at least 1, got {clip_batch_size}")
+        self.fit = check_fit(fit)
         self.model = model
         self.caption_model = caption_model
         self.revision = revision
@@ -392,6 +403,7 @@ class VideoQA:
         deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
+        fit: str | None = None,
     ) -> VideoJob:
         """Probe ``video`` and plan its clips; decoding and inference wait for ``results()``.
 
@@ -411,6 +423,10 @@ class VideoQA:
                 model sees them (``FrameSampler``'s ``deinterlace``).
             max_new_tokens: Longest answer, in tokens.
             caption_max_new_tokens: Longest caption, in tokens.
+            fit: How frames go into the model's square: ``"crop"`` (the checkpoint's own
+                processor: Microsoft's cut the sides of a widescreen frame), ``"pad"`` (the
+                whole frame, letterboxed on black); ``None``: the ``VideoQA``'s ``fit``, else
+                each checkpoint's default.
 
         Raises:
             MediaError: The file cannot be used as a video (raised before any model loads).
@@ -424,6 +440,7 @@ class VideoQA:
             raise ConfigError(
                 None, f"must be auto, on or off, got {deinterlace!r}", setting="deinterlace"
             )
+        fit = check_fit(fit) or self.fit
         if not questions and not captions:
             raise ConfigError(path, "nothing to do: no questions and no captions asked for")
         for setting, tokens in (
@@ -434,8 +451,8 @@ class VideoQA:
                 raise ConfigError(None, f"must be at least 1, got {tokens}", setting=setting)
         # Probe first: a file that is not a usable video fails before any model loads.
         info = probe(path, stream=stream)
-        answering = _role(self.answer_engine, frames_per_clip, info) if questions else None
-        captioning = _role(self.caption_engine, frames_per_clip, info) if captions else None
+        answering = _role(self.answer_engine, frames_per_clip, info, fit) if questions else None
+        captioning = _role(self.caption_engine, frames_per_clip, info, fit) if captions else None
         primary = answering or captioning
         assert primary is not None
         try:
@@ -483,6 +500,7 @@ class VideoQA:
         stream: int | None = None,
         deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        fit: str | None = None,
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Answer ``questions`` clip by clip, lazily, like faster-whisper's ``transcribe``.
 
@@ -493,6 +511,7 @@ class VideoQA:
                 many frames of each the model sees: as in ``plan``.
             deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest answer, in tokens.
+            fit: ``"crop"`` or ``"pad"``: as in ``plan``.
 
         Returns:
             ``(results, info)``: an iterator of ``ClipResult`` in time order that decodes and
@@ -514,6 +533,7 @@ class VideoQA:
             stream=stream,
             deinterlace=deinterlace,
             max_new_tokens=max_new_tokens,
+            fit=fit,
         )
         return job.results(), job.info
 
@@ -529,6 +549,7 @@ class VideoQA:
         stream: int | None = None,
         deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
+        fit: str | None = None,
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Caption the video clip by clip, lazily, with the caption model.
 
@@ -538,6 +559,7 @@ class VideoQA:
                 many frames of each the model sees: as in ``plan``.
             deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest caption, in tokens.
+            fit: ``"crop"`` or ``"pad"``: as in ``plan``.
 
         Returns:
             ``(results, info)`` as ``ask`` returns them; each result has a ``caption``.
@@ -557,6 +579,7 @@ class VideoQA:
             stream=stream,
             deinterlace=deinterlace,
             caption_max_new_tokens=max_new_tokens,
+            fit=fit,
         )
         return job.results(), job.info
 
@@ -575,6 +598,7 @@ class VideoQA:
         deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
+        fit: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> Report:
         """Process one whole video and return its ``Report`` (what the daemon calls).
@@ -587,6 +611,7 @@ class VideoQA:
             deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest answer, in tokens.
             caption_max_new_tokens: Longest caption, in tokens.
+            fit: ``"crop"`` or ``"pad"``: as in ``plan``.
             progress: Called as ``progress(clips_done, clips_total)`` after each clip.
 
         Raises:
@@ -605,6 +630,7 @@ class VideoQA:
             deinterlace=deinterlace,
             max_new_tokens=max_new_tokens,
             caption_max_new_tokens=caption_max_new_tokens,
+            fit=fit,
         )
         return job.report(progress)
 
@@ -639,8 +665,14 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
     return requested or DEFAULT_IMAGE_FRAMES_PER_CLIP
 
 
-def _role(engine: GitEngine, frames_per_clip: int | None, info: VideoInfo) -> ModelRole:
-    """How many frames this engine sees per clip, and at what size the sampler decodes them."""
+def _role(
+    engine: GitEngine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
+) -> ModelRole:
+    """How many frames this engine sees per clip, how they fit its square, and at what size
+    the sampler decodes them."""
     count = frames_per_clip_for(engine, frames_per_clip)
-    width, height = engine.frame_size(info.width, info.height)
-    return ModelRole(engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)))
+    fit = engine.resolve_fit(fit)
+    width, height = engine.frame_size(info.width, info.height, fit)
+    return ModelRole(
+        engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)), fit=fit
+    )

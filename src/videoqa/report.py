@@ -142,6 +142,9 @@ class ModelInfo:
     """Frames sampled per clip for this model (a video checkpoint's own frame count)."""
     frame_size: tuple[int, int] | None = None
     """(width, height) the frames were decoded at for this model."""
+    fit: str | None = None
+    """How frames went into the model's square: ``crop`` or ``pad`` (schema 1.1; ``None`` in
+    older reports)."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,7 @@ def _model_to_dict(model: ModelInfo) -> dict[str, Any]:
         "kind": model.kind,
         "frames_per_clip": model.frames_per_clip,
         "frame_size": list(model.frame_size) if model.frame_size else None,
+        "fit": model.fit,
     }
 
 
@@ -296,6 +300,7 @@ def _model_from_dict(data: Mapping[str, Any]) -> ModelInfo:
         kind=kind,
         frames_per_clip=int(data["frames_per_clip"]),
         frame_size=(int(size[0]), int(size[1])) if size else None,
+        fit=str(fit) if (fit := data.get("fit")) is not None else None,
     )
 
 

@@ -18,6 +18,7 @@ from videoqa.cli import error_line
 from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, Interrupts, RunProgress, say
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
+from videoqa.fit import check_fit
 from videoqa.pathnames import readable
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
@@ -49,6 +50,11 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True,
                      help="Rebuild interlaced frames (FFmpeg's bwdif) before the model sees "
                           "them; auto: when the video says it is interlaced."),
+        click.option("--fit", metavar="crop|pad", default=None,
+                     help="How frames go into the model's square: crop (the checkpoint's own "
+                          "processor; Microsoft's cut the sides of widescreen video) or pad "
+                          "(the whole frame, letterboxed) [default: the checkpoint's: pad for "
+                          "demo, crop for the others]."),
         click.option("--revision", default=None, help="Branch, tag or commit of --model."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model runs (auto: a GPU when there is one)."),
@@ -85,8 +91,10 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
                 with_captions: bool, caption_model: str, max_new_tokens: int,
                 **options: Any) -> None:
     """Answer questions about each clip of VIDEO... and write sidecars with the answers."""
+    check_fit(options["fit"])  # before the models load, as every option
     models = dict(model=model, caption_model=caption_model, revision=options.pop("revision"),
-                  device=options.pop("device"), dtype=options.pop("dtype"))
+                  device=options.pop("device"), dtype=options.pop("dtype"),
+                  fit=options.pop("fit"))
     _process_all(models, videos, questions=tuple(questions), captions=with_captions,
                  max_new_tokens=max_new_tokens, **options)
 
@@ -100,9 +108,11 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
 def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
                     **options: Any) -> None:
     """Caption each clip of VIDEO... and write the captions as subtitles and JSON."""
+    check_fit(options["fit"])  # before the models load, as every option
     revision = options.pop("revision")
     models = dict(model=model, caption_model=model, revision=revision, caption_revision=revision,
-                  device=options.pop("device"), dtype=options.pop("dtype"))
+                  device=options.pop("device"), dtype=options.pop("dtype"),
+                  fit=options.pop("fit"))
     _process_all(models, videos, questions=(), captions=True,
                  caption_max_new_tokens=max_new_tokens, **options)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from videoqa.errors import ConfigError
+from videoqa.fit import FITS
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
 """The processing seam: ``module:function`` called as ``function(path, settings) -> Report``."""
@@ -51,6 +52,7 @@ class FolderSettings:
     stride: float | None = None
     frames_per_clip: int | None = None
     deinterlace: str = "auto"
+    fit: str | None = None
     max_new_tokens: int | None = None
     caption_max_new_tokens: int | None = None
     max_pixels: int | None = None
@@ -101,7 +103,7 @@ _DAEMON_KEYS = {
 }  # fmt: skip
 _FOLDER_KEYS = {
     "questions": list, "captions": bool, "model": str, "caption_model": str, "device": str,
-    "threads": int, "clip_length": float, "stride": float, "frames_per_clip": int,
+    "threads": int, "clip_length": float, "stride": float, "frames_per_clip": int, "fit": str,
     "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
     "recursive": bool, "processor": str, "deinterlace": str,
@@ -142,6 +144,8 @@ def _folder_fields(where: str, table: Mapping[str, Any], base: Path) -> dict[str
             if unknown:
                 raise ConfigError(where, f"unknown sidecar format(s) {unknown}")
             value = tuple(value)
+        elif key == "fit" and value not in FITS:
+            raise ConfigError(where, f"'fit' must be 'crop' or 'pad', got {value!r}")
         elif key == "deinterlace" and value not in DEINTERLACE_MODES:
             raise ConfigError(where, f"'deinterlace' must be auto, on or off, got {value!r}")
         elif key == "extensions":

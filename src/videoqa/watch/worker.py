@@ -86,7 +86,7 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
     clip_options: dict[str, Any] = {
         "clip_length": settings.clip_length, "deinterlace": settings.deinterlace
     }
-    for name in ("stride", "frames_per_clip", "max_new_tokens", "caption_max_new_tokens"):
+    for name in ("stride", "frames_per_clip", "fit", "max_new_tokens", "caption_max_new_tokens"):
         if getattr(settings, name) is not None:
             clip_options[name] = getattr(settings, name)
     report = pipeline.run(
