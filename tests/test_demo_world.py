@@ -46,11 +46,12 @@ def one_shape(shape: str, *, x: float = 0.5, y: float = 0.5, radius: float = 0.2
 
 
 @pytest.mark.parametrize("shape", ["circle", "square", "triangle"])
-def test_shapes_are_drawn_where_and_as_large_as_the_scene_says(shape):
-    frame = render(one_shape(shape, x=0.4, y=0.6), 0.0, 320, 240)
+@pytest.mark.parametrize(("width", "height"), [(320, 240), (240, 426)])
+def test_shapes_are_drawn_where_and_as_large_as_the_scene_says(shape, width, height):
+    frame = render(one_shape(shape, x=0.4, y=0.6), 0.0, width, height)
     red = mask_of(frame, "red")
     x, y = centroid(red)
-    side = 2 * 0.2 * 240  # the box the shape stands in, in pixels
+    side = 2 * 0.2 * min(width, height)  # the box the shape stands in: of the shorter side
     ys, xs = np.nonzero(red)
     assert xs.max() - xs.min() + 1 == pytest.approx(side, abs=2)  # round, not squeezed
     assert ys.max() - ys.min() + 1 == pytest.approx(side, abs=2)
@@ -58,7 +59,7 @@ def test_shapes_are_drawn_where_and_as_large_as_the_scene_says(shape):
     assert red.sum() == pytest.approx(expected_area, rel=0.04)
     assert x == pytest.approx(0.4, abs=0.01)
     # A triangle's area sits low in its box (apex up); the others are centred.
-    expected_y = 0.6 + (0.2 * 240 / 3) / 240 if shape == "triangle" else 0.6
+    expected_y = 0.6 + (side / 6) / height if shape == "triangle" else 0.6
     assert y == pytest.approx(expected_y, abs=0.01)
     corners = frame[[0, 0, -1, -1], [0, -1, 0, -1]]
     assert (corners == Scene(()).background).all()
@@ -114,7 +115,7 @@ def test_questions_and_captions_have_one_answer_in_the_vocabulary():
             assert set(text.replace("?", " ?").split()) <= words, text
 
 
-@pytest.mark.parametrize("aspect", [4 / 3, 16 / 9, 1.0])
+@pytest.mark.parametrize("aspect", [4 / 3, 16 / 9, 1.0, 9 / 16, 3 / 4])
 def test_random_clips_keep_shapes_apart_inside_the_frame_and_moving_far(aspect):
     rng = np.random.default_rng(int(aspect * 100))
     height = 240
@@ -136,7 +137,8 @@ def test_random_clips_keep_shapes_apart_inside_the_frame_and_moving_far(aspect):
         for actor in scene.actors:
             (x0, y0), (x1, y1) = actor.position(times[0]), actor.position(times[-1])
             assert 0.35 - 1e-9 <= abs(x1 - x0) + abs(y1 - y0) <= 0.8 + 1e-9
-            half = (actor.radius * height / width, actor.radius)
+            short = min(width, height)
+            half = (actor.radius * short / width, actor.radius * short / height)
             for x, y in ((x0, y0), (x1, y1)):
                 assert half[0] - 1e-9 <= x <= 1 - half[0] + 1e-9
                 assert half[1] - 1e-9 <= y <= 1 - half[1] + 1e-9

@@ -1,9 +1,9 @@
 """Scenes of simple moving shapes over a plain background, rendered with known ground truth.
 
-Positions are fractions of the frame's width and height and sizes fractions of its height, so
-a scene renders alike at any video size and circles stay round. A circle fills a box of
-``2 * radius * height`` pixels a side; a square fills that box; a triangle stands in it, apex
-up. All shapes of a scene move together in one
+Positions are fractions of the frame's width and height and sizes fractions of its shorter
+side, so a scene renders alike at any video size, landscape or portrait, and circles stay
+round. A circle fills a box of ``2 * radius * min(width, height)`` pixels a side; a square
+fills that box; a triangle stands in it, apex up. All shapes of a scene move together in one
 direction, each in its own lane, so they never overlap.
 """
 
@@ -36,9 +36,9 @@ DIRECTIONS: dict[str, tuple[int, int]] = {
 }
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 BACKGROUND = (36, 36, 44)
-#: Size of every shape (half its height, as a fraction of the frame height). One size makes
-#: circle, square and triangle differ clearly in area, not only in a few edge pixels, once
-#: squeezed to the model's 32x32 input.
+#: Size of every shape (half its height, as a fraction of the frame's shorter side). One size
+#: makes circle, square and triangle differ clearly in area, not only in a few edge pixels,
+#: once letterboxed into the model's 32x32 input.
 RADIUS = 0.2
 #: Movement smaller than this (fraction of the frame) between a clip's first and last frame
 #: counts as standing still.
@@ -52,7 +52,7 @@ class Actor:
     """One shape: where it is (piecewise-linear path), its colour over time, when it is there."""
 
     shape: str
-    radius: float  # half the shape's size, as a fraction of the frame height
+    radius: float  # half the shape's size, as a fraction of the frame's shorter side
     path: tuple[tuple[float, float, float], ...]  # (time, x, y) of the centre; held outside
     colors: tuple[tuple[float, str], ...]  # (from time, colour); the first also before its time
     appears: float = -math.inf
@@ -178,7 +178,7 @@ def render(
     for actor in scene.visible(time):
         x, y = actor.position(time)
         cx, cy = x * width, y * height
-        rx = ry = actor.radius * height
+        rx = ry = actor.radius * min(width, height)
         color = tuple(int(v) for v in palette[actor.color(time)])
         if actor.shape == "circle":
             center = (round(cx * scale), round(cy * scale))
@@ -218,7 +218,8 @@ def random_clip_scene(
     dx, dy = DIRECTIONS[direction]
     radius = RADIUS
     # Half extents as fractions of the width (x) and of the height (y).
-    half_along, half_across = (radius / aspect, radius) if dx else (radius, radius / aspect)
+    half_x, half_y = radius * min(1.0, 1 / aspect), radius * min(1.0, aspect)
+    half_along, half_across = (half_x, half_y) if dx else (half_y, half_x)
     if count == 1:
         lanes = [float(rng.uniform(half_across + 0.02, 1 - half_across - 0.02))]
     else:
