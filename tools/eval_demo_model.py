@@ -2,13 +2,16 @@
 
     python tools/eval_demo_model.py                       # the shipped checkpoint
     python tools/eval_demo_model.py --model /tmp/run --clips 300 --codec libx264 --codec libvpx-vp9
+    python tools/eval_demo_model.py --size 1280x720 --size 720x1280 --fit pad --codec libx265
 
-Held-out clips come from a seed the training never used. "raw" feeds the rendered 320x240
-frames straight to the engine (which resizes them); each codec writes all clips into one
-320x240 video, two seconds a clip, and reads them back the way the product does: clips planned
-by ``videoqa.clips``, frames decoded and resized by ``videoqa.media.FrameSampler``. The
-reversed check asks "which way does it move?" with the six frames in reverse order: a model
-that reads frame order answers the opposite direction.
+Held-out clips come from a seed the training never used, drawn for each video size's aspect
+ratio (``--size``, repeatable; default 320x240). "raw" feeds the rendered frames straight to
+the engine (which resizes them); each codec writes all clips into one video of that size, two
+seconds a clip, and reads them back the way the product does: clips planned by
+``videoqa.clips``, frames decoded and resized by ``videoqa.media.FrameSampler``. ``--fit``
+says how a frame goes into the model's square (default: the checkpoint's own). The reversed
+check asks "which way does it move?" with the six frames in reverse order: a model that reads
+frame order answers the opposite direction.
 """
 
 from __future__ import annotations
@@ -42,23 +45,31 @@ from videoqa.models import resolve_model
 
 WIDTH, HEIGHT = 320, 240
 SECONDS_PER_CLIP = 2.0
-#: Seed of the held-out scenes (+ --seed): the training pools use 1, 2, 1_000_003 and 1_000_004.
+#: Seed of the held-out scenes (+ --seed): the training pools used 1, 2, 3 and 1_000_003 to
+#: 1_000_005.
 HELD_OUT_SEED = 7_777_777
 
 
-def score(engine: GitEngine, clips: Sequence[Sequence[np.ndarray]], truths: Sequence[ClipTruth]):
+def score(
+    engine: GitEngine,
+    clips: Sequence[Sequence[np.ndarray]],
+    truths: Sequence[ClipTruth],
+    fit: str | None = None,
+):
     """Accuracy per question kind, caption exact match and the reversed-direction rates."""
     right: dict[str, list[bool]] = defaultdict(list)
     reversed_same, reversed_opposite = [], []
-    captions = engine.caption(list(clips))
+    captions = engine.caption(list(clips), fit=fit)
     for frames, truth, caption in zip(clips, truths, captions, strict=True):
         right["caption"].append(caption.text == caption_of(truth))
         questions = questions_for(truth)
-        answers = engine.answer([frames], [q.text for q in questions])[0]
+        answers = engine.answer([frames], [q.text for q in questions], fit=fit)[0]
         for question, answer in zip(questions, answers, strict=True):
             right[question.kind].append(answer.text == question.answer)
         if truth.direction is not None:
-            backwards = engine.answer([list(frames)[::-1]], ["which way does it move?"])[0][0]
+            backwards = engine.answer(
+                [list(frames)[::-1]], ["which way does it move?"], fit=fit
+            )[0][0]
             reversed_same.append(backwards.text == truth.direction)
             reversed_opposite.append(backwards.text == OPPOSITE[truth.direction])
     result = {kind: float(np.mean(right[kind])) for kind in (*QUESTION_KINDS, "caption")}
@@ -68,20 +79,47 @@ def score(engine: GitEngine, clips: Sequence[Sequence[np.ndarray]], truths: Sequ
     return result
 
 
-def encoded_clips(scenes, codec: str, folder: Path, frames_per_clip: int, engine: GitEngine):
+def encoded_clips(
+    scenes,
+    codec: str,
+    folder: Path,
+    engine: GitEngine,
+    *,
+    size: tuple[int, int],
+    fit: str | None,
+    seed: int,
+):
     """Write every held-out scene into one video and read the clips back as the product does."""
+    width, height = size
     sequence = in_sequence([scene for scene, _ in scenes], seconds_each=SECONDS_PER_CLIP)
     suffix = ".webm" if "vpx" in codec else ".mp4"
-    path = folder / f"held_out_{codec}{suffix}"
+    path = folder / f"held_out_seed{seed}_{len(scenes)}_{codec}_{width}x{height}{suffix}"
     duration = len(scenes) * SECONDS_PER_CLIP
-    write_scene_video(path, sequence, duration=duration, width=WIDTH, height=HEIGHT, codec=codec)
+    if not path.exists():  # a --videos folder keeps them for the next run (same seed)
+        partial = path.with_name(f"partial_{path.name}")
+        write_scene_video(
+            partial, sequence, duration=duration, width=width, height=height, codec=codec
+        )
+        partial.rename(path)
+    frames_per_clip = engine.frames_per_clip or 1
     plan = plan_clips(duration, frames_per_clip=frames_per_clip, clip_length=SECONDS_PER_CLIP)
     clips, truths = [], []
-    with FrameSampler(path, size=engine.frame_size(WIDTH, HEIGHT)) as sampler:
+    with FrameSampler(path, size=engine.frame_size(width, height, fit=fit)) as sampler:
         for clip in plan:
             clips.append([frame.rgb for frame in sampler.sample(clip.frame_times)])
             truths.append(sequence.truth(clip.frame_times))
     return clips, truths, path.stat().st_size
+
+
+def video_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (``1280x720``) as a pair of even integers."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT") from None
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be even, at least 16")
+    return width, height
 
 
 def main() -> None:
@@ -90,39 +128,59 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--codec", action="append", help="libx264 (default), libvpx-vp9, ...")
+    parser.add_argument(
+        "--size", type=video_size, action="append", help="WIDTHxHEIGHT (default 320x240)"
+    )
+    parser.add_argument("--fit", choices=("crop", "pad"), default=None,
+                        help="how frames go into the model's square (default: the checkpoint's)")
+    parser.add_argument("--no-raw", action="store_true", help="only the encoded videos")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--videos", type=Path, default=None,
+        help="keep the encoded held-out videos here and reuse them (default: a temporary folder)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     engine = GitEngine.load(resolve_model(args.model), device="cpu")
+    fit = engine.resolve_fit(args.fit)
     frames_per_clip = engine.frames_per_clip or 1
-    rng = np.random.default_rng(HELD_OUT_SEED + args.seed)
-    scenes = [
-        random_clip_scene(rng, frames=frames_per_clip, aspect=WIDTH / HEIGHT)
-        for _ in range(args.clips)
-    ]
     results: dict[str, dict] = {}
-    started = time.monotonic()
-    raw = [[render(scene, t, WIDTH, HEIGHT) for t in times] for scene, times in scenes]
-    results["raw"] = score(engine, raw, [scene.truth(times) for scene, times in scenes])
-    print(f"raw frames: {time.monotonic() - started:.0f} s", flush=True)
-    with tempfile.TemporaryDirectory() as folder:
-        for codec in args.codec or ["libx264"]:
+    for width, height in args.size or [(WIDTH, HEIGHT)]:
+        rng = np.random.default_rng(HELD_OUT_SEED + args.seed)
+        scenes = [
+            random_clip_scene(rng, frames=frames_per_clip, aspect=width / height)
+            for _ in range(args.clips)
+        ]
+        if not args.no_raw:
             started = time.monotonic()
-            clips, truths, size = encoded_clips(
-                scenes, codec, Path(folder), frames_per_clip, engine
-            )
-            results[codec] = score(engine, clips, truths)
-            results[codec]["video_bytes"] = size
-            print(f"{codec}: {time.monotonic() - started:.0f} s", flush=True)
+            raw = [[render(scene, t, width, height) for t in times] for scene, times in scenes]
+            truths = [scene.truth(times) for scene, times in scenes]
+            results[f"{width}x{height} raw"] = score(engine, raw, truths, fit)
+            del raw  # 200 clips of 720p frames are 3 GB
+            print(f"{width}x{height} raw frames: {time.monotonic() - started:.0f} s", flush=True)
+        with tempfile.TemporaryDirectory() as temporary:
+            folder = args.videos or Path(temporary)
+            folder.mkdir(parents=True, exist_ok=True)
+            for codec in args.codec or ["libx264"]:
+                started = time.monotonic()
+                clips, truths, size = encoded_clips(
+                    scenes, codec, folder, engine, size=(width, height), fit=fit, seed=args.seed
+                )
+                name = f"{width}x{height} {codec}"
+                results[name] = score(engine, clips, truths, fit)
+                results[name]["video_bytes"] = size
+                print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
 
     columns = (*QUESTION_KINDS, "caption", "reversed_still_correct", "reversed_flipped")
-    print(f"{args.clips} held-out clips ({WIDTH}x{HEIGHT}), model {args.model}")
-    print(f"{'input':<12}" + "".join(f"{c[:14]:>15}" for c in columns))
+    print(f"{args.clips} held-out clips per size, model {args.model}, fit {fit}")
+    print(f"{'input':<22}" + "".join(f"{c[:14]:>15}" for c in columns))
     for name, result in results.items():
-        print(f"{name:<12}" + "".join(f"{result[c]:>15.3f}" for c in columns))
+        print(f"{name:<22}" + "".join(f"{result[c]:>15.3f}" for c in columns))
     if args.json:
-        args.json.write_text(json.dumps({"clips": args.clips, "results": results}, indent=2))
+        summary = {"clips": args.clips, "model": args.model, "fit": fit, "results": results}
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
