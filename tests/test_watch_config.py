@@ -108,3 +108,19 @@ def test_deinterlace_is_a_folder_setting(tmp_path):
     assert load_config(write(tmp_path, text)).folders[0].deinterlace == "auto"
     with pytest.raises(ConfigError, match="'deinterlace' must be auto, on or off, got 'yes'"):
         load_config(write(tmp_path, text + "deinterlace = 'yes'\n"))
+
+
+def test_a_folder_may_ask_for_every_sidecar_format_the_cli_writes(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    config = load_config(write(tmp_path, """
+[[folders]]
+path = "a"
+formats = ["txt", "json"]
+[[folders]]
+path = "b"
+formats = ["all"]
+"""))  # fmt: skip
+    first, second = config.folders
+    assert first.formats == ("txt", "json")
+    assert set(second.formats) == {"json", "srt", "vtt", "txt"}

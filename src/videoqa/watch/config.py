@@ -16,6 +16,7 @@ from typing import Any
 
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
+from videoqa.sidecars import DEFAULT_FORMATS, FORMATS
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
 """The processing seam: ``module:function`` called as ``function(path, settings) -> Report``."""
@@ -26,7 +27,6 @@ DEFAULT_EXTENSIONS = (
 )  # fmt: skip
 """File suffixes the daemon treats as videos (case-insensitive); ``[]`` in the config means any."""
 
-SIDECAR_FORMATS = ("json", "srt", "vtt")
 DEINTERLACE_MODES = ("auto", "on", "off")
 """``deinterlace`` values (``videoqa.deinterlace``'s, repeated: reading a config needs no av)."""
 
@@ -58,7 +58,7 @@ class FolderSettings:
     max_pixels: int | None = None
     max_duration: float | None = None
     output_dir: Path | None = None
-    formats: tuple[str, ...] = SIDECAR_FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     adapters: tuple[str, ...] = ("sidecars",)
     adapter_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
@@ -140,10 +140,10 @@ def _folder_fields(where: str, table: Mapping[str, Any], base: Path) -> dict[str
         if key == "output_dir":
             value = _resolve(base, value)
         elif key == "formats":
-            unknown = sorted(set(value) - set(SIDECAR_FORMATS))
+            unknown = sorted(set(value) - set(FORMATS) - {"all"})
             if unknown:
                 raise ConfigError(where, f"unknown sidecar format(s) {unknown}")
-            value = tuple(value)
+            value = FORMATS if "all" in value else tuple(value)
         elif key == "fit" and value not in FITS:
             raise ConfigError(where, f"'fit' must be 'crop' or 'pad', got {value!r}")
         elif key == "deinterlace" and value not in DEINTERLACE_MODES:
