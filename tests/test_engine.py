@@ -281,6 +281,28 @@ def test_pickled_weights_are_not_loaded(tiny_image_git, tmp_path):
         GitEngine.load(str(folder), device="cpu")
 
 
+def test_a_video_checkpoint_saved_before_transformers_4_57_keeps_its_frame_embeddings(
+    tiny_video_git, tmp_path
+):
+    """Microsoft's video checkpoints name the per-frame embeddings ``img_temperal_embedding``
+    (transformers' old spelling); they must load, not be drawn at random."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "old-names"
+    folder.mkdir()
+    for file in tiny_video_git.iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    weights = load_file(tiny_video_git / "model.safetensors")
+    old = {k.replace("temporal_embedding", "temperal_embedding"): v for k, v in weights.items()}
+    assert old.keys() != weights.keys()
+    save_file(old, folder / "model.safetensors", metadata={"format": "pt"})
+    engine = GitEngine.load(str(folder), device="cpu")
+    loaded = engine.model.git.img_temporal_embedding
+    for index, parameter in enumerate(loaded):
+        expected = weights[f"git.img_temporal_embedding.{index}"]
+        assert torch.equal(parameter.detach(), expected)
+
+
 def test_a_checkpoint_of_another_model_is_refused(tiny_image_git, tmp_path):
     folder = tmp_path / "bert"
     folder.mkdir()

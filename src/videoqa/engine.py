@@ -670,6 +670,13 @@ def _image_size(config: GitConfig) -> int:
     raise ModelError(None, "the checkpoint's vision_config has no square image_size")
 
 
+LEGACY_KEY_NAMES = {r"img_temperal_embedding": "img_temporal_embedding"}
+"""Weight names of checkpoints saved before transformers 4.57, which renamed the video
+checkpoints' per-frame embeddings and maps nothing from the old name: without this, the
+Microsoft video checkpoints (git-base-vatex, -msrvtt-qa) would load them as fresh random
+weights and lose the order of their frames."""
+
+
 def _load_weights_and_tokenizer(
     checkpoint: Checkpoint, dtype: torch.dtype
 ) -> tuple[GitForCausalLM, PreTrainedTokenizerBase]:
@@ -689,7 +696,12 @@ def _load_weights_and_tokenizer(
         )
     try:
         model = GitForCausalLM.from_pretrained(
-            folder, config=config, use_safetensors=True, dtype=dtype, local_files_only=True
+            folder,
+            config=config,
+            use_safetensors=True,
+            dtype=dtype,
+            local_files_only=True,
+            key_mapping=LEGACY_KEY_NAMES,
         )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, RuntimeError) as error:
