@@ -195,3 +195,20 @@ def test_a_real_process_prints_no_traceback(tmp_path):
         "(Invalid data found when processing input)"
     ]
     assert completed.stdout == "" and not out.exists()
+
+
+def test_ask_and_caption_without_torch_say_what_is_missing_in_one_line(indexed, tmp_path):
+    """The base install runs info and frames without torch; the model commands say so."""
+    hide_torch = (
+        "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
+        "from videoqa.cli import main; sys.argv[0] = 'videoqa'; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide_torch, "caption", str(indexed), "--model", "demo",
+         "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("videoqa: error: torch is not installed: ")
+    assert list(tmp_path.iterdir()) == []

@@ -177,6 +177,13 @@ def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions
 
         device = choose_device(models["device"])
         dtype = str(choose_dtype(models["dtype"], device)).removeprefix("torch.")
+    except ImportError as error:  # a base install without torch: say so, no traceback
+        click.echo("", err=True)
+        missing = error.name or "torch"
+        raise VideoQAError(
+            None, f"{missing} is not installed: ask and caption run GIT with torch and "
+            "transformers (install torch first, then videoqa; see the README's Set up)"
+        ) from None
     except BaseException:
         click.echo("", err=True)  # end the line before the error's
         raise
