@@ -244,3 +244,18 @@ def test_timeline_does_not_drift_after_recoding(variant, circle_video, tmp_path)
         str(out),
     )
     check_sidecars(video, out, expected_cues(scene, duration, offset=offset), change)
+
+
+@pytest.mark.parametrize(("width", "height"), [(640, 360), (360, 640)])
+def test_widescreen_and_vertical_video_is_captioned_whole_by_default(width, height, tmp_path):
+    """The demo checkpoint letterboxes (its default fit): a 16:9 or 9:16 video is told right,
+    and the report says how its frames were fitted."""
+    video = tmp_path / f"circle_{width}x{height}.mp4"
+    write_scene_video(video, circle_scene(), duration=DURATION, width=width, height=height)
+    out = tmp_path / "out"
+    invoke("caption", str(video), "--model", "demo", "--clip-length", str(SWEEP),
+           "--output-dir", str(out))  # fmt: skip
+    check_sidecars(video, out, expected_captions(circle_scene(), DURATION), CHANGE)
+    report = Report.load(out / f"{video.stem}.videoqa.json")
+    assert report.model.fit == "pad"
+    assert max(report.model.frame_size) == 32 and min(report.model.frame_size) == 18
