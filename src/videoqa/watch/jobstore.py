@@ -367,11 +367,7 @@ class JobStore:
                 )
             else:
                 error = f"{error} (not delivered after {tries} tries; the report is kept)"
-                db.execute(
-                    "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (readable(error), now, now, job_id),
-                )
+                _set_failed(db, job_id, error, now)
             return self.get(job_id)
 
     def kept_report(self, job_id: int) -> KeptReport | None:
@@ -410,11 +406,7 @@ class JobStore:
                     (waiting, readable(error), now + retry_delay, now, job_id),
                 )
             else:
-                db.execute(
-                    "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (readable(error), now, now, job_id),
-                )
+                _set_failed(db, job_id, error, now)
             return self.get(job_id)
 
     def drop(self, job_id: int) -> None:
@@ -460,12 +452,8 @@ class JobStore:
                 kept = self.kept_report(job.id)
                 tries = job.attempts if kept is None else kept.tries
                 if job.started_at is not None and tries >= max_attempts:
-                    error = f"{readable(job.path)}: interrupted {tries} times (daemon killed?)"
-                    db.execute(
-                        "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?,"
-                        " updated_at = ? WHERE id = ?",
-                        (error, now, now, job.id),
-                    )
+                    error = f"{job.path}: interrupted {tries} times (daemon killed?)"
+                    _set_failed(db, job.id, error, now)
                 else:
                     db.execute(
                         "UPDATE jobs SET state = ?, started_at = NULL, updated_at = ? WHERE id = ?",
@@ -599,3 +587,12 @@ def _supersede(db: sqlite3.Connection, path: str | bytes) -> None:
     db.execute(f"DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {replaced})",
                (path,))  # fmt: skip
     db.execute(f"DELETE FROM jobs WHERE {replaced}", (path,))
+
+
+def _set_failed(db: sqlite3.Connection, job_id: int, error: str, now: float) -> None:
+    """Mark a job ``failed`` for good with ``error`` (made readable: paths may not be UTF-8)."""
+    db.execute(
+        "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ?, updated_at = ?"
+        " WHERE id = ?",
+        (readable(error), now, now, job_id),
+    )
