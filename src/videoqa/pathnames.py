@@ -38,3 +38,22 @@ def dumps_json(data: Any, **options: Any) -> str:
     text = json.dumps(data, ensure_ascii=False, **options)
     # Surrogates only occur inside JSON strings, where "\udcNN" is the standard escape.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def sqlite_path(path: str | os.PathLike[str]) -> str | bytes:
+    """How a path is kept in SQLite: text when it is UTF-8, else its exact bytes (a BLOB).
+
+    A name that is not UTF-8 (``os.fsdecode`` gives lone surrogates) cannot be SQLite text;
+    its bytes can, and :func:`path_from_sqlite` turns them back into the same ``str``.
+    """
+    path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def path_from_sqlite(value: str | bytes) -> str:
+    """The path :func:`sqlite_path` stored."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from videoqa.errors import ConfigError
 from videoqa.pathnames import readable
+from videoqa.pathnames import sqlite_path as _stored
 
 if TYPE_CHECKING:
     from videoqa.watch.scanner import Identity
@@ -109,20 +110,6 @@ class KeptReport:
     """Names of the adapters still to deliver it."""
     tries: int
     """Deliveries tried so far (the one right after inference included)."""
-
-
-def _stored(path: str | os.PathLike[str]) -> str | bytes:
-    """How a path is kept in SQLite: text when it is UTF-8, else its exact bytes (a BLOB).
-
-    A name that is not UTF-8 (``os.fsdecode`` gives lone surrogates) cannot be SQLite text;
-    its bytes can, and ``os.fsdecode`` turns them back into the same ``str`` on the way out.
-    """
-    path = os.fspath(path)
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-    return path
 
 
 def _job(row: sqlite3.Row) -> Job:
