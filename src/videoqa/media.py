@@ -344,6 +344,25 @@ class FrameSampler:
             )
         return results  # type: ignore[return-value]
 
+    def frames(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
+        """Every frame shown from ``start`` until ``end`` (timeline seconds), in order.
+
+        For passes that must see every frame (shot cut detection): each frame is decoded once,
+        none is skipped, and only the frames that fall in the range become RGB. The first is
+        the frame shown at ``start``; ``end`` (None: the end of the video) is exclusive.
+        """
+        frame: av.VideoFrame | None = self._frame_at(self._target_pts(start))
+        self._skip_nonref_before = None  # every frame from here on is wanted
+        end_pts = None if end is None else self._target_pts(end)
+        first = True
+        while frame is not None and (first or end_pts is None or _pts(frame) < end_pts):
+            first = False
+            time = float(_pts(frame) * self._time_base - self._start)
+            yield Frame(time, time, _pts(frame), self._time_base, self._to_rgb(frame))
+            frame = self._peek()
+            if frame is not None:
+                self._current, self._next = frame, None
+
     def close(self) -> None:
         self._current = self._next = None
         self._container.close()

@@ -1,8 +1,8 @@
 """Ask questions of a video and caption it, clip by clip, lazily.
 
 ``VideoQA`` ties the steps together: probe the file (``media.probe``), plan clips
-(``clips.plan_clips``), sample each clip's frames at the model's input size
-(``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
+(``clips.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
+input size (``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
 faster-whisper's ``transcribe``, ``ask`` and ``caption`` return an iterator of results and the
 video's facts at once: nothing is decoded until the caller asks for the next clip.
 
@@ -23,7 +23,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from videoqa.clips import DEFAULT_CLIP_LENGTH, Clip, frame_times_in, plan_clips
+from videoqa.clips import (
+    DEFAULT_CLIP_LENGTH,
+    DEFAULT_MAX_CLIP,
+    DEFAULT_MIN_CLIP,
+    Clip,
+    check_clip_options,
+    frame_times_in,
+    plan_video_clips,
+)
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
@@ -404,6 +412,10 @@ class VideoQA:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
         fit: str | None = None,
+        clips: str = "fixed",
+        min_clip: float = DEFAULT_MIN_CLIP,
+        max_clip: float = DEFAULT_MAX_CLIP,
+        detector: str = "content",
     ) -> VideoJob:
         """Probe ``video`` and plan its clips; decoding and inference wait for ``results()``.
 
@@ -427,6 +439,13 @@ class VideoQA:
                 processor: Microsoft's cut the sides of a widescreen frame), ``"pad"`` (the
                 whole frame, letterboxed on black); ``None``: the ``VideoQA``'s ``fit``, else
                 each checkpoint's default.
+            clips: ``"fixed"`` (windows of ``clip_length`` every ``stride`` s) or ``"shots"``
+                (from shot cut to shot cut, found by decoding the video once at low
+                resolution with PySceneDetect: the ``shots`` extra; ``videoqa.shots``).
+            min_clip, max_clip: Shots mode: shots shorter than ``min_clip`` seconds join a
+                neighbour, longer than ``max_clip`` are split into equal parts.
+            detector: Shots mode: ``"content"`` (PySceneDetect's ``ContentDetector``) or
+                ``"adaptive"`` (``AdaptiveDetector``, steadier under camera motion).
 
         Raises:
             MediaError: The file cannot be used as a video (raised before any model loads).
@@ -441,6 +460,8 @@ class VideoQA:
                 None, f"must be auto, on or off, got {deinterlace!r}", setting="deinterlace"
             )
         fit = check_fit(fit) or self.fit
+        check_clip_options(clips, detector=detector, min_clip=min_clip, max_clip=max_clip,
+                           stride=stride)  # fmt: skip
         if not questions and not captions:
             raise ConfigError(path, "nothing to do: no questions and no captions asked for")
         for setting, tokens in (
@@ -455,29 +476,36 @@ class VideoQA:
         captioning = _role(self.caption_engine, frames_per_clip, info, fit) if captions else None
         primary = answering or captioning
         assert primary is not None
-        try:
-            clips = plan_clips(
-                info.duration,
-                frames_per_clip=primary.frames_per_clip,
-                clip_length=clip_length,
-                stride=stride,
-                start=start,
-                end=end,
-            )
-        except ValueError as error:
-            raise ConfigError(path, str(error)) from None
-        sampling = Sampling(
+        plan = plan_video_clips(
+            path,
+            info,
+            frames_per_clip=primary.frames_per_clip,
+            clips=clips,
             clip_length=clip_length,
-            stride=clip_length if stride is None else stride,
+            stride=stride,
+            start=start,
+            end=end,
+            min_clip=min_clip,
+            max_clip=max_clip,
+            detector=detector,
+            stream=stream,
+            deinterlace=deinterlace,
+        )
+        longest = max_clip if plan.mode == "shots" else clip_length  # no fixed length in shots
+        sampling = Sampling(
+            clip_length=longest,
+            stride=longest if stride is None else stride,
             start=start,
             end=info.duration if end is None else min(end, info.duration),
             max_new_tokens=max_new_tokens,
             caption_max_new_tokens=caption_max_new_tokens if captions else None,
+            clip_mode=plan.mode,
+            shots=plan.shots,
         )
         return VideoJob(
             path=path,
             info=info,
-            clips=clips,
+            clips=plan.clips,
             questions=questions,
             sampling=sampling,
             answering=answering,
@@ -501,6 +529,10 @@ class VideoQA:
         deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         fit: str | None = None,
+        clips: str = "fixed",
+        min_clip: float = DEFAULT_MIN_CLIP,
+        max_clip: float = DEFAULT_MAX_CLIP,
+        detector: str = "content",
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Answer ``questions`` clip by clip, lazily, like faster-whisper's ``transcribe``.
 
@@ -512,6 +544,7 @@ class VideoQA:
             deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest answer, in tokens.
             fit: ``"crop"`` or ``"pad"``: as in ``plan``.
+            clips, min_clip, max_clip, detector: Fixed clips or shots: as in ``plan``.
 
         Returns:
             ``(results, info)``: an iterator of ``ClipResult`` in time order that decodes and
@@ -534,6 +567,10 @@ class VideoQA:
             deinterlace=deinterlace,
             max_new_tokens=max_new_tokens,
             fit=fit,
+            clips=clips,
+            min_clip=min_clip,
+            max_clip=max_clip,
+            detector=detector,
         )
         return job.results(), job.info
 
@@ -550,6 +587,10 @@ class VideoQA:
         deinterlace: str = "auto",
         max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
         fit: str | None = None,
+        clips: str = "fixed",
+        min_clip: float = DEFAULT_MIN_CLIP,
+        max_clip: float = DEFAULT_MAX_CLIP,
+        detector: str = "content",
     ) -> tuple[Iterator[ClipResult], VideoInfo]:
         """Caption the video clip by clip, lazily, with the caption model.
 
@@ -560,6 +601,7 @@ class VideoQA:
             deinterlace: ``"auto"``, ``"on"`` or ``"off"``: as in ``plan``.
             max_new_tokens: Longest caption, in tokens.
             fit: ``"crop"`` or ``"pad"``: as in ``plan``.
+            clips, min_clip, max_clip, detector: Fixed clips or shots: as in ``plan``.
 
         Returns:
             ``(results, info)`` as ``ask`` returns them; each result has a ``caption``.
@@ -580,6 +622,10 @@ class VideoQA:
             deinterlace=deinterlace,
             caption_max_new_tokens=max_new_tokens,
             fit=fit,
+            clips=clips,
+            min_clip=min_clip,
+            max_clip=max_clip,
+            detector=detector,
         )
         return job.results(), job.info
 
@@ -599,6 +645,10 @@ class VideoQA:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         caption_max_new_tokens: int = DEFAULT_CAPTION_MAX_NEW_TOKENS,
         fit: str | None = None,
+        clips: str = "fixed",
+        min_clip: float = DEFAULT_MIN_CLIP,
+        max_clip: float = DEFAULT_MAX_CLIP,
+        detector: str = "content",
         progress: ProgressCallback | None = None,
     ) -> Report:
         """Process one whole video and return its ``Report`` (what the daemon calls).
@@ -612,6 +662,7 @@ class VideoQA:
             max_new_tokens: Longest answer, in tokens.
             caption_max_new_tokens: Longest caption, in tokens.
             fit: ``"crop"`` or ``"pad"``: as in ``plan``.
+            clips, min_clip, max_clip, detector: Fixed clips or shots: as in ``plan``.
             progress: Called as ``progress(clips_done, clips_total)`` after each clip.
 
         Raises:
@@ -631,6 +682,10 @@ class VideoQA:
             max_new_tokens=max_new_tokens,
             caption_max_new_tokens=caption_max_new_tokens,
             fit=fit,
+            clips=clips,
+            min_clip=min_clip,
+            max_clip=max_clip,
+            detector=detector,
         )
         return job.report(progress)
 

@@ -157,6 +157,21 @@ class Sampling:
     end: float
     max_new_tokens: int
     caption_max_new_tokens: int | None = None
+    clip_mode: str = "fixed"
+    """``fixed`` (windows of ``clip_length`` every ``stride`` s) or ``shots`` (schema 1.2)."""
+    shots: ShotSampling | None = None
+    """How shots were found and cut into clips, in ``shots`` mode (schema 1.2)."""
+
+
+@dataclass(frozen=True)
+class ShotSampling:
+    """Shot-aligned clips: the detector, the clip length limits and the cuts it found."""
+
+    detector: str
+    min_clip: float
+    max_clip: float
+    cuts: tuple[float, ...]
+    """Where shots begin (timeline seconds), as detected: before short shots were merged."""
 
 
 @dataclass
@@ -312,11 +327,23 @@ def _sampling_to_dict(sampling: Sampling) -> dict[str, Any]:
         "end": sampling.end,
         "max_new_tokens": sampling.max_new_tokens,
         "caption_max_new_tokens": sampling.caption_max_new_tokens,
+        "clip_mode": sampling.clip_mode,
+        "shots": _shots_to_dict(sampling.shots) if sampling.shots else None,
+    }
+
+
+def _shots_to_dict(shots: ShotSampling) -> dict[str, Any]:
+    return {
+        "detector": shots.detector,
+        "min_clip": shots.min_clip,
+        "max_clip": shots.max_clip,
+        "cuts": list(shots.cuts),
     }
 
 
 def _sampling_from_dict(data: Mapping[str, Any]) -> Sampling:
     caption_tokens = data.get("caption_max_new_tokens")
+    shots = data.get("shots")
     return Sampling(
         clip_length=float(data["clip_length"]),
         stride=float(data["stride"]),
@@ -324,6 +351,17 @@ def _sampling_from_dict(data: Mapping[str, Any]) -> Sampling:
         end=float(data["end"]),
         max_new_tokens=int(data["max_new_tokens"]),
         caption_max_new_tokens=int(caption_tokens) if caption_tokens is not None else None,
+        clip_mode=str(data.get("clip_mode", "fixed")),
+        shots=_shots_from_dict(shots) if isinstance(shots, Mapping) else None,
+    )
+
+
+def _shots_from_dict(data: Mapping[str, Any]) -> ShotSampling:
+    return ShotSampling(
+        detector=str(data["detector"]),
+        min_clip=float(data["min_clip"]),
+        max_clip=float(data["max_clip"]),
+        cuts=tuple(float(cut) for cut in data.get("cuts", ())),
     )
 
 

@@ -16,6 +16,13 @@ import click
 
 from videoqa.cli import error_line
 from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, Interrupts, RunProgress, say
+from videoqa.clips import (
+    CLIP_MODES,
+    DEFAULT_MAX_CLIP,
+    DEFAULT_MIN_CLIP,
+    DETECTORS,
+    check_clip_options,
+)
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
 from videoqa.fit import check_fit
@@ -41,6 +48,22 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Begin here (seconds from the start of the video)."),
         click.option("--end", type=click.FloatRange(min=0), default=None,
                      help="Stop here (seconds) [default: the end of the video]."),
+        click.option("--clips", type=click.Choice(CLIP_MODES), default="fixed",
+                     show_default=True,
+                     help="fixed: --clip-length windows; shots: from shot cut to shot cut "
+                          "(PySceneDetect, the shots extra; --clip-length and --stride do not "
+                          "apply)."),
+        click.option("--min-clip", type=click.FloatRange(min=0), default=DEFAULT_MIN_CLIP,
+                     show_default=True,
+                     help="With --clips shots: shorter shots join a neighbour (seconds)."),
+        click.option("--max-clip", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_MAX_CLIP, show_default=True,
+                     help="With --clips shots: longer shots are split into equal parts "
+                          "(seconds)."),
+        click.option("--detector", type=click.Choice(DETECTORS), default="content",
+                     show_default=True,
+                     help="With --clips shots: PySceneDetect's ContentDetector or "
+                          "AdaptiveDetector (steadier under camera motion)."),
         click.option("--frames-per-clip", type=click.IntRange(min=1), default=None,
                      help="Frames per clip [default: a video checkpoint's own count, "
                           "3 for image checkpoints, which vote]."),
@@ -129,6 +152,7 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     end, start = plan_options.get("end"), plan_options.get("start", 0.0)
     if end is not None and end <= start:
         raise ConfigError("--end", f"{end:g} s is not after --start {start:g} s")
+    _check_clip_options(plan_options)
     if output_dir is not None:
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +181,16 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
         click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
     if run.failed:
         click.get_current_context().exit(1)
+
+
+def _check_clip_options(plan_options: dict[str, Any]) -> None:
+    """Clip options that cannot go together, or shots without PySceneDetect: before any model
+    loads."""
+    check_clip_options(plan_options.get("clips", "fixed"),
+                       detector=plan_options.get("detector", "content"),
+                       min_clip=plan_options.get("min_clip", DEFAULT_MIN_CLIP),
+                       max_clip=plan_options.get("max_clip", DEFAULT_MAX_CLIP),
+                       stride=plan_options.get("stride"))  # fmt: skip
 
 
 def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions: bool,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from videoqa.clips import DEFAULT_MAX_CLIP, DEFAULT_MIN_CLIP, check_clip_options
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
 from videoqa.sidecars import DEFAULT_FORMATS, FORMATS
@@ -50,6 +51,10 @@ class FolderSettings:
     threads: int | None = None
     clip_length: float = 5.0
     stride: float | None = None
+    clips: str = "fixed"
+    min_clip: float = DEFAULT_MIN_CLIP
+    max_clip: float = DEFAULT_MAX_CLIP
+    detector: str = "content"
     frames_per_clip: int | None = None
     deinterlace: str = "auto"
     fit: str | None = None
@@ -106,7 +111,8 @@ _FOLDER_KEYS = {
     "threads": int, "clip_length": float, "stride": float, "frames_per_clip": int, "fit": str,
     "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
-    "recursive": bool, "processor": str, "deinterlace": str,
+    "recursive": bool, "processor": str, "deinterlace": str, "clips": str, "min_clip": float,
+    "max_clip": float, "detector": str,
 }  # fmt: skip
 
 
@@ -118,7 +124,7 @@ def _checked(where: str, key: str, value: Any, kind: type[Any]) -> Any:
         raise ConfigError(where, f"'{key}' must be {kind.__name__}, got {value!r}")
     if kind is list and not all(isinstance(item, str) for item in value):
         raise ConfigError(where, f"'{key}' must be a list of strings, got {value!r}")
-    if kind in (int, float) and value <= 0 and key not in ("retry_delay",):
+    if kind in (int, float) and value <= 0 and key not in ("retry_delay", "min_clip"):
         raise ConfigError(where, f"'{key}' must be positive, got {value!r}")
     if kind in (int, float) and value < 0:
         raise ConfigError(where, f"'{key}' must not be negative, got {value!r}")
@@ -161,6 +167,12 @@ def _settings(folder: Path, fields: Mapping[str, Any], adapter_options: dict) ->
     settings = FolderSettings(folder=folder, adapter_options=adapter_options, **fields)
     if not settings.questions and not settings.captions:
         raise ConfigError(where, "nothing to do: no questions and captions = false")
+    try:
+        check_clip_options(settings.clips, detector=settings.detector,
+                           min_clip=settings.min_clip, max_clip=settings.max_clip,
+                           stride=settings.stride)  # fmt: skip
+    except ConfigError as error:
+        raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
     if "processor" in fields and ":" not in settings.processor:
         raise ConfigError(where, "'processor' must be 'module:function'")
     return settings

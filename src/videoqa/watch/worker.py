@@ -84,7 +84,9 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
         _pipelines.clear()  # one set of models per worker: memory stays bounded
         pipeline = _pipelines[key] = VideoQA(settings.model, **options)
     clip_options: dict[str, Any] = {
-        "clip_length": settings.clip_length, "deinterlace": settings.deinterlace
+        "clip_length": settings.clip_length, "deinterlace": settings.deinterlace,
+        "clips": settings.clips, "min_clip": settings.min_clip, "max_clip": settings.max_clip,
+        "detector": settings.detector,
     }
     for name in ("stride", "frames_per_clip", "fit", "max_new_tokens", "caption_max_new_tokens"):
         if getattr(settings, name) is not None:
