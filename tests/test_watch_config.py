@@ -123,4 +123,4 @@ formats = ["all"]
 """))  # fmt: skip
     first, second = config.folders
     assert first.formats == ("txt", "json")
-    assert set(second.formats) == {"json", "srt", "vtt", "txt"}
+    assert set(second.formats) == {"json", "srt", "vtt", "txt", "otio", "xmp"}

@@ -1,4 +1,4 @@
-"""Write a report beside its video: JSON, SRT, WebVTT and text sidecars, each written atomically.
+"""Write a report beside its video: JSON, SRT, WebVTT, text, OTIO and XMP sidecars, atomically.
 
 One small writer class per format (like openai/whisper's ``WriteSRT``/``WriteVTT``) sharing
 one cue list and one timestamp formatter in integer milliseconds. Files are written to a
@@ -9,7 +9,9 @@ Subtitle and text files already beside a video may be the user's own. They are r
 with ``overwrite=True``, or when the JSON sidecar records that videoqa wrote exactly that file
 (its SHA-256 matches), so re-running on a video refreshes our own subtitles.
 
-Sidecars are named ``<stem>.<format>`` so that players find the subtitles. Two videos with one
+Sidecars are named ``<stem>.<format>`` so that players find the subtitles (with a subtitle
+language, ``<stem>.<language>.srt``: what Jellyfin, Plex and Kodi read as the track's language).
+The timeline (``otio``) and XMP (``xmp``) writers live in ``videoqa.formats``. Two videos with one
 stem (``same.mp4`` and ``same.mkv``) must not share a set: the JSON sidecar records which video
 a set belongs to, and a video whose stem is taken by another gets ``<file name>.<format>``
 (``same.mkv.srt``) instead. Temporary files are named
@@ -32,17 +34,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from videoqa.errors import OutputError
+from videoqa.errors import ConfigError, OutputError
 from videoqa.pathnames import dumps_json, readable
-from videoqa.report import ClipResult, Report
+from videoqa.report import ClipResult, Report, ReportFormatError
 
 logger = logging.getLogger("videoqa.sidecars")
 
-FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "txt")
+FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "txt", "otio", "xmp")
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
-"""What is written unless asked otherwise (``all`` adds the plain-text ``txt``)."""
+"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio`` and ``xmp``)."""
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{2,4}|-[0-9]{3})?")
+_FLAGS = {"cc", "sdh", "forced", "default", "foreign", "none", "normal"}
+"""Words media servers read as track flags, never as a language (see check_subtitle_language)."""
 
 JSON_SUFFIX = ".videoqa.json"
 
@@ -122,18 +128,29 @@ class SidecarWriter:
 
     format: ClassVar[str]
     is_subtitle: ClassVar[bool] = True
-    """Whether the file may be the user's (a subtitle or text file beside the video): then
-    the JSON sidecar records its digest, and only a file so recorded is replaced."""
+    """Whether the file may be the user's (a subtitle, text, timeline or XMP file beside the
+    video): then the JSON sidecar records its digest, and only a file so recorded is replaced."""
+    takes_language: ClassVar[bool] = False
+    """Whether a subtitle language goes into the name (``<stem>.en.srt``)."""
+    names_video: ClassVar[bool] = False
+    """Whether the text holds the video's path (so a renamed video's file is written anew)."""
 
-    def target(self, stem: str, folder: Path) -> Path:
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        if language and self.takes_language:
+            return folder / f"{stem}.{language}.{self.format}"
         return folder / f"{stem}.{self.format}"
 
     def render(self, report: Report) -> str:
         raise NotImplementedError
 
+    def render_for(self, report: Report, video: Path) -> str:
+        """The text for ``report`` when its video is at ``video`` (most formats do not say)."""
+        return self.render(report)
+
 
 class SrtWriter(SidecarWriter):
     format = "srt"
+    takes_language = True
 
     def render(self, report: Report) -> str:
         blocks = []
@@ -148,6 +165,7 @@ class SrtWriter(SidecarWriter):
 
 class VttWriter(SidecarWriter):
     format = "vtt"
+    takes_language = True
 
     def render(self, report: Report) -> str:
         parts = ["WEBVTT\n"]
@@ -184,7 +202,7 @@ class JsonWriter(SidecarWriter):
     format = "json"
     is_subtitle = False
 
-    def target(self, stem: str, folder: Path) -> Path:
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
         return folder / f"{stem}{JSON_SUFFIX}"
 
     def render(
@@ -203,9 +221,54 @@ class JsonWriter(SidecarWriter):
         return dumps_json(data, indent=2) + "\n"  # a name that is not UTF-8 as \udcNN
 
 
+class OtioWriter(SidecarWriter):
+    """An OpenTimelineIO timeline for editors: the video as a clip, a marker per clip."""
+
+    format = "otio"
+    names_video = True
+
+    def render(self, report: Report) -> str:
+        return self.render_for(report, Path(report.video.path))
+
+    def render_for(self, report: Report, video: Path) -> str:
+        from videoqa.formats import otio  # imports this module: loaded on first use
+
+        return otio.render(report, video)
+
+
+class XmpWriter(SidecarWriter):
+    """An XMP sidecar for asset managers: description, keywords, a marker per clip."""
+
+    format = "xmp"
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import xmp  # imports this module: loaded on first use
+
+        return xmp.render(report)
+
+
 WRITERS: dict[str, SidecarWriter] = {
-    writer.format: writer for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter())
+    writer.format: writer
+    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter())
 }
+
+
+def check_subtitle_language(language: str | None) -> str | None:
+    """``language`` when it can name subtitle files (``en``, ``deu``, ``pt-BR``), else
+    ``ConfigError``.
+
+    An ISO 639 code of two or three letters, optionally with a region, is what Jellyfin, Plex
+    and Kodi read from ``<stem>.<language>.srt``; anything else (a dot, a space, a flag word
+    such as ``forced`` or ``sdh``) would be read as a title or flag, or split the name.
+    """
+    if language is None:
+        return None
+    if not _LANGUAGE.fullmatch(language) or language.lower() in _FLAGS:
+        raise ConfigError(
+            None, f"{language!r} is not a language code (ISO 639: en, deu, pt-BR)",
+            setting="subtitle_language",
+        )  # fmt: skip
+    return language
 
 
 def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
@@ -235,15 +298,18 @@ def sidecar_paths(
     *,
     formats: Sequence[str] = FORMATS,
     output_dir: str | os.PathLike[str] | None = None,
+    subtitle_language: str | None = None,
 ) -> dict[str, Path]:
     """Where each format's sidecar goes: beside the video unless ``output_dir`` is given.
 
-    The names start with :func:`sidecar_stem`, so two videos never share a sidecar.
+    The names start with :func:`sidecar_stem`, so two videos never share a sidecar; with
+    ``subtitle_language``, the subtitles' names end ``.<language>.srt`` and ``.<language>.vtt``.
     """
     video = Path(video_path)
     folder = Path(output_dir) if output_dir is not None else video.parent
     stem = sidecar_stem(video, folder)
-    return {fmt: WRITERS[fmt].target(stem, folder) for fmt in parse_formats(formats)}
+    language = check_subtitle_language(subtitle_language)
+    return {fmt: WRITERS[fmt].target(stem, folder, language) for fmt in parse_formats(formats)}
 
 
 def sidecar_stem(video_path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
@@ -291,6 +357,7 @@ def write_sidecars(
     formats: Sequence[str] = DEFAULT_FORMATS,
     output_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    subtitle_language: str | None = None,
 ) -> list[Path]:
     """Write the report's sidecars and return their paths (the JSON sidecar first).
 
@@ -299,10 +366,11 @@ def write_sidecars(
     raised and nothing is written. The JSON sidecar is written first and records the SHA-256
     of each subtitle file about to be written, and of the one it replaces when that was ours
     too: a crash between two files leaves every subtitle file either the old one or the new
-    one, both recognised as ours on the next run.
+    one, both recognised as ours on the next run. ``subtitle_language`` names the subtitles
+    ``<stem>.<language>.srt`` (see :func:`sidecar_paths`).
     """
     targets = check_targets(video_path, formats=formats, output_dir=output_dir,
-                            overwrite=overwrite)
+                            overwrite=overwrite, subtitle_language=subtitle_language)
     if not targets:
         return []
     if output_dir is not None:
@@ -313,7 +381,8 @@ def write_sidecars(
             raise OutputError(output_dir, reason) from None
     folder = next(iter(targets.values())).parent
     previously_ours = _recorded_sidecars(_json_target(video_path, folder))
-    texts = {fmt: WRITERS[fmt].render(report) for fmt in targets if fmt != "json"}
+    video = Path(video_path)
+    texts = {fmt: WRITERS[fmt].render_for(report, video) for fmt in targets if fmt != "json"}
     recorded: dict[str, list[str]] = {}
     for fmt, text in texts.items():
         target = targets[fmt]
@@ -349,6 +418,7 @@ def check_targets(
     formats: Sequence[str] = DEFAULT_FORMATS,
     output_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    subtitle_language: str | None = None,
 ) -> dict[str, Path]:
     """The sidecar paths, once sure they can be written (so a caller can check before work).
 
@@ -356,7 +426,8 @@ def check_targets(
     folder or, without ``overwrite``, when a subtitle file is there that videoqa did not
     write. A missing ``output_dir`` is fine: ``write_sidecars`` creates it.
     """
-    targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir)
+    targets = sidecar_paths(video_path, formats=formats, output_dir=output_dir,
+                            subtitle_language=subtitle_language)
     if not targets:
         return targets
     folder = next(iter(targets.values())).parent
@@ -382,17 +453,18 @@ def move_sidecars(
     old_video: str | os.PathLike[str],
     new_video: str | os.PathLike[str],
     *,
-    formats: Sequence[str] = FORMATS,
     old_output_dir: str | os.PathLike[str] | None = None,
     new_output_dir: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Give a renamed video's sidecars its new name; nothing is processed again.
 
-    Only a set whose JSON sidecar belongs to the old video moves, and of its subtitle files
-    only those the JSON records as ours. The JSON sidecar is written under the new name first
-    (with the new video path, ``sidecar_of`` and subtitle names), then the subtitle files are
-    renamed, then the old JSON goes: after a crash in between, calling this again finishes
-    the move. Returns the sidecars under the new name (none without a JSON sidecar to follow).
+    Only a set whose JSON sidecar belongs to the old video moves, and of its other files only
+    those the JSON records as ours, whatever their format or subtitle language: each keeps the
+    rest of its name (``old.en.srt`` → ``new.en.srt``). The JSON sidecar is written under the
+    new name first (with the new video path, ``sidecar_of`` and file names), then the files are
+    renamed (a timeline, which names its video, is written anew for the new path), then the old
+    JSON goes: after a crash in between, calling this again finishes the move. Returns the
+    sidecars under the new name (none without a JSON sidecar to follow).
     """
     old_video, new_video = Path(old_video), Path(new_video)
     old_folder = Path(old_output_dir) if old_output_dir is not None else old_video.parent
@@ -401,43 +473,65 @@ def move_sidecars(
     data = _read_json(old_json)
     if not isinstance(data, dict) or _recorded_video(old_json) != old_video.name:
         return []
-    old_targets = sidecar_paths(old_video, formats=formats, output_dir=old_folder)
     if old_folder == new_folder and old_json.name == f"{new_video.stem}{JSON_SUFFIX}":
-        new_targets, new_json = old_targets, old_json  # clip.mp4 -> clip.mkv: same names
+        new_json = old_json  # clip.mp4 -> clip.mkv: same names
     else:
-        new_targets = sidecar_paths(new_video, formats=formats, output_dir=new_folder)
         new_json = _json_target(new_video, new_folder)
+    old_stem, new_stem = old_json.name[: -len(JSON_SUFFIX)], new_json.name[: -len(JSON_SUFFIX)]
+    if isinstance(data.get("video"), dict):
+        data["video"]["path"] = os.fspath(new_video)
+    data["sidecar_of"] = new_video.name
     recorded = _recorded_sidecars(old_json)
-    moves: list[tuple[Path, Path]] = []
+    moves: list[tuple[Path, Path, str | None]] = []  # (from, to, new text; None: rename)
     names: dict[str, list[str]] = {}
-    for fmt, old_target in old_targets.items():
-        new_target, digests = new_targets[fmt], recorded.get(old_target.name, [])
-        if fmt == "json" or not digests:
+    for name, digests in recorded.items():
+        if not name.startswith(f"{old_stem}."):
             continue
+        old_target = old_folder / name
+        new_target = new_folder / f"{new_stem}{name[len(old_stem):]}"
+        text = _text_for_renamed(name, data, new_video)
+        if text is not None:
+            digests = [*digests, _sha256(text.encode("utf-8"))]
         if _is_ours(old_target, recorded):
             if new_target != old_target and new_target.exists():
                 raise OutputError(new_target, "exists and was not written by videoqa for "
                                   f"{readable(old_video.name)}; its sidecars stay")  # fmt: skip
-            moves.append((old_target, new_target))
+            moves.append((old_target, new_target, text))
         elif _file_digest(new_target) not in digests:  # neither here nor already moved
             continue
         names[new_target.name] = digests
-    if isinstance(data.get("video"), dict):
-        data["video"]["path"] = os.fspath(new_video)
-    data["sidecar_of"] = new_video.name
     data["sidecars"] = names
     new_folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(new_json, dumps_json(data, indent=2) + "\n")
     try:
-        for old_target, new_target in moves:
-            os.replace(old_target, new_target)
+        for old_target, new_target, text in moves:
+            if text is None:
+                os.replace(old_target, new_target)
+                continue
+            atomic_write_text(new_target, text)
+            if new_target != old_target:
+                old_target.unlink()
         if new_json != old_json:
             old_json.unlink(missing_ok=True)
     except OSError as error:
         raise OutputError(old_folder, f"cannot move sidecars: {error.strerror or error}") from None
     for folder in dict.fromkeys((new_folder, old_folder)):
         _sync_folder(folder)
-    return [new_json, *(new_target for _, new_target in moves)]
+    return [new_json, *(new_target for _, new_target, _ in moves)]
+
+
+def _text_for_renamed(name: str, data: dict[str, object], new_video: Path) -> str | None:
+    """The new text of a sidecar whose format names the video (a timeline), else None.
+
+    None too when the JSON does not read as a report: the file is then renamed as it is.
+    """
+    writer = WRITERS.get(name.rsplit(".", 1)[-1])
+    if writer is None or not writer.names_video:
+        return None
+    try:
+        return writer.render_for(Report.from_dict(data), new_video)
+    except ReportFormatError:
+        return None
 
 
 def _json_target(video_path: str | os.PathLike[str], folder: Path) -> Path:

@@ -84,8 +84,11 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
                      help="Weights' precision (auto: half on GPU, float32 on CPU)."),
         click.option("-f", "--format", "formats", default="json,srt,vtt", show_default=True,
-                     help="Sidecars to write, comma-separated: json, srt, vtt, txt; all or "
-                          "none."),
+                     help="Sidecars to write, comma-separated: json, srt, vtt, txt, otio "
+                          "(an OpenTimelineIO timeline), xmp (XMP with markers); all or none."),
+        click.option("--subtitle-language", metavar="LANG", default=None,
+                     help="Name the subtitles <stem>.LANG.srt and <stem>.LANG.vtt (an ISO 639 "
+                          "code: en, deu, pt-BR), the language media servers show."),
         click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="Write sidecars here [default: beside each video]."),
         click.option("--overwrite", is_flag=True,
@@ -142,13 +145,14 @@ def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
 
 def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
                  questions: tuple[str, ...], captions: bool, formats: str,
-                 output_dir: Path | None, overwrite: bool, as_json: bool,
-                 **plan_options: Any) -> None:
+                 subtitle_language: str | None, output_dir: Path | None, overwrite: bool,
+                 as_json: bool, **plan_options: Any) -> None:
     """Load the models (``VideoQA``'s arguments), process every video, report failures per
     file, and end with a summary; exit 1 when any file failed, 130 on Ctrl-C."""
-    from videoqa.sidecars import parse_formats
+    from videoqa.sidecars import check_subtitle_language, parse_formats
 
     wanted = parse_formats(formats)
+    check_subtitle_language(subtitle_language)
     end, start = plan_options.get("end"), plan_options.get("start", 0.0)
     if end is not None and end <= start:
         raise ConfigError("--end", f"{end:g} s is not after --start {start:g} s")
@@ -171,7 +175,8 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
                 try:
                     _process_one(qa, video, run, interrupts, questions=questions,
                                  captions=captions, formats=wanted, output_dir=output_dir,
-                                 overwrite=overwrite, as_json=as_json, **plan_options)
+                                 subtitle_language=subtitle_language, overwrite=overwrite,
+                                 as_json=as_json, **plan_options)
                 except VideoQAError as error:
                     say(error_line(error, command))
         except KeyboardInterrupt:
@@ -233,8 +238,8 @@ def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions
 
 def _process_one(qa: VideoQA, video: Path, run: RunProgress, interrupts: Interrupts, *,
                  questions: tuple[str, ...], captions: bool, formats: tuple[str, ...],
-                 output_dir: Path | None, overwrite: bool, as_json: bool,
-                 **plan_options: Any) -> None:
+                 output_dir: Path | None, subtitle_language: str | None, overwrite: bool,
+                 as_json: bool, **plan_options: Any) -> None:
     """One video end to end; sidecars are written only once every clip is done.
 
     Ctrl-C during the clips leaves the video without sidecars (never a part of a set);
@@ -250,7 +255,8 @@ def _process_one(qa: VideoQA, video: Path, run: RunProgress, interrupts: Interru
         if not video.is_file():
             raise MediaError(video, "no such file" if not video.exists() else "not a file")
         # Refuse to clobber a user's subtitles before the inference, not after it.
-        check_targets(video, formats=formats, output_dir=output_dir, overwrite=overwrite)
+        check_targets(video, formats=formats, output_dir=output_dir, overwrite=overwrite,
+                      subtitle_language=subtitle_language)
         job = qa.plan(video, questions=questions, captions=captions, **plan_options)
         total = len(job.clips)
         run.planned(total)
@@ -273,7 +279,7 @@ def _process_one(qa: VideoQA, video: Path, run: RunProgress, interrupts: Interru
         with interrupts.deferred():
             report = job.build_report(results)
             written = write_sidecars(report, video, formats=formats, output_dir=output_dir,
-                                     overwrite=overwrite)
+                                     overwrite=overwrite, subtitle_language=subtitle_language)
             if as_json:
                 click.echo(report.to_json(indent=None))
             else:

@@ -17,7 +17,7 @@ from typing import Any
 from videoqa.clips import DEFAULT_MAX_CLIP, DEFAULT_MIN_CLIP, check_clip_options
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
-from videoqa.sidecars import DEFAULT_FORMATS, FORMATS
+from videoqa.sidecars import DEFAULT_FORMATS, FORMATS, check_subtitle_language
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
 """The processing seam: ``module:function`` called as ``function(path, settings) -> Report``."""
@@ -64,6 +64,8 @@ class FolderSettings:
     max_duration: float | None = None
     output_dir: Path | None = None
     formats: tuple[str, ...] = DEFAULT_FORMATS
+    subtitle_language: str | None = None
+    """Names the subtitles ``<stem>.<language>.srt`` (what media servers read as the language)."""
     adapters: tuple[str, ...] = ("sidecars",)
     adapter_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
@@ -112,7 +114,7 @@ _FOLDER_KEYS = {
     "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
     "recursive": bool, "processor": str, "deinterlace": str, "clips": str, "min_clip": float,
-    "max_clip": float, "detector": str,
+    "max_clip": float, "detector": str, "subtitle_language": str,
 }  # fmt: skip
 
 
@@ -150,6 +152,11 @@ def _folder_fields(where: str, table: Mapping[str, Any], base: Path) -> dict[str
             if unknown:
                 raise ConfigError(where, f"unknown sidecar format(s) {unknown}")
             value = FORMATS if "all" in value else tuple(value)
+        elif key == "subtitle_language":
+            try:
+                check_subtitle_language(value)
+            except ConfigError as error:
+                raise ConfigError(where, f"'subtitle_language': {error.reason}") from None
         elif key == "fit" and value not in FITS:
             raise ConfigError(where, f"'fit' must be 'crop' or 'pad', got {value!r}")
         elif key == "deinterlace" and value not in DEINTERLACE_MODES:
