@@ -97,6 +97,27 @@ def test_otio_timeline_reads_back_with_opentimelineio(tmp_path):
     assert [m.marked_range.start_time for m in clip.markers[1:]] == ends[:-1]
 
 
+def test_the_timeline_converts_to_fcp_xml_with_its_markers_for_premiere(tmp_path):
+    """Premiere imports Final Cut Pro 7 XML: OpenTimelineIO's ``fcp_xml`` adapter (the
+    ``otio-fcp-adapter`` package, dev extra) turns our timeline into one with every marker."""
+    otio = pytest.importorskip("opentimelineio", reason="opentimelineio (dev extra) reads it")
+    if "fcp_xml" not in otio.adapters.available_adapter_names():
+        pytest.skip("no fcp_xml adapter (pip install otio-fcp-adapter)")
+    from xml.etree import ElementTree
+
+    report = ntsc_report()
+    write_sidecars(report, tmp_path / "clip.mov", formats="otio")
+    timeline = otio.adapters.read_from_file(str(tmp_path / "clip.otio"))
+    otio.adapters.write_to_file(timeline, str(tmp_path / "clip.xml"), adapter_name="fcp_xml")
+    clip_item = ElementTree.parse(tmp_path / "clip.xml").find(".//clipitem")
+    assert clip_item.findtext("file/pathurl") == (tmp_path / "clip.mov").as_uri()
+    assert (clip_item.findtext("rate/timebase"), clip_item.findtext("rate/ntsc")) == ("30", "TRUE")
+    markers = [(m.findtext("name"), int(m.findtext("in")), int(m.findtext("out")))
+               for m in clip_item.iter("marker")]  # fmt: skip
+    assert markers == [(clip.caption.text, round(clip.start * NTSC), round(clip.end * NTSC))
+                       for clip in report.clips]  # fmt: skip
+
+
 def test_xmp_markers_read_back_with_exiftool_at_the_videos_frame_rate(tmp_path):
     report = ntsc_report()
     write_sidecars(report, tmp_path / "clip.mov", formats="xmp,json")

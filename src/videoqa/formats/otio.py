@@ -34,7 +34,7 @@ def render(report: Report, video: str | os.PathLike[str]) -> str:
         "OTIO_SCHEMA": "Clip.1",
         "name": name,
         "metadata": {},
-        "source_range": None,
+        "source_range": available,  # the whole video (FCP XML and EDL adapters need it set)
         "effects": [],
         "markers": [
             {
