@@ -25,7 +25,7 @@ from videoqa.pathnames import dumps_json
 
 logger = logging.getLogger("videoqa.report")
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """``major.minor``: a new minor version only adds keys; a new major version changes meaning."""
 
 SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
@@ -54,6 +54,9 @@ class Caption(_Scored):
     score: float
     frame_times: tuple[float, ...] = ()
     """Times of the frames the captioning model saw (it may see other frames than the answers)."""
+    edited: bool = False
+    """A person changed the text (``videoqa serve``'s edit page; schema 1.2): ``score`` is
+    still the model's for the text it wrote, and a later run keeps this text."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class QuestionAnswer(_Scored):
     answer: str
     score: float
     frames: tuple[FrameAnswer, ...] = ()
+    edited: bool = False
+    """A person changed the answer (schema 1.2); as for ``Caption.edited``."""
 
 
 @dataclass(frozen=True)
@@ -380,6 +385,8 @@ def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
         }
         if clip.caption.frame_times:
             caption["frame_times"] = list(clip.caption.frame_times)
+        if clip.caption.edited:
+            caption["edited"] = True
     return {
         "index": clip.index,
         "start": clip.start,
@@ -392,6 +399,7 @@ def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
                 "answer": qa.answer,
                 "score": qa.score,
                 "confidence": _rounded(qa.confidence),
+                **({"edited": True} if qa.edited else {}),
                 "frames": [
                     {
                         "time": f.time,
@@ -415,6 +423,7 @@ def _clip_from_dict(data: Mapping[str, Any]) -> ClipResult:
             text=str(caption_data["text"]),
             score=float(caption_data["score"]),
             frame_times=tuple(float(t) for t in caption_data.get("frame_times", ())),
+            edited=caption_data.get("edited") is True,
         )
     return ClipResult(
         index=int(data["index"]),
@@ -432,6 +441,7 @@ def _clip_from_dict(data: Mapping[str, Any]) -> ClipResult:
                                 score=float(f["score"]))
                     for f in qa.get("frames", ())
                 ),
+                edited=qa.get("edited") is True,
             )
             for qa in data.get("answers", ())
         ),

@@ -29,8 +29,8 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -380,7 +380,9 @@ def write_sidecars(
             reason = f"cannot create the output folder: {error.strerror or error}"
             raise OutputError(output_dir, reason) from None
     folder = next(iter(targets.values())).parent
-    previously_ours = _recorded_sidecars(_json_target(video_path, folder))
+    json_target = _json_target(video_path, folder)
+    _say_kept(keep_edited(report, _read_json(json_target)), video_path, json_target)
+    previously_ours = _recorded_sidecars(json_target)
     video = Path(video_path)
     texts = {fmt: WRITERS[fmt].render_for(report, video) for fmt in targets if fmt != "json"}
     recorded: dict[str, list[str]] = {}
@@ -410,6 +412,104 @@ def write_sidecars(
     for path in written:
         logger.info("wrote %s", path)
     return written
+
+
+@dataclass(frozen=True)
+class KeptEdits:
+    """What :func:`keep_edited` did: edited texts kept, and edited texts it could not keep."""
+
+    captions: int = 0
+    answers: int = 0
+    lost: int = 0
+    """Edited texts whose clip (same start and end), caption or question the new report lacks."""
+
+
+def keep_edited(report: Report, previous: object) -> KeptEdits:
+    """Put the captions and answers a person edited in an earlier JSON sidecar into ``report``.
+
+    Why here: every writer of results (``ask``/``caption``, the daemon's sidecar adapter, the
+    collection runner) goes through :func:`write_sidecars`, so no run replaces a correction.
+    ``previous`` is the earlier sidecar's parsed JSON (anything else keeps nothing). A text is
+    kept on the clip with the same ``start`` and ``end`` (and, for an answer, the same
+    question) when the new report has a caption (an answer) there; ``report.clips`` is updated
+    in place, so what the caller prints or hands on holds the kept text too. A text already
+    edited in ``report`` (a new correction) is not replaced by the older one.
+    """
+    edited = _edited_texts(previous)
+    if not edited:
+        return KeptEdits()
+    kept_captions = kept_answers = 0
+    for position, clip in enumerate(report.clips):
+        key = _clip_key(clip.start, clip.end)
+        caption = clip.caption
+        text = edited.pop((*key, None), None)
+        if text is not None and caption is not None and not caption.edited:
+            caption = replace(caption, text=text, edited=True)
+            kept_captions += 1
+        elif text is not None and caption is None:
+            edited[(*key, None)] = text  # this run made no caption: cannot keep it
+        answers = list(clip.answers)
+        for number, answer in enumerate(answers):
+            text = edited.pop((*key, answer.question), None)
+            if text is not None and not answer.edited:  # a newer edit wins over an older one
+                answers[number] = replace(answer, answer=text, edited=True)
+                kept_answers += 1
+        if caption is not clip.caption or answers != list(clip.answers):
+            report.clips[position] = replace(clip, caption=caption, answers=tuple(answers))
+    return KeptEdits(kept_captions, kept_answers, lost=len(edited))
+
+
+def _clip_key(start: float, end: float) -> tuple[float, float]:
+    return round(float(start), 6), round(float(end), 6)
+
+
+def _edited_texts(previous: object) -> dict[tuple[float, float, str | None], str]:
+    """``{(start, end, question or None for the caption): text}`` of every edited text."""
+    edited: dict[tuple[float, float, str | None], str] = {}
+    clips = previous.get("clips") if isinstance(previous, Mapping) else None
+    for clip in clips if isinstance(clips, list) else ():
+        try:
+            key = _clip_key(clip["start"], clip["end"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        caption = clip.get("caption")
+        if isinstance(caption, Mapping) and caption.get("edited") is True:
+            edited[(*key, None)] = str(caption.get("text", ""))
+        for answer in clip.get("answers") or ():
+            if isinstance(answer, Mapping) and answer.get("edited") is True:
+                edited[(*key, str(answer.get("question", "")))] = str(answer.get("answer", ""))
+    return edited
+
+
+def _say_kept(kept: KeptEdits, video_path: str | os.PathLike[str], json_target: Path) -> None:
+    name = readable(Path(video_path).name)
+    if kept.captions or kept.answers:
+        logger.warning(
+            "%s: kept %d edited caption%s and %d edited answer%s from %s instead of the "
+            "model's new text (remove their \"edited\" mark there to let the model's in)",
+            name, kept.captions, "" if kept.captions == 1 else "s",
+            kept.answers, "" if kept.answers == 1 else "s", readable(json_target.name),
+        )  # fmt: skip
+    if kept.lost:
+        logger.warning(
+            "%s: %d edited text%s in %s belong%s to clips, captions or questions this run "
+            "does not have; the new sidecars do not hold %s",
+            name, kept.lost, "" if kept.lost == 1 else "s", readable(json_target.name),
+            "s" if kept.lost == 1 else "", "it" if kept.lost == 1 else "them",
+        )  # fmt: skip
+
+
+def our_formats(
+    video_path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
+) -> tuple[str, ...]:
+    """The subtitle and text formats whose file for ``video_path`` is there as videoqa wrote it
+    (its digest recorded in the JSON sidecar): what a rewrite may replace without asking."""
+    targets = sidecar_paths(video_path, formats=FORMATS, output_dir=output_dir)
+    ours = _recorded_sidecars(targets["json"])
+    return tuple(
+        fmt for fmt, target in targets.items()
+        if WRITERS[fmt].is_subtitle and _is_ours(target, ours)
+    )  # fmt: skip
 
 
 def check_targets(

@@ -1,0 +1,57 @@
+// The video page: start at ?t= (or #t=), seek when a clip is clicked, move the play head along
+// the timeline, and show the note instead of a broken player when the browser cannot play.
+(function () {
+  "use strict";
+  var player = document.getElementById("player");
+  var note = document.getElementById("unplayable");
+  var heads = document.querySelectorAll(".timeline .playhead");
+
+  function timeFromUrl() {
+    var value = new URLSearchParams(window.location.search).get("t");
+    if (value === null) {
+      var match = window.location.hash.match(/(?:^#|&)t=([0-9.]+)/);
+      value = match ? match[1] : null;
+    }
+    var time = parseFloat(value);
+    return isFinite(time) && time >= 0 ? time : null;
+  }
+
+  function seek(time) {
+    if (player.readyState >= 1) {
+      player.currentTime = time;
+    } else {
+      player.addEventListener("loadedmetadata", function () { player.currentTime = time; },
+                              { once: true });
+    }
+  }
+
+  function movePlayheads() {
+    var duration = player.duration;
+    if (!isFinite(duration) || duration <= 0) { return; }
+    var left = (100 * player.currentTime / duration).toFixed(3) + "%";
+    heads.forEach(function (head) { head.hidden = false; head.style.left = left; });
+  }
+
+  if (!player) { return; }
+  player.addEventListener("error", function () {
+    player.hidden = true;
+    if (note) { note.hidden = false; }
+  });
+  if (player.textTracks.length) { player.textTracks[0].mode = "showing"; }
+  var start = timeFromUrl();
+  if (start !== null) { seek(start); }
+  player.addEventListener("timeupdate", movePlayheads);
+  player.addEventListener("seeked", movePlayheads);
+
+  document.querySelectorAll("[data-start]").forEach(function (link) {
+    if (link === player) { return; }
+    link.addEventListener("click", function (event) {
+      if (player.hidden) { return; }  // no player: follow the link (the page at that time)
+      event.preventDefault();
+      var time = parseFloat(link.dataset.start);
+      seek(time);
+      window.history.replaceState(null, "", "?t=" + link.dataset.start);
+      player.focus();
+    });
+  });
+})();
