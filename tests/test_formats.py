@@ -26,6 +26,7 @@ from videoqa.report import Report
 from videoqa.sidecars import (
     check_subtitle_language,
     move_sidecars,
+    recorded_subtitle_language,
     sidecar_paths,
     write_sidecars,
 )
@@ -219,6 +220,25 @@ def test_a_renamed_video_takes_every_recorded_format_and_language_along(tmp_path
     timeline = otio.adapters.read_from_file(str(tmp_path / "b.otio"))
     assert timeline.tracks[0][0].media_reference.target_url.endswith("/b.mp4")
     write_sidecars(ntsc_report(), tmp_path / "b.mp4", formats="otio")  # still ours
+
+
+def test_an_edit_in_the_review_page_rewrites_the_subtitles_under_their_language(tmp_path):
+    """``videoqa serve``'s edit rewrites the files videoqa wrote: ``clip.en.srt`` too (the
+    language read back from the names the JSON sidecar records), not a new ``clip.srt``."""
+    from videoqa.web.edits import edit_clip
+
+    video = tmp_path / "clip.mp4"
+    write_sidecars(ntsc_report(), video, formats="all", subtitle_language="en")
+    assert recorded_subtitle_language(video) == "en"
+    edit_clip(tmp_path / "clip.videoqa.json", video, 1, caption="a dog and a cat")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["clip.en.srt", "clip.en.vtt", "clip.otio", "clip.txt", "clip.videoqa.json",
+                     "clip.xmp"]  # fmt: skip
+    assert [s.content for s in srt.parse((tmp_path / "clip.en.srt").read_text())][1] == (
+        "a dog and a cat")  # fmt: skip
+    assert exiftool(tmp_path / "clip.xmp")["Tracks"][0]["Markers"][1]["Name"] == "a dog and a cat"
+    write_sidecars(make_report(["x"]), tmp_path / "plain.mp4")
+    assert recorded_subtitle_language(tmp_path / "plain.mp4") is None
 
 
 def test_the_sidecar_adapter_takes_formats_and_a_subtitle_language(tmp_path):

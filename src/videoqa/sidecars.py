@@ -503,13 +503,35 @@ def our_formats(
     video_path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
 ) -> tuple[str, ...]:
     """The subtitle and text formats whose file for ``video_path`` is there as videoqa wrote it
-    (its digest recorded in the JSON sidecar): what a rewrite may replace without asking."""
-    targets = sidecar_paths(video_path, formats=FORMATS, output_dir=output_dir)
+    (its digest recorded in the JSON sidecar): what a rewrite may replace without asking.
+    Subtitles named with a language count under that name (see
+    :func:`recorded_subtitle_language`)."""
+    language = recorded_subtitle_language(video_path, output_dir=output_dir)
+    targets = sidecar_paths(video_path, formats=FORMATS, output_dir=output_dir,
+                            subtitle_language=language)
     ours = _recorded_sidecars(targets["json"])
     return tuple(
         fmt for fmt, target in targets.items()
         if WRITERS[fmt].is_subtitle and _is_ours(target, ours)
     )  # fmt: skip
+
+
+def recorded_subtitle_language(
+    video_path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
+) -> str | None:
+    """The language in the names of the subtitles the JSON sidecar records as ours
+    (``clip.en.srt`` → ``en``), or None: what a rewrite of the set names them again with."""
+    video = Path(video_path)
+    json_target = _json_target(video, Path(output_dir) if output_dir is not None else video.parent)
+    stem = json_target.name[: -len(JSON_SUFFIX)]
+    for name in _recorded_sidecars(json_target):
+        if not name.startswith(f"{stem}."):
+            continue
+        language, _, suffix = name[len(stem) + 1 :].rpartition(".")
+        writer = WRITERS.get(suffix)
+        if writer is not None and writer.takes_language and _LANGUAGE.fullmatch(language):
+            return language
+    return None
 
 
 def check_targets(

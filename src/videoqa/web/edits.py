@@ -16,7 +16,12 @@ from pathlib import Path
 
 from videoqa.errors import VideoQAError
 from videoqa.report import ClipResult, Report
-from videoqa.sidecars import our_formats, sidecar_paths, write_sidecars
+from videoqa.sidecars import (
+    our_formats,
+    recorded_subtitle_language,
+    sidecar_paths,
+    write_sidecars,
+)
 
 
 class EditError(VideoQAError):
@@ -60,7 +65,9 @@ def edit_clip(
         return EditResult(report, ())
     report.clips[position] = changed
     formats = ("json", *our_formats(video_path, output_dir=folder))
-    written = write_sidecars(report, video_path, formats=formats, output_dir=folder)
+    language = recorded_subtitle_language(video_path, output_dir=folder)  # clip.en.srt stays
+    written = write_sidecars(report, video_path, formats=formats, output_dir=folder,
+                             subtitle_language=language)
     return EditResult(report, tuple(written))
 
 
