@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +179,51 @@ def find_sidecars(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield path
 
 
+@dataclass
+class IngestTally:
+    """What :func:`ingest` did."""
+
+    indexed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    clips: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def ingest(
+    index: ArchiveIndex,
+    sidecars: Iterable[Path],
+    *,
+    on_error: Callable[[VideoQAError], None] | None = None,
+    on_file: Callable[[], None] | None = None,
+    batch: int = 500,
+) -> IngestTally:
+    """Index JSON sidecars, ``batch`` of them per transaction (fast, and an interruption
+    loses at most one batch). A sidecar that is not a readable report is counted, passed to
+    ``on_error`` and skipped; the others go on."""
+    tally = IngestTally()
+    pending = list(sidecars)
+    for first in range(0, len(pending), batch):
+        with index.batch():
+            for json_path in pending[first : first + batch]:
+                try:
+                    added = index.add_sidecar(json_path)
+                except VideoQAError as error:
+                    tally.failed += 1
+                    tally.errors.append(str(error))
+                    if on_error is not None:
+                        on_error(error)
+                else:
+                    if added is None:
+                        tally.unchanged += 1
+                    else:
+                        tally.indexed += 1
+                        tally.clips += added
+                if on_file is not None:
+                    on_file()
+    return tally
+
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS videos (
         id INTEGER PRIMARY KEY,
@@ -188,6 +235,9 @@ _SCHEMA = (
         report_stamp TEXT,
         indexed_at TEXT NOT NULL
     )""",
+    # Each distinct text once: adjacent clips repeat their caption, answers repeat everywhere
+    # ("yes", "red"), so BM25 scores far fewer rows than there are clips.
+    "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE)",
     """CREATE TABLE IF NOT EXISTS clips (
         id INTEGER PRIMARY KEY,
         video_id INTEGER NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
@@ -195,19 +245,20 @@ _SCHEMA = (
         end REAL NOT NULL,
         kind TEXT NOT NULL,
         question TEXT,
-        text TEXT NOT NULL,
+        text_id INTEGER NOT NULL REFERENCES texts (id),
         score REAL
     )""",
     "CREATE INDEX IF NOT EXISTS clips_by_video ON clips (video_id, kind, question, start)",
-    """CREATE VIRTUAL TABLE IF NOT EXISTS clip_text USING fts5 (
-        text, content = 'clips', content_rowid = 'id',
+    "CREATE INDEX IF NOT EXISTS clips_by_text ON clips (text_id, score)",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS text_search USING fts5 (
+        text, content = 'texts', content_rowid = 'id',
         tokenize = 'porter unicode61 remove_diacritics 2'
     )""",
-    """CREATE TRIGGER IF NOT EXISTS clips_text_added AFTER INSERT ON clips BEGIN
-        INSERT INTO clip_text (rowid, text) VALUES (new.id, new.text);
+    """CREATE TRIGGER IF NOT EXISTS texts_added AFTER INSERT ON texts BEGIN
+        INSERT INTO text_search (rowid, text) VALUES (new.id, new.text);
     END""",
-    """CREATE TRIGGER IF NOT EXISTS clips_text_removed AFTER DELETE ON clips BEGIN
-        INSERT INTO clip_text (clip_text, rowid, text) VALUES ('delete', old.id, old.text);
+    """CREATE TRIGGER IF NOT EXISTS texts_removed AFTER DELETE ON texts BEGIN
+        INSERT INTO text_search (text_search, rowid, text) VALUES ('delete', old.id, old.text);
     END""",
 )
 
@@ -222,6 +273,7 @@ class ArchiveIndex:
     def __init__(self, db_path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(db_path) if db_path is not None else default_db_path()
         self._depth = 0
+        self._known_texts: dict[str, int] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -256,15 +308,20 @@ class ArchiveIndex:
             finally:
                 self._depth -= 1
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")  # waits up to 30 s for another writer
+        except sqlite3.Error as error:
+            raise IndexDatabaseError(self.path, f"cannot write the index: {error}") from None
         self._depth = 1
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
             self._db.execute("COMMIT")
+        except BaseException as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):  # a full disk, a broken file
+                raise IndexDatabaseError(self.path, f"cannot write the index: {error}") from None
+            raise
         finally:
             self._depth = 0
 
@@ -286,23 +343,15 @@ class ArchiveIndex:
         models = [report.model.id]
         if report.caption_model is not None and report.caption_model.id not in models:
             models.append(report.caption_model.id)
-        rows = list(_report_rows(report))
-        with self.batch():
-            video_id = self._replace_video(
-                video,
-                digest=video_digest(video),
-                duration=report.video.duration,
-                models=models,
-                report=json_path,
-                report_stamp=_stamp(json_path) if json_path is not None else None,
-                kinds=REPORT_KINDS,
-            )
-            self._db.executemany(
-                "INSERT INTO clips (video_id, start, end, kind, question, text, score)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(video_id, *row) for row in rows],
-            )
-        return len(rows)
+        marks = ", ".join("?" for _ in REPORT_KINDS)
+        return self._store(
+            video,
+            list(_report_rows(report)),
+            replaces=(f"kind IN ({marks})", REPORT_KINDS),
+            duration=report.video.duration,
+            models=models,
+            report=json_path,
+        )
 
     def add_sidecar(self, json_path: str | os.PathLike[str]) -> int | None:
         """Index one JSON sidecar; None when it is unchanged since it was last indexed (same
@@ -321,50 +370,132 @@ class ArchiveIndex:
                 return None
         return self.add_report(report, json_path, video_path=video)
 
-    def _replace_video(
+    def add_results(
+        self,
+        video_path: str | os.PathLike[str],
+        rows: Iterable[tuple[float, float, str, float | None]],
+        *,
+        kind: str,
+        question: str | None = None,
+        duration: float | None = None,
+        models: Sequence[str] = (),
+    ) -> int:
+        """Index results that come from elsewhere than a report (``videoqa find``'s ranges):
+        ``rows`` of ``(start, end, text, score)``, replacing the video's earlier rows of this
+        ``kind`` and ``question`` only. Returns the rows added."""
+        return self._store(
+            os.fspath(video_path),
+            [(start, end, kind, question, text, score) for start, end, text, score in rows],
+            replaces=("kind = ? AND question IS ?", (kind, question)),
+            duration=duration,
+            models=models,
+            report=None,
+        )
+
+    def _store(
         self,
         video: str,
+        rows: Sequence[tuple[Any, ...]],
         *,
+        replaces: tuple[str, Sequence[Any]],
+        duration: float | None,
+        models: Sequence[str],
+        report: str | os.PathLike[str] | None,
+    ) -> int:
+        """Write a video's row and its clip ``rows`` (``start, end, kind, question, text,
+        score``) in one transaction, replacing its rows that match ``replaces`` (SQL condition
+        and parameters), or all of its rows when the video's digest changed."""
+        digest = video_digest(video)
+        with self.batch():
+            video_id, changed = self._video_row(video, digest, duration, models, report)
+            condition, parameters = ("1", ()) if changed else replaces
+            old = self._db.execute(
+                f"SELECT id, text_id FROM clips WHERE video_id = ? AND {condition}",
+                (video_id, *parameters),
+            ).fetchall()
+            text_ids = self._text_ids(row[4] for row in rows)
+            self._db.executemany(
+                "INSERT INTO clips (video_id, start, end, kind, question, text_id, score)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(video_id, start, end, kind, question, text_ids[text], score)
+                 for start, end, kind, question, text, score in rows],
+            )  # fmt: skip
+            self._remove_clips(old)
+        return len(rows)
+
+    def _video_row(
+        self,
+        video: str,
         digest: str | None,
         duration: float | None,
         models: Sequence[str],
         report: str | os.PathLike[str] | None,
-        report_stamp: str | None,
-        kinds: Sequence[str],
-    ) -> int:
-        """The video's row, created or updated; its rows of ``kinds`` removed (all its rows
-        when its digest changed). Returns its id. Runs inside a batch."""
+    ) -> tuple[int, bool]:
+        """The video's id, its row created or updated, and whether its content changed
+        (another digest than when it was indexed before)."""
         stored = _stored(video)
+        report_value = _stored(report) if report is not None else None
+        stamp = _stamp(report) if report is not None else None
         known = self._db.execute(
             "SELECT id, digest, models FROM videos WHERE path = ?", (stored,)
         ).fetchone()
-        report_value = _stored(report) if report is not None else None
         if known is None:
             cursor = self._db.execute(
                 "INSERT INTO videos (path, digest, duration, models, report, report_stamp,"
                 " indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (stored, digest, duration, json.dumps(list(models)), report_value,
-                 report_stamp, _now()),
-            )  # fmt: skip
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-        video_id, old_digest, old_models = known
-        if old_digest != digest:
-            self._db.execute("DELETE FROM clips WHERE video_id = ?", (video_id,))
-            merged = list(models)
-        else:
-            marks = ", ".join("?" for _ in kinds)
-            self._db.execute(
-                f"DELETE FROM clips WHERE video_id = ? AND kind IN ({marks})", (video_id, *kinds)
+                (stored, digest, duration, json.dumps(list(models)), report_value, stamp, _now()),
             )
-            merged = list(dict.fromkeys([*json.loads(old_models), *models]))
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid, False
+        video_id, old_digest, old_models = known
+        changed = old_digest != digest
+        if not changed:
+            models = list(dict.fromkeys([*json.loads(old_models), *models]))
         self._db.execute(
             "UPDATE videos SET digest = ?, duration = COALESCE(?, duration), models = ?,"
             " report = COALESCE(?, report), report_stamp = COALESCE(?, report_stamp),"
             " indexed_at = ? WHERE id = ?",
-            (digest, duration, json.dumps(merged), report_value, report_stamp, _now(), video_id),
+            (digest, duration, json.dumps(list(models)), report_value, stamp, _now(), video_id),
         )
-        return int(video_id)
+        return int(video_id), changed
+
+    def _text_ids(self, texts: Iterable[str]) -> dict[str, int]:
+        """The ids of ``texts`` in the ``texts`` table, new ones added (looked up a few hundred
+        per query, and remembered by this connection while indexing)."""
+        if len(self._known_texts) >= _TEXT_CACHE:
+            self._known_texts.clear()
+        known = self._known_texts
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        for first in range(0, len(missing), 500):
+            chunk = missing[first : first + 500]
+            marks = ", ".join("?" for _ in chunk)
+            known.update(
+                (text, text_id)
+                for text_id, text in self._db.execute(
+                    f"SELECT id, text FROM texts WHERE text IN ({marks})", chunk
+                )
+            )
+        for text in missing:
+            if text not in known:
+                cursor = self._db.execute("INSERT INTO texts (text) VALUES (?)", (text,))
+                assert cursor.lastrowid is not None
+                known[text] = cursor.lastrowid
+        return known
+
+    def _remove_clips(self, clips: Sequence[tuple[int, int]]) -> None:
+        """Delete ``(clip id, text id)`` rows, then the texts no clip uses any more."""
+        if not clips:
+            return
+        self._db.executemany("DELETE FROM clips WHERE id = ?", [(c,) for c, _t in clips])
+        orphans = [
+            (text_id,) for text_id in {t for _c, t in clips}
+            if self._db.execute(
+                "SELECT 1 FROM clips WHERE text_id = ? LIMIT 1", (text_id,)
+            ).fetchone() is None
+        ]  # fmt: skip
+        if orphans:
+            self._db.executemany("DELETE FROM texts WHERE id = ?", orphans)
+            self._known_texts.clear()
 
     def prune(self) -> list[str]:
         """Remove every video whose file is gone (and its rows); returns their paths.
@@ -378,19 +509,33 @@ class ArchiveIndex:
         ]
         with self.batch():
             for video_id, _path in gone:
-                self._db.execute("DELETE FROM clips WHERE video_id = ?", (video_id,))
+                self._remove_clips(self._db.execute(
+                    "SELECT id, text_id FROM clips WHERE video_id = ?", (video_id,)
+                ).fetchall())  # fmt: skip
                 self._db.execute("DELETE FROM videos WHERE id = ?", (video_id,))
         return [path for _id, path in gone]
 
     def rename(self, old_path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> bool:
-        """A video moved: its rows follow it. False when ``old_path`` was not indexed."""
+        """A video moved: its rows follow it (replacing any under the new name). False when
+        ``old_path`` was not indexed."""
         with self.batch():
-            self._db.execute("DELETE FROM videos WHERE path = ?", (_stored(new_path),))
-            cursor = self._db.execute(
-                "UPDATE videos SET path = ? WHERE path = ?",
-                (_stored(new_path), _stored(old_path)),
+            known = self._db.execute(
+                "SELECT id FROM videos WHERE path = ?", (_stored(old_path),)
+            ).fetchone()
+            if known is None:
+                return False
+            target = self._db.execute(
+                "SELECT id FROM videos WHERE path = ?", (_stored(new_path),)
+            ).fetchone()
+            if target is not None:
+                self._remove_clips(self._db.execute(
+                    "SELECT id, text_id FROM clips WHERE video_id = ?", (target[0],)
+                ).fetchall())  # fmt: skip
+                self._db.execute("DELETE FROM videos WHERE id = ?", (target[0],))
+            self._db.execute(
+                "UPDATE videos SET path = ? WHERE id = ?", (_stored(new_path), known[0])
             )
-        return cursor.rowcount > 0
+        return True
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -410,14 +555,23 @@ class ArchiveIndex:
         ]
 
     def clips(self, video: str | os.PathLike[str]) -> list[ClipRow]:
-        """The clip rows of one video, in time order (captions before answers at one time)."""
+        """The clip rows of one video, in time order (at one time: the caption, the answers,
+        then other kinds)."""
         rows = self._db.execute(
-            "SELECT c.start, c.end, c.kind, c.question, c.text, c.score FROM clips c"
-            " JOIN videos v ON v.id = c.video_id WHERE v.path = ?"
-            " ORDER BY c.start, c.kind DESC, c.question, c.id",
+            "SELECT c.start, c.end, c.kind, c.question, t.text, c.score FROM clips c"
+            " JOIN videos v ON v.id = c.video_id JOIN texts t ON t.id = c.text_id"
+            " WHERE v.path = ? ORDER BY c.start,"
+            " CASE c.kind WHEN 'caption' THEN 0 WHEN 'answer' THEN 1 ELSE 2 END, c.question, c.id",
             (_stored(video),),
         ).fetchall()
         return [ClipRow(os.fspath(video), *row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """``{"videos", "clips", "texts"}``: how much the index holds."""
+        return {
+            table: self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("videos", "clips", "texts")
+        }
 
     def search(
         self,
@@ -432,12 +586,216 @@ class ArchiveIndex:
         """The clips whose text best matches ``query``, best first (BM25), adjacent clips of
         one video saying the same thing merged into one hit.
 
-        ``query`` is plain words unless ``fts``: then it is FTS5 query syntax as is
-        (see :func:`fts_query` for what plain words become). ``question`` keeps answers to
+        ``query`` is plain words unless ``fts``: then it is an FTS5 query as is (see
+        :func:`plain_queries` for what plain words become). ``question`` keeps answers to
         that question (case and spacing ignored); ``video`` is a glob on the video's path
         (on its file name alone when it has no ``/``). Raises ``SearchSyntaxError``.
         """
-        raise NotImplementedError  # filled in next (the API is fixed)
+        if limit < 1:
+            raise SearchSyntaxError(None, f"must be at least 1, got {limit}", setting="limit")
+        matches = [query] if fts else plain_queries(query)
+        search = _Search(self._db, _filters(self._db, kind, question, video), limit)
+        for match in matches:
+            try:
+                search.collect(match)
+            except sqlite3.OperationalError as error:
+                reason = f"not a valid FTS5 query: {query!r} ({error})"
+                raise SearchSyntaxError(None, reason) from None
+            if search.hits:
+                break
+        return search.hits
+
+
+_TEXT_CACHE = 100_000
+"""Distinct texts whose ids a connection remembers while indexing (then it starts over)."""
+
+_FIRST_PAGE = 50
+"""Texts fetched by the first BM25 query of a search, at least (twice the hits asked for);
+the rest only when they are not enough."""
+
+_STOPWORD_TEXT = (
+    "a an and are as at be by for from has he her his in into is it its of on or she that the "
+    "their them there these they this to was were what when where which while who with"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+"""Words a plain-word search leaves out (unless they are all it has): they occur in most
+captions, so they would rank nothing and make BM25 score most of the index."""
+
+_UNIT = re.compile(r'"([^"]*)"?|([^\s"]+)')
+
+
+def plain_queries(text: str) -> list[str]:
+    """What plain words search for: FTS5 queries, tried in order until the results are full.
+
+    Each word, each ``"quoted phrase"`` and each hyphenated or punctuated word (``left-turn``,
+    ``o'clock``) becomes one quoted FTS5 phrase, so quotes, hyphens and FTS5 operators typed
+    as words (``AND``, ``NEAR``) are just text. Stop words are dropped. The first query wants
+    every phrase; only when nothing says them all, the second (with two or more) wants any of
+    them. Not both at once: clips that say some of the words are noise below those that say
+    them all, and ranking them means BM25-scoring every text with any of the words, which at
+    a million clips costs far more than the search itself.
+    """
+    units = [
+        (quoted or word, bool(quoted))
+        for quoted, word in _UNIT.findall(text)
+        if re.search(r"\w", quoted or word)
+    ]
+    if not units:
+        raise SearchSyntaxError(None, f"no words to search for in {text!r}")
+    kept = [u for u, quoted in units if quoted or u.casefold() not in STOPWORDS]
+    kept = kept or [unit for unit, _quoted in units]
+    phrases = ['"' + unit.replace('"', '""') + '"' for unit in dict.fromkeys(kept)]
+    queries = [" AND ".join(phrases)]
+    if len(phrases) > 1:
+        queries.append(" OR ".join(phrases))
+    return queries
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """The SQL condition on ``clips c JOIN videos v`` that the search options make, and, when
+    ``--video`` names few videos, the only texts that can match (a set lookup per text
+    instead of a query)."""
+
+    condition: str
+    parameters: tuple[Any, ...]
+    texts: frozenset[int] | None = None
+
+
+_FEW_VIDEOS = 1000
+"""Up to this many videos matching ``--video``, the search looks only at their texts."""
+
+
+def _filters(
+    db: sqlite3.Connection, kind: str | None, question: str | None, video: str | None
+) -> _Filters:
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    if kind is not None:
+        conditions.append("c.kind = ?")
+        parameters.append(kind)
+    if question is not None:
+        conditions.append("c.question = ? COLLATE NOCASE")
+        parameters.append(" ".join(question.split()))
+    texts = None
+    if video is not None:
+        pattern = video if video.startswith(("/", "*")) else f"*/{video}"
+        ids = [row[0] for row in db.execute("SELECT id FROM videos WHERE path GLOB ?", (pattern,))]
+        if len(ids) <= _FEW_VIDEOS:
+            conditions.append(f"c.video_id IN ({', '.join(str(int(i)) for i in ids)})")
+            where = " AND ".join(conditions)
+            texts = frozenset(
+                row[0]
+                for row in db.execute(f"SELECT DISTINCT c.text_id FROM clips c WHERE {where}",
+                                      parameters)  # fmt: skip
+            )
+        else:
+            conditions.append("v.path GLOB ?")
+            parameters.append(pattern)
+    return _Filters("".join(f" AND {c}" for c in conditions), tuple(parameters), texts)
+
+
+_RANKED = (
+    "SELECT rowid, text, bm25(text_search) FROM text_search WHERE text_search MATCH ?"
+    " ORDER BY rank LIMIT ? OFFSET ?"
+)
+
+
+class _Search:
+    """One search's results as they are collected: texts in BM25 order, each text's clips
+    (best model score first), each clip widened to its run of adjacent clips saying the same."""
+
+    def __init__(self, db: sqlite3.Connection, filters: _Filters, limit: int) -> None:
+        self.db = db
+        self.filters = filters
+        self.limit = limit
+        self.hits: list[SearchHit] = []
+        self._texts_seen: set[int] = set()
+        self._runs_seen: set[tuple[Any, ...]] = set()
+        self._timelines: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.hits) >= self.limit
+
+    def collect(self, match: str) -> None:
+        """Add the hits of one FTS5 query until the results are full or it has no more.
+
+        BM25 scores every matching text before the first row comes back, so the texts come
+        in two queries: the best few (enough for most searches), then, only when filters or
+        merging left the results short, all the others, read as they are needed.
+        """
+        if self.filters.texts is not None and not self.filters.texts:
+            return
+        first = max(_FIRST_PAGE, 2 * self.limit)
+        best = self.db.execute(_RANKED, (match, first, 0)).fetchall()
+        self._take(best)
+        if not self.full and len(best) == first:
+            self._take(self.db.execute(_RANKED, (match, -1, first)))
+
+    def _take(self, ranked: Iterable[tuple[int, str, float]]) -> None:
+        allowed = self.filters.texts
+        for text_id, text, bm25 in ranked:
+            if text_id in self._texts_seen or (allowed is not None and text_id not in allowed):
+                continue
+            self._texts_seen.add(text_id)
+            self._add_text(text_id, text, -bm25)
+            if self.full:
+                return
+
+    def _add_text(self, text_id: int, text: str, relevance: float) -> None:
+        clips = self.db.execute(
+            "SELECT c.id, c.video_id, v.path, c.kind, c.question FROM clips c"
+            " JOIN videos v ON v.id = c.video_id"
+            f" WHERE c.text_id = ?{self.filters.condition} ORDER BY c.score DESC, c.id DESC",
+            (text_id, *self.filters.parameters),
+        )
+        for clip_id, video_id, path, kind, question in clips:
+            start, end, confidence, count = self._run(clip_id, video_id, kind, question)
+            run = (video_id, kind, question, start)
+            if run in self._runs_seen:
+                continue
+            self._runs_seen.add(run)
+            self.hits.append(SearchHit(
+                video=_loaded(path), start=start, end=end, kind=kind, question=question,
+                text=text, score=relevance, rank=len(self.hits) + 1, confidence=confidence,
+                clips=count,
+            ))  # fmt: skip
+            if self.full:
+                return
+
+    def _run(
+        self, clip_id: int, video_id: int, kind: str, question: str | None
+    ) -> tuple[float, float, float | None, int]:
+        """``(start, end, confidence, clips)`` of the run of adjacent clips with the same text
+        as ``clip_id`` (clips touching or overlapping, in time order)."""
+        key = (video_id, kind, question)
+        timeline = self._timelines.get(key)
+        if timeline is None:
+            timeline = self._timelines[key] = self.db.execute(
+                "SELECT id, start, end, text_id, score FROM clips"
+                " WHERE video_id = ? AND kind = ? AND question IS ? ORDER BY start, id",
+                key,
+            ).fetchall()
+        here = next(i for i, row in enumerate(timeline) if row[0] == clip_id)
+        first = last = here
+        text_id = timeline[here][3]
+        while first > 0 and _continues(timeline[first - 1], timeline[first], text_id):
+            first -= 1
+        while last + 1 < len(timeline) and _continues(timeline[last], timeline[last + 1], text_id):
+            last += 1
+        run = timeline[first : last + 1]
+        scores = [row[4] for row in run if row[4] is not None]
+        confidence = None
+        if scores:
+            values = [math.exp(s) for s in scores] if kind in REPORT_KINDS else scores
+            confidence = sum(values) / len(values)
+        return run[0][1], max(row[2] for row in run), confidence, len(run)
+
+
+def _continues(before: tuple[Any, ...], after: tuple[Any, ...], text_id: int) -> bool:
+    """Whether ``after`` continues ``before``'s run: same text, and no gap between them."""
+    return before[3] == after[3] == text_id and after[1] <= before[2] + 1e-6
 
 
 def _stamp(path: str | os.PathLike[str]) -> str | None:
@@ -493,5 +851,7 @@ __all__ = [
     "VideoEntry",
     "default_db_path",
     "find_sidecars",
+    "ingest",
+    "plain_queries",
     "video_digest",
 ]

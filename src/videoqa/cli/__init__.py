@@ -57,9 +57,15 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from videoqa.cli import media_commands, qa_commands, serve_commands, watch_commands
+    from videoqa.cli import (
+        index_commands,
+        media_commands,
+        qa_commands,
+        serve_commands,
+        watch_commands,
+    )
 
-    for module in (media_commands, qa_commands, watch_commands, serve_commands):
+    for module in (media_commands, qa_commands, watch_commands, serve_commands, index_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
