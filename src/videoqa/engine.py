@@ -389,9 +389,7 @@ class GitEngine:
         """
         if not questions:
             return [[] for _ in clips]
-        prompts = [
-            [self.prompt_start_id, *self._question_ids(q, max_new_tokens)] for q in questions
-        ]
+        prompts = self.question_prompts(questions, max_new_tokens)
         return self._run(clips, prompts, max_new_tokens, fit)
 
     def caption(
@@ -402,8 +400,32 @@ class GitEngine:
         fit: str | None = None,
     ) -> list[Answer]:
         """One caption per clip, generated from ``[CLS]`` alone (``fit`` as in :meth:`answer`)."""
-        runs = self._run(clips, [[self.bos_token_id]], max_new_tokens, fit)
+        runs = self._run(clips, self.caption_prompts(), max_new_tokens, fit)
         return [answers[0] for answers in runs]
+
+    def question_prompts(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        """The token ids :meth:`answer` starts from, one prompt per question."""
+        return [[self.prompt_start_id, *self._question_ids(q, max_new_tokens)] for q in questions]
+
+    def caption_prompts(self) -> list[list[int]]:
+        """The one prompt a caption starts from: ``[CLS]`` alone."""
+        return [[self.bos_token_id]]
+
+    @torch.inference_mode()
+    def run_pixels(
+        self, pixels: torch.Tensor, prompts: list[list[int]], *, max_new_tokens: int
+    ) -> list[list[Answer]]:
+        """:meth:`answer` / :meth:`caption` on model input already made (:meth:`pixel_values`),
+        every row in one batch: ``result[row][prompt]``.
+
+        For callers that preprocess elsewhere and batch themselves (the collection runner):
+        the same steps as ``answer``, so the same results.
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+        cache = self.encode_pixels(pixels)
+        generations = self.generate(cache, prompts, max_new_tokens=max_new_tokens)
+        return [[self.decode(g) for g in row] for row in generations]
 
     # ------------------------------------------------------------------ steps
 
@@ -478,12 +500,18 @@ class GitEngine:
         self, clips: Sequence[Sequence[np.ndarray]], *, fit: str | None = None
     ) -> ImageCache:
         """Image encoder once per frame, then the decoder over the image tokens: their K/V."""
-        pixels = self.pixel_values(clips, fit=fit).to(self.device, self.dtype)
+        return self.encode_pixels(self.pixel_values(clips, fit=fit))
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> ImageCache:
+        """:meth:`encode` from :meth:`pixel_values` made already (moved to the model's device;
+        a pinned tensor is copied without waiting)."""
+        pixels = pixels.to(self.device, self.dtype, non_blocking=pixels.is_pinned())
         git = self.model.git
         frames = pixels.flatten(0, 1) if self.frames_per_clip else pixels
         features = self._vision_features(frames)  # (clips * frames, n, d)
         if self.frames_per_clip:
-            features = features.view(len(clips), self.frames_per_clip, *features.shape[1:])
+            features = features.view(len(pixels), self.frames_per_clip, *features.shape[1:])
             temporal = torch.stack([embedding.view(-1) for embedding in git.img_temporal_embedding])
             features = (features + temporal[None, :, None, :]).flatten(1, 2)
         hidden = git.visual_projection(features)
@@ -535,6 +563,13 @@ class GitEngine:
         keys runs as one matmul per clip without copying the cache per question.
         """
         clips, per_clip = cache.clips, len(prompts)
+        if clips * per_clip == 1:
+            # One row turns every matrix product into a matrix-vector one, which rounds
+            # differently from the matrix-matrix products of a batch: a clip's scores would
+            # depend on whether it was batched (the collection runner batches across files).
+            # A second copy of the prompt costs little (the step reads weights, mostly).
+            twice = self.generate(cache, prompts * 2, max_new_tokens=max_new_tokens)
+            return [twice[0][:1]]
         rows = clips * per_clip
         lengths = torch.tensor([len(p) for p in prompts], device=self.device).repeat(clips)
         width = max(len(p) for p in prompts)

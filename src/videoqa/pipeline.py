@@ -115,16 +115,14 @@ class VideoJob:
 
     def build_report(self, clips: list[ClipResult]) -> Report:
         """The ``Report`` of this job from results already gathered from ``results()``."""
-        facts = VideoFacts.from_info(self.info)
-        return Report(
-            video=replace(
-                facts, path=os.path.abspath(facts.path), decodable_end=self.decodable_end
-            ),
+        return make_report(
+            self.info,
             model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
             caption_model=self.captioning.info if self.captioning else None,
             sampling=self.sampling,
             questions=self.questions,
             clips=clips,
+            decodable_end=self.decodable_end,
         )
 
     def _generate(self, progress: ProgressCallback | None) -> Iterator[ClipResult]:
@@ -204,38 +202,13 @@ class VideoJob:
         role = self.answering
         assert role is not None
         engine = role.engine
-        max_tokens = self.sampling.max_new_tokens
-        if engine.kind == "video":
-            per_clip = engine.answer(
-                frames_per_clip, self.questions, max_new_tokens=max_tokens, fit=role.fit
-            )
-            return [
-                tuple(
-                    QuestionAnswer(q, a.text, a.score)
-                    for q, a in zip(self.questions, answers, strict=True)
-                )
-                for answers in per_clip
-            ]
-        # Image checkpoint: every frame answers on its own, then each clip votes.
-        singles = [[frame] for frames in frames_per_clip for frame in frames]
-        per_frame = engine.answer(
-            singles, self.questions, max_new_tokens=max_tokens, fit=role.fit
+        # An image checkpoint answers every frame on its own (then each clip votes).
+        inputs = frames_per_clip if engine.kind == "video" else _singles(frames_per_clip)
+        rows = engine.answer(
+            inputs, self.questions, max_new_tokens=self.sampling.max_new_tokens, fit=role.fit
         )
-        results = []
-        offset = 0
-        for clip in batch:
-            rows = per_frame[offset : offset + len(clip.frame_times)]
-            offset += len(clip.frame_times)
-            clip_answers = []
-            for column, question in enumerate(self.questions):
-                votes = [
-                    FrameAnswer(time, row[column].text, row[column].score)
-                    for time, row in zip(clip.frame_times, rows, strict=True)
-                ]
-                text, score = vote(votes)
-                clip_answers.append(QuestionAnswer(question, text, score, tuple(votes)))
-            results.append(tuple(clip_answers))
-        return results
+        times = [clip.frame_times for clip in batch]
+        return clip_answers(engine.kind, self.questions, times, rows)
 
     def _caption(
         self, times_per_clip: list[tuple[float, ...]], frames_per_clip: list[list[np.ndarray]]
@@ -244,23 +217,89 @@ class VideoJob:
         assert role is not None
         engine = role.engine
         max_tokens = self.sampling.caption_max_new_tokens or DEFAULT_CAPTION_MAX_NEW_TOKENS
-        if engine.kind == "video":
-            captions = engine.caption(frames_per_clip, max_new_tokens=max_tokens, fit=role.fit)
-            return [
-                Caption(c.text, c.score, times)
-                for c, times in zip(captions, times_per_clip, strict=True)
+        inputs = frames_per_clip if engine.kind == "video" else _singles(frames_per_clip)
+        rows = engine.caption(inputs, max_new_tokens=max_tokens, fit=role.fit)
+        return clip_captions(engine.kind, times_per_clip, rows)
+
+
+def _singles(frames_per_clip: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """Every frame as a clip of its own: what an image checkpoint takes."""
+    return [[frame] for frames in frames_per_clip for frame in frames]
+
+
+def clip_answers(
+    kind: str,
+    questions: Sequence[str],
+    times_per_clip: Sequence[tuple[float, ...]],
+    rows: Sequence[Sequence[Answer]],
+) -> list[tuple[QuestionAnswer, ...]]:
+    """Each clip's answers from the engine's ``rows`` (``[row][question]``).
+
+    A video checkpoint gives one row per clip; an image checkpoint one row per frame (the
+    frames of each clip in turn), which each clip then votes on. The one-file pipeline and the
+    collection runner both go through here, so their answers are the same.
+    """
+    if kind == "video":
+        return [
+            tuple(QuestionAnswer(q, a.text, a.score) for q, a in zip(questions, row, strict=True))
+            for row in rows
+        ]
+    results = []
+    offset = 0
+    for times in times_per_clip:
+        frame_rows = rows[offset : offset + len(times)]
+        offset += len(times)
+        answers = []
+        for column, question in enumerate(questions):
+            votes = [
+                FrameAnswer(time, row[column].text, row[column].score)
+                for time, row in zip(times, frame_rows, strict=True)
             ]
-        singles = [[frame] for frames in frames_per_clip for frame in frames]
-        per_frame = engine.caption(singles, max_new_tokens=max_tokens, fit=role.fit)
-        results = []
-        offset = 0
-        for times in times_per_clip:
-            frame_captions: list[Answer] = per_frame[offset : offset + len(times)]
-            offset += len(times)
-            pairs = zip(times, frame_captions, strict=True)
-            text, score = vote([FrameAnswer(t, c.text, c.score) for t, c in pairs])
-            results.append(Caption(text, score, times))
-        return results
+            text, score = vote(votes)
+            answers.append(QuestionAnswer(question, text, score, tuple(votes)))
+        results.append(tuple(answers))
+    return results
+
+
+def clip_captions(
+    kind: str, times_per_clip: Sequence[tuple[float, ...]], rows: Sequence[Answer]
+) -> list[Caption]:
+    """Each clip's caption from the engine's ``rows``: one per clip (video checkpoint) or one
+    per frame, voted per clip (image checkpoint), as :func:`clip_answers`."""
+    if kind == "video":
+        pairs = zip(rows, times_per_clip, strict=True)
+        return [Caption(caption.text, caption.score, times) for caption, times in pairs]
+    results = []
+    offset = 0
+    for times in times_per_clip:
+        frame_captions = rows[offset : offset + len(times)]
+        offset += len(times)
+        pairs = zip(times, frame_captions, strict=True)
+        text, score = vote([FrameAnswer(t, c.text, c.score) for t, c in pairs])
+        results.append(Caption(text, score, times))
+    return results
+
+
+def make_report(
+    info: VideoInfo,
+    *,
+    model: ModelInfo,
+    caption_model: ModelInfo | None,
+    sampling: Sampling,
+    questions: tuple[str, ...],
+    clips: list[ClipResult],
+    decodable_end: float | None,
+) -> Report:
+    """A video's ``Report`` from its facts and its clips' results (every path builds it here)."""
+    facts = VideoFacts.from_info(info)
+    return Report(
+        video=replace(facts, path=os.path.abspath(facts.path), decodable_end=decodable_end),
+        model=model,
+        caption_model=caption_model,
+        sampling=sampling,
+        questions=questions,
+        clips=clips,
+    )
 
 
 def _sample(
