@@ -96,6 +96,7 @@ def archive(tmp_path: Path) -> Path:
 
 def test_index_reads_every_sidecar_in_folders_and_skips_the_unchanged(archive, tmp_path):
     db = tmp_path / "index.sqlite"
+    (archive / "2020" / "loop").symlink_to(archive)  # a link cycle is not followed
     with ArchiveIndex(db) as index:
         tally = ingest(index, find_sidecars([archive]))
         assert (tally.indexed, tally.unchanged, tally.failed) == (2, 0, 0)

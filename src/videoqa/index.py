@@ -45,8 +45,9 @@ INDEX_ENV = "VIDEOQA_INDEX"
 REPORT_KINDS = ("caption", "answer")
 """Kinds of clip rows a report produces (re-indexing a report replaces exactly these)."""
 
-KINDS: tuple[str, ...] = REPORT_KINDS
-"""Every kind of clip row ``search --kind`` accepts."""
+KINDS: tuple[str, ...] = (*REPORT_KINDS, "find")
+"""Every kind of clip row ``search --kind`` accepts (``find``: ranges ``videoqa find --db``
+added)."""
 
 DIGEST_BLOCK = 64 * 1024
 """Bytes read from each end of a video for its digest."""
@@ -84,7 +85,8 @@ class SearchHit:
 
     ``score`` is the BM25 relevance (SQLite's ``bm25()`` negated: higher is better); ``rank``
     is the position in the results (1 is the best). ``confidence`` is the model's own
-    confidence in the text (mean ``exp(score)`` of the merged clips, 0 to 1).
+    confidence in the text: the mean ``exp`` of the merged clips' scores (log-probabilities),
+    0 to 1.
     """
 
     video: str
@@ -170,13 +172,16 @@ def video_digest(path: str | os.PathLike[str]) -> str | None:
 
 def find_sidecars(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """The JSON sidecars to index: each file as given, each folder's ``*.videoqa.json``
-    (recursively, sorted, hidden temporary files excluded by their suffix)."""
+    (recursively, in name order; symbolic links to folders are not followed, so a link
+    cycle cannot loop; temporary files end in another suffix)."""
     for path in paths:
         path = Path(path)
-        if path.is_dir():
-            yield from sorted(path.rglob(f"*{JSON_SUFFIX}"))
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        for folder, subfolders, names in os.walk(path):
+            subfolders.sort()
+            yield from (Path(folder, name) for name in sorted(names) if name.endswith(JSON_SUFFIX))
 
 
 @dataclass
@@ -194,8 +199,8 @@ def ingest(
     index: ArchiveIndex,
     sidecars: Iterable[Path],
     *,
-    on_error: Callable[[VideoQAError], None] | None = None,
-    on_file: Callable[[], None] | None = None,
+    on_error: Callable[[VideoQAError], object] | None = None,
+    on_file: Callable[[], object] | None = None,
     batch: int = 500,
 ) -> IngestTally:
     """Index JSON sidecars, ``batch`` of them per transaction (fast, and an interruption
@@ -233,7 +238,8 @@ _SCHEMA = (
         models TEXT NOT NULL,
         report TEXT,
         report_stamp TEXT,
-        indexed_at TEXT NOT NULL
+        indexed_at TEXT NOT NULL,
+        clips INTEGER NOT NULL DEFAULT 0
     )""",
     # Each distinct text once: adjacent clips repeat their caption, answers repeat everywhere
     # ("yes", "red"), so BM25 scores far fewer rows than there are clips.
@@ -381,8 +387,9 @@ class ArchiveIndex:
         models: Sequence[str] = (),
     ) -> int:
         """Index results that come from elsewhere than a report (``videoqa find``'s ranges):
-        ``rows`` of ``(start, end, text, score)``, replacing the video's earlier rows of this
-        ``kind`` and ``question`` only. Returns the rows added."""
+        ``rows`` of ``(start, end, text, score)``, ``score`` a log-probability like a report's
+        (``confidence`` is its ``exp``), replacing the video's earlier rows of this ``kind``
+        and ``question`` only. Returns the rows added."""
         return self._store(
             os.fspath(video_path),
             [(start, end, kind, question, text, score) for start, end, text, score in rows],
@@ -421,6 +428,11 @@ class ArchiveIndex:
                  for start, end, kind, question, text, score in rows],
             )  # fmt: skip
             self._remove_clips(old)
+            self._db.execute(
+                "UPDATE videos SET clips = (SELECT COUNT(*) FROM clips WHERE video_id = ?)"
+                " WHERE id = ?",
+                (video_id, video_id),
+            )
         return len(rows)
 
     def _video_row(
@@ -542,8 +554,8 @@ class ArchiveIndex:
     def videos(self) -> list[VideoEntry]:
         """Every indexed video, by path."""
         rows = self._db.execute(
-            "SELECT v.path, v.digest, v.duration, v.models, v.indexed_at, v.report,"
-            " (SELECT COUNT(*) FROM clips WHERE video_id = v.id) FROM videos v ORDER BY v.path"
+            "SELECT path, digest, duration, models, indexed_at, report, clips FROM videos"
+            " ORDER BY path"
         ).fetchall()
         return [
             VideoEntry(
@@ -786,10 +798,7 @@ class _Search:
             last += 1
         run = timeline[first : last + 1]
         scores = [row[4] for row in run if row[4] is not None]
-        confidence = None
-        if scores:
-            values = [math.exp(s) for s in scores] if kind in REPORT_KINDS else scores
-            confidence = sum(values) / len(values)
+        confidence = sum(math.exp(s) for s in scores) / len(scores) if scores else None
         return run[0][1], max(row[2] for row in run), confidence, len(run)
 
 
