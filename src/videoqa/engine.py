@@ -269,6 +269,10 @@ class ImageCache:
         return self.keys[0].shape[0]
 
 
+TextCache = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per decoder layer, the keys and values of the text tokens so far: (rows, heads, slots, d)."""
+
+
 def _split_heads(states: torch.Tensor, heads: int) -> torch.Tensor:
     batch, length, _ = states.shape
     return states.view(batch, length, heads, -1).transpose(1, 2)
@@ -427,6 +431,50 @@ class GitEngine:
         generations = self.generate(cache, prompts, max_new_tokens=max_new_tokens)
         return [[self.decode(g) for g in row] for row in generations]
 
+    @torch.inference_mode()
+    def yes_probability(
+        self,
+        clips: Sequence[Sequence[np.ndarray]],
+        questions: Sequence[str],
+        *,
+        fit: str | None = None,
+    ) -> list[list[float]]:
+        """P(yes) / (P(yes) + P(no)) of every yes/no question about every clip.
+
+        Read from the first answer token's distribution: the image pass, then one decoder pass
+        over the question, and no generation. ``result[clip][question]``; clips and ``fit`` as
+        in :meth:`answer`. Raises ``ModelError`` when the vocabulary has no "yes" or "no" word.
+        """
+        if not questions:
+            return [[] for _ in clips]
+        self._check_clips(clips)
+        fit = self.resolve_fit(fit)
+        yes, no = self.yes_no_ids()
+        prompts = [[self.prompt_start_id, *self._question_ids(q, 1)] for q in questions]
+        results: list[list[float]] = []
+        for first in range(0, len(clips), self.max_clips_per_batch):
+            cache = self.encode(clips[first : first + self.max_clips_per_batch], fit=fit)
+            last = self._prompt_pass(cache, prompts, 0)[0]
+            logits = self.model.output(last).float()
+            probability = torch.sigmoid(logits[:, yes] - logits[:, no])
+            rows = probability.view(cache.clips, len(prompts)).cpu().tolist()
+            results.extend(rows)
+        return results
+
+    def yes_no_ids(self) -> tuple[int, int]:
+        """Token ids of "yes" and "no": each must be one known word of the vocabulary."""
+        ids = []
+        for word in ("yes", "no"):
+            tokens = self.tokenizer(word, add_special_tokens=False).input_ids
+            if len(tokens) != 1 or tokens[0] == self.tokenizer.unk_token_id:
+                raise ModelError(
+                    None,
+                    f"{self.model_id} cannot score yes/no questions: {word!r} is not one word "
+                    "of its vocabulary",
+                )
+            ids.append(tokens[0])
+        return ids[0], ids[1]
+
     # ------------------------------------------------------------------ steps
 
     def _question_ids(self, question: str, max_new_tokens: int) -> list[int]:
@@ -571,32 +619,9 @@ class GitEngine:
             twice = self.generate(cache, prompts * 2, max_new_tokens=max_new_tokens)
             return [twice[0][:1]]
         rows = clips * per_clip
-        lengths = torch.tensor([len(p) for p in prompts], device=self.device).repeat(clips)
         width = max(len(p) for p in prompts)
         max_new_tokens = min(max_new_tokens, self.max_positions - width)
-        prompt_ids = torch.full((per_clip, width), self.pad_token_id, dtype=torch.long)
-        for index, prompt in enumerate(prompts):
-            prompt_ids[index, : len(prompt)] = torch.tensor(prompt)
-        prompt_ids = prompt_ids.to(self.device).repeat(clips, 1)
-
-        total = width + max_new_tokens
-        text_cache = [
-            (
-                key.new_empty(rows, key.shape[1], total, key.shape[3]),
-                key.new_empty(rows, key.shape[1], total, key.shape[3]),
-            )
-            for key in cache.keys
-        ]
-        # Which text slots each row may attend to: its own prompt, then each generated token.
-        slots = torch.arange(total, device=self.device)
-        valid = slots[None, :] < lengths[:, None]
-        causal = slots[None, :width] <= slots[:width, None]  # (query, key)
-        prompt_mask = causal[None] & valid[:, None, :width]  # (rows, query, key)
-        positions = torch.arange(width, device=self.device).expand(rows, width)
-        hidden = self._text_forward(
-            cache, prompt_ids, positions, text_cache, 0, prompt_mask, per_clip
-        )
-        last = hidden[torch.arange(rows, device=self.device), lengths - 1]
+        last, text_cache, valid, lengths = self._prompt_pass(cache, prompts, max_new_tokens)
 
         step_tokens, step_scores = [], []
         finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
@@ -617,12 +642,50 @@ class GitEngine:
             last = hidden[:, 0]
         return self._generations(step_tokens, step_scores, clips, per_clip)
 
+    def _prompt_pass(
+        self, cache: ImageCache, prompts: list[list[int]], new_tokens: int
+    ) -> tuple[torch.Tensor, TextCache, torch.Tensor, torch.Tensor]:
+        """Every prompt for every cached clip through the decoder in one pass (rows clip-major).
+
+        Returns the hidden state of each row's last prompt token (what predicts the first new
+        token), the text K/V cache with room for ``new_tokens`` more, which of its slots each
+        row may see, and the prompt lengths.
+        """
+        clips, per_clip = cache.clips, len(prompts)
+        rows = clips * per_clip
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device).repeat(clips)
+        width = max(len(p) for p in prompts)
+        prompt_ids = torch.full((per_clip, width), self.pad_token_id, dtype=torch.long)
+        for index, prompt in enumerate(prompts):
+            prompt_ids[index, : len(prompt)] = torch.tensor(prompt)
+        prompt_ids = prompt_ids.to(self.device).repeat(clips, 1)
+
+        total = width + new_tokens
+        text_cache = [
+            (
+                key.new_empty(rows, key.shape[1], total, key.shape[3]),
+                key.new_empty(rows, key.shape[1], total, key.shape[3]),
+            )
+            for key in cache.keys
+        ]
+        # Which text slots each row may attend to: its own prompt, then each generated token.
+        slots = torch.arange(total, device=self.device)
+        valid = slots[None, :] < lengths[:, None]
+        causal = slots[None, :width] <= slots[:width, None]  # (query, key)
+        prompt_mask = causal[None] & valid[:, None, :width]  # (rows, query, key)
+        positions = torch.arange(width, device=self.device).expand(rows, width)
+        hidden = self._text_forward(
+            cache, prompt_ids, positions, text_cache, 0, prompt_mask, per_clip
+        )
+        last = hidden[torch.arange(rows, device=self.device), lengths - 1]
+        return last, text_cache, valid, lengths
+
     def _text_forward(
         self,
         cache: ImageCache,
         token_ids: torch.Tensor,
         positions: torch.Tensor,
-        text_cache: list[tuple[torch.Tensor, torch.Tensor]],
+        text_cache: TextCache,
         slot: int,
         mask: torch.Tensor,
         per_clip: int,

@@ -58,6 +58,7 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     from videoqa.cli import (
+        find_commands,
         index_commands,
         media_commands,
         qa_commands,
@@ -65,7 +66,8 @@ def _register() -> None:
         watch_commands,
     )
 
-    for module in (media_commands, qa_commands, watch_commands, serve_commands, index_commands):
+    for module in (media_commands, qa_commands, watch_commands, serve_commands, find_commands,
+                   index_commands):  # fmt: skip
         for command in module.COMMANDS:
             cli.add_command(command)
 
