@@ -1,0 +1,414 @@
+"""The collection runner's stages on a Ray cluster (Ray Data), for archives beyond one machine.
+
+Nothing here schedules: Ray Data does. Each stage is the collection runner's own function
+(``videoqa.collection``), so a file gives the same report here as on one machine:
+
+1. listing, on the driver: ``find_videos`` over the paths given (and those of a text file,
+   ``--paths-from``, for archives the driver may not see: those are passed on unchecked);
+2. ``plan_file`` in a CPU task (probe, clip windows), with a copy of the driver's ``VideoQA``
+   whose engines carry no weights: planning reads only their names and preprocessing;
+3. ``decode_clips`` in the same CPU task (Ray fuses the two; ``flat_map``): one row per clip
+   holding the model-ready arrays, then one row that closes the file (its clip count);
+4. ``infer_batch`` in a pool of actors (``map_batches`` with an ``ActorPoolStrategy``): each
+   loads the model once and answers batches of clips from any files; ``gpus_per_actor`` may be
+   a fraction, so several replicas share one card;
+5. on the driver, as rows stream back: ``finish_file`` once a file's last clip is in, then
+   ``write_sidecars`` (atomic) and, when asked, the archive index.
+
+Ray retries a task whose worker died and restarts a dead actor, so a row may be computed twice;
+the driver keys results by (file, clip), finishes each file once, and so writes each file's
+sidecars exactly once. A file that fails (unreadable, undecodable, refused by a check) comes
+back as a row saying why and fails alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import pickle
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from videoqa.collection import (
+    DecodedClip,
+    FileDecoded,
+    FileOutcome,
+    FilePlan,
+    decode_clips,
+    finish_file,
+    infer_batch,
+    plan_file,
+)
+from videoqa.errors import ConfigError, MediaError, VideoQAError
+from videoqa.report import ClipResult
+
+if TYPE_CHECKING:
+    from videoqa.engine import GitEngine
+    from videoqa.pipeline import VideoQA
+
+logger = logging.getLogger("videoqa.distributed")
+
+INSTALL_HINT = 'Ray is not installed: pip install "videoqa[ray]"'
+ADDRESSES = ("auto", "local")
+"""Besides a cluster's address: ``auto`` (a running cluster), ``local`` (start one here)."""
+DEFAULT_BATCH_SIZE = 8
+MAX_BLOCKS = 10_000
+"""At most this many input blocks: one file per block (so files spread over the decoding
+tasks) up to this many files, then several files per block."""
+
+# Row kinds between the stages. Every row has the same three columns: the file's position in
+# the collection, its kind, and a pickled payload.
+CLIP, DECODED, FAILED, RESULT = "clip", "decoded", "failed", "result"
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a one-line ``ConfigError`` saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the Data library comes with the extra, not with ray
+    except ImportError:
+        raise ConfigError(None, INSTALL_HINT, setting="ray") from None
+    return ray
+
+
+def connect(address: str = "local", *, num_cpus: int | None = None) -> None:
+    """Join a Ray cluster: ``auto`` (a running one), ``local`` (start one in this process),
+    or an address (``ray://head:10001``, ``head:6379``). Nothing happens when this process is
+    connected already (a test's cluster, a ``ray job submit`` driver that called ``ray.init``).
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address == "local":
+        options["num_cpus"] = num_cpus
+        target: str | None = "local"
+    else:
+        target = address
+    try:
+        ray.init(address=target, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(None, f"cannot join a Ray cluster at {address}: {reason}",
+                          setting="ray") from None  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """How the collection spreads over the cluster.
+
+    ``model_actors``: model replicas; ``gpus_per_actor``: GPUs each reserves (``None``: 1 when
+    the cluster has GPUs and the models are not asked to run on the CPU, else 0; fractions
+    share a card); ``decode_tasks``: decoding tasks at once (``None``: as many as the cluster
+    has CPUs left over); ``batch_size``: clips per model call.
+    """
+
+    address: str = "local"
+    model_actors: int = 1
+    gpus_per_actor: float | None = None
+    decode_tasks: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("model_actors", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(None, f"must be at least 1, got {getattr(self, name)}",
+                                  setting=name)  # fmt: skip
+        if self.decode_tasks is not None and self.decode_tasks < 1:
+            raise ConfigError(None, f"must be at least 1, got {self.decode_tasks}",
+                              setting="decode_tasks")  # fmt: skip
+        if self.gpus_per_actor is not None and self.gpus_per_actor < 0:
+            raise ConfigError(None, f"must be 0 or more, got {self.gpus_per_actor}",
+                              setting="gpus_per_actor")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the stages
+
+
+def _weightless(engine: GitEngine) -> GitEngine:
+    """``engine`` without its model and tokenizer: what planning reads (names, kind, frames,
+    preprocessing) pickles small, and a worker unpickles it without importing transformers
+    (seconds per process)."""
+    light = copy.copy(engine)
+    light.model = None  # type: ignore[assignment]
+    light.tokenizer = None  # type: ignore[assignment]
+    light._layers = []
+    return light
+
+
+def planning_copy(qa: VideoQA) -> VideoQA:
+    """A copy of ``qa`` for the planning tasks: the same settings and engines, no weights."""
+    planner = copy.copy(qa)
+    planner._engines = {key: _weightless(engine) for key, engine in qa._engines.items()}
+    return planner
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What the planning tasks need besides the file: the planner, questions, options."""
+
+    planner: VideoQA
+    questions: tuple[str, ...]
+    captions: bool
+    plan_options: dict[str, Any]
+
+
+def _row(position: int, kind: str, payload: Any) -> dict[str, Any]:
+    return {"position": position, "kind": kind, "payload": pickle.dumps(payload, protocol=5)}
+
+
+def _failed_row(position: int, path: str, error: BaseException) -> dict[str, Any]:
+    from videoqa.collection import _one_line
+
+    return _row(position, FAILED, (path, _one_line(path, error)))
+
+
+def _plan_row(row: dict[str, Any], job: _Job) -> dict[str, Any]:
+    """Stage 2: probe and plan one file (a CPU task); a failure becomes the file's row."""
+    position, path = int(row["position"]), str(row["path"])
+    try:
+        if not os.path.isfile(path):
+            raise MediaError(path, "no such file" if not os.path.exists(path) else "not a file")
+        plan = plan_file(job.planner, path, position=position, questions=job.questions,
+                         captions=job.captions, **job.plan_options)  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - any failure is that file's alone
+        return _failed_row(position, path, error)
+    return _row(position, "planned", plan)
+
+
+def _decode_rows(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Stage 3: one row per decoded clip (with its plan), then the row closing the file."""
+    position = int(row["position"])
+    if row["kind"] != "planned":
+        yield row
+        return
+    plan: FilePlan = pickle.loads(row["payload"])
+    try:
+        for item in decode_clips(plan, threads=1):
+            if isinstance(item, FileDecoded):
+                yield _row(position, DECODED, (plan, item))
+            else:
+                yield _row(position, CLIP, (plan, item))
+    except Exception as error:  # noqa: BLE001 - the file fails alone
+        yield _failed_row(position, plan.path, error)
+
+
+class _EngineActor:
+    """Stage 4: one model replica. Loads the checkpoints once, then answers batches of clips
+    (any files); other rows pass through untouched."""
+
+    def __init__(self, models: dict[str, Any], roles: tuple[tuple[str, str | None], ...]) -> None:
+        from videoqa.pipeline import VideoQA
+
+        self.qa = VideoQA(**models)
+        for model, revision in roles:
+            self.qa.engine(model, revision)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        rows = [
+            (int(position), str(kind), payload)
+            for position, kind, payload in zip(
+                batch["position"], batch["kind"], batch["payload"], strict=True
+            )
+        ]
+        out: list[dict[str, Any]] = []
+        clips: list[tuple[FilePlan, DecodedClip]] = []
+        for position, kind, payload in rows:
+            if kind == CLIP:
+                clips.append(pickle.loads(payload))
+            else:
+                out.append({"position": position, "kind": kind, "payload": payload})
+        for group in _by_batch_key(clips):
+            try:
+                results = infer_batch(self.qa, group)
+            except Exception as error:  # noqa: BLE001 - those files fail, the run goes on
+                for position, path in dict((p.position, p.path) for p, _ in group).items():
+                    out.append(_failed_row(position, path, error))
+                continue
+            for (plan, decoded), result in zip(group, results, strict=True):
+                out.append(_row(plan.position, RESULT, (decoded.number, result)))
+        return {
+            "position": [row["position"] for row in out],
+            "kind": [row["kind"] for row in out],
+            "payload": [row["payload"] for row in out],
+        }
+
+
+def _by_batch_key(
+    clips: list[tuple[FilePlan, DecodedClip]],
+) -> list[list[tuple[FilePlan, DecodedClip]]]:
+    groups: dict[Any, list[tuple[FilePlan, DecodedClip]]] = {}
+    for plan, decoded in clips:
+        groups.setdefault(plan.batch_key, []).append((plan, decoded))
+    return list(groups.values())
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class _FileState:
+    path: str
+    plan: FilePlan | None = None
+    decoded: FileDecoded | None = None
+    results: dict[int, ClipResult] = field(default_factory=dict)
+    ended: bool = False
+
+
+def run_on_ray(
+    qa: VideoQA,
+    videos: Sequence[str | os.PathLike[str]],
+    *,
+    settings: RaySettings | None = None,
+    questions: Sequence[str] = (),
+    captions: bool = True,
+    formats: Sequence[str] = (),
+    output_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    sidecar_options: dict[str, Any] | None = None,
+    index: Any = None,
+    search_folders: bool = True,
+    **plan_options: Any,
+) -> Iterator[FileOutcome]:
+    """Process ``videos`` on a Ray cluster; yield each file's outcome as it ends.
+
+    ``qa`` is the driver's ``VideoQA`` with its checkpoints loaded (the driver checks them and
+    ships their names and preprocessing to the planning tasks; each model actor loads its own
+    copy by the same name). ``videos`` are files, folders (searched as ``find_videos`` does)
+    or paths only the workers see. ``formats``, ``output_dir``, ``overwrite`` and
+    ``sidecar_options`` go to ``write_sidecars``; ``index`` (an ``ArchiveIndex``) gets each
+    report too. ``plan_options`` are ``VideoQA.plan``'s. ``search_folders=False`` takes
+    ``videos`` as they are, without looking at them on the driver (a long list of files that
+    only the workers see).
+    """
+    from videoqa.collection import find_videos
+    from videoqa.sidecars import check_targets, write_sidecars
+
+    settings = settings or RaySettings()
+    ray = require_ray()
+    connect(settings.address)
+    listed = find_videos(videos) if search_folders else videos
+    paths = [os.path.abspath(path) for path in listed]
+    sidecars = dict(sidecar_options or {})
+    wanted = tuple(formats)
+    states = {position: _FileState(path) for position, path in enumerate(paths)}
+    pending: list[dict[str, Any]] = []
+    for position, path in enumerate(paths):
+        try:
+            if wanted:
+                check_targets(path, formats=wanted, output_dir=output_dir, overwrite=overwrite,
+                              **sidecars)  # fmt: skip
+        except VideoQAError as error:
+            states[position].ended = True
+            yield FileOutcome(path, error=str(error))
+            continue
+        pending.append({"position": position, "path": path})
+    if not pending:
+        return
+
+    dataset = _dataset(ray, qa, pending, settings, tuple(questions), captions, plan_options)
+    for row in dataset.iter_rows():
+        position, kind = int(row["position"]), str(row["kind"])
+        state = states[position]
+        if state.ended:
+            continue  # a row computed again by a retried task, or of a failed file
+        payload = pickle.loads(row["payload"])
+        if kind == FAILED:
+            state.ended = True
+            yield FileOutcome(state.path, error=payload[1])
+            continue
+        if kind == DECODED:
+            state.plan, state.decoded = payload
+        elif kind == RESULT:
+            number, result = payload
+            state.results[number] = result
+        if state.plan is None or state.decoded is None:
+            continue
+        if len(state.results) < state.decoded.clips:
+            continue
+        state.ended = True
+        yield _deliver(state, wanted, output_dir, overwrite, sidecars, index, write_sidecars)
+    for state in states.values():
+        if not state.ended:  # cannot happen unless Ray dropped rows: say so, never pretend
+            yield FileOutcome(state.path, error=f"{state.path}: no result came back from Ray")
+
+
+def _deliver(
+    state: _FileState,
+    formats: tuple[str, ...],
+    output_dir: str | os.PathLike[str] | None,
+    overwrite: bool,
+    sidecars: dict[str, Any],
+    index: Any,
+    write_sidecars: Any,
+) -> FileOutcome:
+    """A file's report, sidecars and index rows, once every clip is in."""
+    assert state.plan is not None and state.decoded is not None
+    report = finish_file(state.plan, list(state.results.values()), state.decoded.decodable_end)
+    written: list[Path] = []
+    try:
+        if formats:
+            written = write_sidecars(report, state.path, formats=formats, output_dir=output_dir,
+                                     overwrite=overwrite, **sidecars)  # fmt: skip
+        if index is not None:
+            json_path = next((path for path in written if path.name.endswith(".json")), None)
+            index.add_report(report, json_path=json_path)
+    except VideoQAError as error:
+        return FileOutcome(state.path, report=report, written=tuple(written), error=str(error))
+    return FileOutcome(state.path, report=report, written=tuple(written))
+
+
+def _dataset(
+    ray: Any,
+    qa: VideoQA,
+    rows: list[dict[str, Any]],
+    settings: RaySettings,
+    questions: tuple[str, ...],
+    captions: bool,
+    plan_options: dict[str, Any],
+) -> Any:
+    """The Ray Data pipeline: files -> plans -> clips -> results (lazy until iterated)."""
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+    job = _Job(planning_copy(qa), questions, captions, dict(plan_options))
+    roles = _roles(qa, questions, captions)
+    models = {
+        "model": qa.model, "caption_model": qa.caption_model, "revision": qa.revision,
+        "caption_revision": qa.caption_revision, "device": qa.device, "dtype": qa.dtype,
+        "fit": qa.fit,
+    }  # fmt: skip
+    gpus = settings.gpus_per_actor
+    if gpus is None:
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        gpus = 1.0 if has_gpus and qa.device != "cpu" else 0.0
+    decode_tasks = settings.decode_tasks or _spare_cpus(ray, settings.model_actors)
+    files = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+    planned = files.map(_plan_row, fn_args=(job,), compute=TaskPoolStrategy(size=decode_tasks))
+    decoded = planned.flat_map(_decode_rows, compute=TaskPoolStrategy(size=decode_tasks))
+    return decoded.map_batches(
+        _EngineActor,
+        fn_constructor_args=(models, roles),
+        batch_size=settings.batch_size,
+        batch_format="numpy",
+        compute=ActorPoolStrategy(size=settings.model_actors),
+        num_gpus=gpus or None,
+    )
+
+
+def _roles(
+    qa: VideoQA, questions: tuple[str, ...], captions: bool
+) -> tuple[tuple[str, str | None], ...]:
+    """The checkpoints a model actor loads: (name, revision) of each role the run needs."""
+    wanted = ([(qa.model, qa.revision)] if questions else []) + (
+        [(qa.caption_model, qa.caption_revision)] if captions else []
+    )
+    return tuple(dict.fromkeys(wanted))
+
+
+def _spare_cpus(ray: Any, model_actors: int) -> int:
+    """Decoding tasks by default: the cluster's CPUs less one per model actor, at least one."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, cpus - model_actors)
