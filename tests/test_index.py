@@ -205,6 +205,19 @@ def test_search_filters_by_kind_question_and_video(archive, tmp_path):
         assert len(index.search("blue", limit=1)) == 1
 
 
+def test_a_video_filter_over_many_clips_finds_the_same(archive, tmp_path, monkeypatch):
+    """Past _FEW_CLIPS the filter checks each text's clips in SQL instead of in memory."""
+    with ArchiveIndex(tmp_path / "index.sqlite") as index:
+        ingest(index, find_sidecars([archive]))
+        searches = [("red", {"video": "harbour*"}), ("blue", {"video": "2020/*/*.mp4"}),
+                    ("blue", {"video": "harbour.mp4", "kind": "caption"}),
+                    ("blue", {"video": "*.mp4", "kind": "answer", "question": QUESTION})]
+        few = [index.search(words, **options) for words, options in searches]
+        monkeypatch.setattr("videoqa.index._FEW_CLIPS", 0)
+        assert [index.search(words, **options) for words, options in searches] == few
+        assert [len(hits) for hits in few] == [4, 3, 0, 2]
+
+
 def test_plain_words_are_text_whatever_they_hold(archive, tmp_path):
     with ArchiveIndex(tmp_path / "index.sqlite") as index:
         ingest(index, find_sidecars([archive]))

@@ -241,9 +241,17 @@ _SCHEMA = (
         indexed_at TEXT NOT NULL,
         clips INTEGER NOT NULL DEFAULT 0
     )""",
-    # Each distinct text once: adjacent clips repeat their caption, answers repeat everywhere
-    # ("yes", "red"), so BM25 scores far fewer rows than there are clips.
-    "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE)",
+    # Each distinct text of a kind (and question) once: adjacent clips repeat their caption,
+    # answers repeat everywhere ("yes", "red"), so BM25 scores far fewer rows than there are
+    # clips; and with kind and question beside the text, --kind and --question narrow the
+    # full-text match itself instead of checking the clips of every matching text.
+    """CREATE TABLE IF NOT EXISTS texts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        question TEXT NOT NULL,
+        text TEXT NOT NULL,
+        UNIQUE (kind, question, text)
+    )""",
     """CREATE TABLE IF NOT EXISTS clips (
         id INTEGER PRIMARY KEY,
         video_id INTEGER NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
@@ -257,14 +265,18 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS clips_by_video ON clips (video_id, kind, question, start)",
     "CREATE INDEX IF NOT EXISTS clips_by_text ON clips (text_id, score)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS text_search USING fts5 (
-        text, content = 'texts', content_rowid = 'id',
+        text, kind, question, content = 'texts', content_rowid = 'id',
         tokenize = 'porter unicode61 remove_diacritics 2'
     )""",
+    # BM25 on the text alone: the kind and question columns only filter.
+    "INSERT INTO text_search (text_search, rank) VALUES ('rank', 'bm25(1.0, 0.0, 0.0)')",
     """CREATE TRIGGER IF NOT EXISTS texts_added AFTER INSERT ON texts BEGIN
-        INSERT INTO text_search (rowid, text) VALUES (new.id, new.text);
+        INSERT INTO text_search (rowid, text, kind, question)
+        VALUES (new.id, new.text, new.kind, new.question);
     END""",
     """CREATE TRIGGER IF NOT EXISTS texts_removed AFTER DELETE ON texts BEGIN
-        INSERT INTO text_search (text_search, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO text_search (text_search, rowid, text, kind, question)
+        VALUES ('delete', old.id, old.text, old.kind, old.question);
     END""",
 )
 
@@ -279,13 +291,16 @@ class ArchiveIndex:
     def __init__(self, db_path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(db_path) if db_path is not None else default_db_path()
         self._depth = 0
-        self._known_texts: dict[str, int] = {}
+        self._known_texts: dict[tuple[str, str, str], int] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # Indexing touches the clip indexes all over (texts arrive in no order): a 32 MiB
+            # page cache instead of SQLite's 2 MiB keeps a million-row index's pages at hand.
+            self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 with self.batch():
                     for statement in _SCHEMA:
@@ -420,12 +435,12 @@ class ArchiveIndex:
                 f"SELECT id, text_id FROM clips WHERE video_id = ? AND {condition}",
                 (video_id, *parameters),
             ).fetchall()
-            text_ids = self._text_ids(row[4] for row in rows)
+            text_ids = self._text_ids((row[2], row[3] or "", row[4]) for row in rows)
             self._db.executemany(
                 "INSERT INTO clips (video_id, start, end, kind, question, text_id, score)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(video_id, start, end, kind, question, text_ids[text], score)
-                 for start, end, kind, question, text, score in rows],
+                [(video_id, start, end, kind, question, text_ids[kind, question or "", text],
+                  score) for start, end, kind, question, text, score in rows],
             )  # fmt: skip
             self._remove_clips(old)
             self._db.execute(
@@ -471,27 +486,30 @@ class ArchiveIndex:
         )
         return int(video_id), changed
 
-    def _text_ids(self, texts: Iterable[str]) -> dict[str, int]:
-        """The ids of ``texts`` in the ``texts`` table, new ones added (looked up a few hundred
-        per query, and remembered by this connection while indexing)."""
+    def _text_ids(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+        """The ids of ``(kind, question, text)`` in the ``texts`` table (a caption's question
+        is ""), new ones added; looked up a few hundred per query, and remembered by this
+        connection while indexing."""
         if len(self._known_texts) >= _TEXT_CACHE:
             self._known_texts.clear()
         known = self._known_texts
-        missing = [text for text in dict.fromkeys(texts) if text not in known]
-        for first in range(0, len(missing), 500):
-            chunk = missing[first : first + 500]
-            marks = ", ".join("?" for _ in chunk)
-            known.update(
-                (text, text_id)
-                for text_id, text in self._db.execute(
-                    f"SELECT id, text FROM texts WHERE text IN ({marks})", chunk
-                )
+        missing = [key for key in dict.fromkeys(keys) if key not in known]
+        for first in range(0, len(missing), 300):
+            chunk = missing[first : first + 300]
+            marks = " OR ".join("(kind = ? AND question = ? AND text = ?)" for _ in chunk)
+            found = self._db.execute(
+                f"SELECT id, kind, question, text FROM texts WHERE {marks}",
+                [part for key in chunk for part in key],
             )
-        for text in missing:
-            if text not in known:
-                cursor = self._db.execute("INSERT INTO texts (text) VALUES (?)", (text,))
+            known.update(((kind, question, text), text_id)
+                         for text_id, kind, question, text in found)  # fmt: skip
+        for key in missing:
+            if key not in known:
+                cursor = self._db.execute(
+                    "INSERT INTO texts (kind, question, text) VALUES (?, ?, ?)", key
+                )
                 assert cursor.lastrowid is not None
-                known[text] = cursor.lastrowid
+                known[key] = cursor.lastrowid
         return known
 
     def _remove_clips(self, clips: Sequence[tuple[int, int]]) -> None:
@@ -608,6 +626,7 @@ class ArchiveIndex:
         matches = [query] if fts else plain_queries(query)
         search = _Search(self._db, _filters(self._db, kind, question, video), limit)
         for match in matches:
+            match = _restricted(match, kind, question)
             try:
                 search.collect(match)
             except sqlite3.OperationalError as error:
@@ -617,6 +636,9 @@ class ArchiveIndex:
                 break
         return search.hits
 
+
+_CACHE_KIB = 32 * 1024
+"""SQLite's page cache per connection, in KiB (it grows only as far as it is used)."""
 
 _TEXT_CACHE = 100_000
 """Distinct texts whose ids a connection remembers while indexing (then it starts over)."""
@@ -656,26 +678,43 @@ def plain_queries(text: str) -> list[str]:
         raise SearchSyntaxError(None, f"no words to search for in {text!r}")
     kept = [u for u, quoted in units if quoted or u.casefold() not in STOPWORDS]
     kept = kept or [unit for unit, _quoted in units]
-    phrases = ['"' + unit.replace('"', '""') + '"' for unit in dict.fromkeys(kept)]
+    phrases = [_phrase(unit) for unit in dict.fromkeys(kept)]
     queries = [" AND ".join(phrases)]
     if len(phrases) > 1:
         queries.append(" OR ".join(phrases))
     return queries
 
 
+def _restricted(match: str, kind: str | None, question: str | None) -> str:
+    """The FTS5 query ``match`` on the text column, narrowed to rows of ``kind`` and (as a
+    phrase: the clips' own question is compared exactly afterwards) ``question``."""
+    parts = [f"text : ({match})"]
+    if kind is not None:
+        parts.append(f"kind : {_phrase(kind)}")
+    if question is not None and re.search(r"\w", question):
+        parts.append(f"question : {_phrase(question)}")
+    return " AND ".join(parts)
+
+
+def _phrase(text: str) -> str:
+    """``text`` as one FTS5 string: its words a phrase, whatever characters it holds."""
+    return '"' + text.replace('"', '""') + '"'
+
+
 @dataclass(frozen=True)
 class _Filters:
     """The SQL condition on ``clips c JOIN videos v`` that the search options make, and, when
-    ``--video`` names few videos, the only texts that can match (a set lookup per text
-    instead of a query)."""
+    the videos ``--video`` names hold few clips, those clips (the ones the other options
+    keep) by text id: a text then costs a lookup, not a query over every clip saying it."""
 
     condition: str
     parameters: tuple[Any, ...]
-    texts: frozenset[int] | None = None
+    clips: dict[int, list[tuple[Any, ...]]] | None = None
 
 
-_FEW_VIDEOS = 1000
-"""Up to this many videos matching ``--video``, the search looks only at their texts."""
+_FEW_CLIPS = 20_000
+"""Up to this many clips in the videos matching ``--video``, the search looks only at their
+clips (one query reads them); more, and it queries each matching text's clips as it goes."""
 
 
 def _filters(
@@ -689,26 +728,36 @@ def _filters(
     if question is not None:
         conditions.append("c.question = ? COLLATE NOCASE")
         parameters.append(" ".join(question.split()))
-    texts = None
+    clips_by_text: dict[int, list[tuple[Any, ...]]] | None = None
     if video is not None:
         pattern = video if video.startswith(("/", "*")) else f"*/{video}"
-        ids = [row[0] for row in db.execute("SELECT id FROM videos WHERE path GLOB ?", (pattern,))]
-        if len(ids) <= _FEW_VIDEOS:
+        matching = db.execute("SELECT id, clips FROM videos WHERE path GLOB ?", (pattern,))
+        ids, clips = [], 0
+        for video_id, count in matching:
+            ids.append(video_id)
+            clips += count
+        if clips <= _FEW_CLIPS:
             conditions.append(f"c.video_id IN ({', '.join(str(int(i)) for i in ids)})")
             where = " AND ".join(conditions)
-            texts = frozenset(
-                row[0]
-                for row in db.execute(f"SELECT DISTINCT c.text_id FROM clips c WHERE {where}",
-                                      parameters)  # fmt: skip
-            )
+            clips_by_text = {}
+            for text_id, *clip in db.execute(
+                f"SELECT c.text_id, {_CLIP_COLUMNS} FROM clips c JOIN videos v"
+                f" ON v.id = c.video_id WHERE {where} ORDER BY {_CLIP_ORDER}",
+                parameters,
+            ):
+                clips_by_text.setdefault(text_id, []).append(tuple(clip))
         else:
             conditions.append("v.path GLOB ?")
             parameters.append(pattern)
-    return _Filters("".join(f" AND {c}" for c in conditions), tuple(parameters), texts)
+    return _Filters("".join(f" AND {c}" for c in conditions), tuple(parameters), clips_by_text)
 
+
+_CLIP_COLUMNS = "c.id, c.video_id, v.path, c.kind, c.question"
+_CLIP_ORDER = "c.score DESC, c.id DESC"
+"""A text's clips: the model's most confident first, then the latest indexed."""
 
 _RANKED = (
-    "SELECT rowid, text, bm25(text_search) FROM text_search WHERE text_search MATCH ?"
+    "SELECT rowid, text, rank FROM text_search WHERE text_search MATCH ?"
     " ORDER BY rank LIMIT ? OFFSET ?"
 )
 
@@ -737,7 +786,7 @@ class _Search:
         in two queries: the best few (enough for most searches), then, only when filters or
         merging left the results short, all the others, read as they are needed.
         """
-        if self.filters.texts is not None and not self.filters.texts:
+        if self.filters.clips is not None and not self.filters.clips:
             return
         first = max(_FIRST_PAGE, 2 * self.limit)
         best = self.db.execute(_RANKED, (match, first, 0)).fetchall()
@@ -746,7 +795,7 @@ class _Search:
             self._take(self.db.execute(_RANKED, (match, -1, first)))
 
     def _take(self, ranked: Iterable[tuple[int, str, float]]) -> None:
-        allowed = self.filters.texts
+        allowed = self.filters.clips
         for text_id, text, bm25 in ranked:
             if text_id in self._texts_seen or (allowed is not None and text_id not in allowed):
                 continue
@@ -756,12 +805,15 @@ class _Search:
                 return
 
     def _add_text(self, text_id: int, text: str, relevance: float) -> None:
-        clips = self.db.execute(
-            "SELECT c.id, c.video_id, v.path, c.kind, c.question FROM clips c"
-            " JOIN videos v ON v.id = c.video_id"
-            f" WHERE c.text_id = ?{self.filters.condition} ORDER BY c.score DESC, c.id DESC",
-            (text_id, *self.filters.parameters),
-        )
+        clips: Iterable[tuple[Any, ...]]
+        if self.filters.clips is not None:
+            clips = self.filters.clips[text_id]
+        else:
+            clips = self.db.execute(
+                f"SELECT {_CLIP_COLUMNS} FROM clips c JOIN videos v ON v.id = c.video_id"
+                f" WHERE c.text_id = ?{self.filters.condition} ORDER BY {_CLIP_ORDER}",
+                (text_id, *self.filters.parameters),
+            )
         for clip_id, video_id, path, kind, question in clips:
             start, end, confidence, count = self._run(clip_id, video_id, kind, question)
             run = (video_id, kind, question, start)
