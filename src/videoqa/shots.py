@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
+import cv2
 
 from videoqa.clips import (
     DEFAULT_MAX_CLIP,
@@ -37,8 +37,10 @@ from videoqa.media import FrameSampler, VideoInfo, probe
 DETECTION_WIDTH = 256
 """Frames are compared at this width (narrower videos at their own): PySceneDetect's default."""
 
-DETECTION_INTERPOLATION = "BILINEAR"
-"""swscale filter for the detection frames: PySceneDetect resizes with linear interpolation."""
+DETECTION_INTERPOLATION = "FAST_BILINEAR"
+"""swscale filter for the detection frames: its cheapest bilinear (decoding and resizing a 720p
+frame cost a third less CPU than with ``BILINEAR``; ``benchmarks/bench_shots.py``), finer than
+the comparison needs, which averages differences over the whole frame."""
 
 
 
@@ -111,7 +113,7 @@ def detect_cuts(
             relative = frame.pts - first_pts
             time_of[relative] = frame.pts_time
             position = FrameTimecode(Timecode(relative, frame.time_base), fps=rate)
-            bgr = np.ascontiguousarray(frame.rgb[:, :, ::-1])  # detectors take OpenCV's BGR
+            bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)  # detectors take OpenCV's BGR
             cuts.extend(shot_detector.process_frame(position, bgr))
             frames += 1
     if position is not None:
