@@ -9,6 +9,7 @@ and the option checks run everywhere.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import subprocess
@@ -252,6 +253,51 @@ def test_shots_in_a_part_of_the_video_and_min_clip_merging(hard_cuts):
                             start=4.0, end=10.0, min_clip=1.5)  # fmt: skip
     # 4-4.92 is shorter than 1.5 s: it joins 4.92-7.4; 7.4-10 stays.
     assert [(c.start, c.end) for c in plan.clips] == [(4.0, 7.4), (7.4, 10.0)]
+
+
+# -- the daemon -------------------------------------------------------------------------------
+
+
+def test_the_daemon_config_takes_shots_per_folder_and_refuses_what_cannot_work(tmp_path):
+    from videoqa.watch.config import load_config
+
+    (tmp_path / "films").mkdir()
+    config_file = tmp_path / "videoqa.toml"
+    config_file.write_text(
+        '[defaults]\ncaptions = true\n'
+        f'[[folders]]\npath = "{tmp_path / "films"}"\nclips = "shots"\ndetector = "adaptive"\n'
+        'min_clip = 0\nmax_clip = 6\n'
+    )
+    if importlib.util.find_spec("scenedetect") is None:
+        with pytest.raises(ConfigError, match="'clips': shots need PySceneDetect"):
+            load_config(config_file)
+        return
+    (films,) = load_config(config_file).folders
+    assert (films.clips, films.detector, films.min_clip, films.max_clip) == (
+        "shots", "adaptive", 0.0, 6.0)
+    config_file.write_text(f'[[folders]]\npath = "{tmp_path / "films"}"\nclips = "shots"\n'
+                           'stride = 2\n')  # fmt: skip
+    with pytest.raises(ConfigError) as raised:
+        load_config(config_file)
+    assert str(raised.value) == (
+        f"{tmp_path / 'films'}: 'stride': applies to fixed clips only, not clips = shots"
+    )
+
+
+def test_the_daemons_worker_plans_shots(same_background, tmp_path):
+    needs_scenedetect()
+    pytest.importorskip("torch", reason="the worker runs the model")
+    from videoqa.watch.config import FolderSettings
+    from videoqa.watch.worker import process_file
+
+    settings = FolderSettings(
+        folder=same_background.parent, model="demo", caption_model="demo", clips="shots",
+        detector="adaptive", max_clip=5.0, adapters=(),
+    )
+    report = process_file(same_background, settings)
+    assert report.sampling.clip_mode == "shots"
+    bounds = [0.0, *first_frames_after(CUTS), DURATION]
+    assert [(c.start, c.end) for c in report.clips] == list(zip(bounds, bounds[1:], strict=False))
 
 
 # -- end to end ------------------------------------------------------------------------------
