@@ -162,7 +162,8 @@ def test_announcing_adapters_wait_until_every_other_adapter_delivered(
 
 def test_third_party_adapters_can_be_switched_off(third_party, monkeypatch, caplog):
     monkeypatch.setenv(NO_THIRD_PARTY_ENV, "1")
-    assert {info.name for info in available_adapters()} == {"sidecars", "jsonl", "webhook"}
+    assert {info.name for info in available_adapters()} == {"sidecars", "jsonl", "webhook",
+                                                              "index"}
     adapters = load_adapters(["recorder", "jsonl"], options={"jsonl": {"path": "/tmp/x.jsonl"}})
     assert [a.name for a in adapters] == ["jsonl"]
     assert "third-party adapters are disabled" in caplog.text
