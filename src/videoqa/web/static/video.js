@@ -16,11 +16,17 @@
     return isFinite(time) && time >= 0 ? time : null;
   }
 
+  // A moment is a clip's start, where the cue before it ends: Chromium shows a cue until its
+  // end inclusive, so at exactly that time both captions would show. A millisecond in, only
+  // the clip's own does (no frame changes within a millisecond at any usual frame rate).
+  var INSIDE = 0.001;
+
   function seek(time) {
+    var target = Math.min(time + INSIDE, isFinite(player.duration) ? player.duration : Infinity);
     if (player.readyState >= 1) {
-      player.currentTime = time;
+      player.currentTime = target;
     } else {
-      player.addEventListener("loadedmetadata", function () { player.currentTime = time; },
+      player.addEventListener("loadedmetadata", function () { player.currentTime = target; },
                               { once: true });
     }
   }

@@ -1,0 +1,213 @@
+"""The review page in a real browser: Debian's chromium and chromium-driver, driven by selenium,
+against ``videoqa serve`` on 127.0.0.1 in a process of its own, over sidecars the demo model
+wrote and the index holds.
+
+Skips, saying why, without the browser, its driver, selenium, the web extra or torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+for module in ("starlette", "uvicorn", "jinja2"):
+    pytest.importorskip(module, reason="the web extra is not installed (pip install -e '.[web]')")
+pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
+pytest.importorskip("torch", reason="the sidecars come from the demo model: needs torch")
+from click.testing import CliRunner  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.indexed_video import write_indexed_video  # noqa: E402
+from videoqa.cli import cli  # noqa: E402
+from videoqa.index import ArchiveIndex  # noqa: E402
+from videoqa.media import probe  # noqa: E402
+from videoqa.report import Caption, ClipResult, ModelInfo, Report, Sampling, VideoFacts  # noqa: E402
+from videoqa.sidecars import write_sidecars  # noqa: E402
+from videoqa.web.library import video_key  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_media" / "circle_turns_blue.mp4"
+QUESTION = "what color is the circle?"
+WAIT = 20  # seconds for anything the page does (the machine may be busy)
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+def start_server(db: Path, root: Path, cache: Path) -> tuple[subprocess.Popen[str], str]:
+    """``videoqa serve --port 0`` and the address it says it serves at."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "videoqa", "serve", "--db", str(db), "--root", str(root),
+         "--port", "0", "--cache-dir", str(cache)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stderr is not None
+    line = server.stderr.readline()
+    found = re.search(r" at (http://127\.0\.0\.1:\d+/) ", line)
+    if found is None:
+        server.kill()
+        pytest.fail(f"videoqa serve did not start: {line}{server.stderr.read()}")
+    return server, found.group(1)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium (first: without it, skip before the model and the server start)."""
+    if BROWSER is None or DRIVER is None:
+        pytest.skip("Chromium or chromedriver is not installed "
+                    "(apt-get install chromium chromium-driver)")  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = BROWSER
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1280,900", "--mute-audio"):  # fmt: skip
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def site(browser: webdriver.Chrome,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """The sample clip captioned and asked by the demo model, indexed, and served."""
+    folder = tmp_path_factory.mktemp("browser")
+    root = folder / "archive"
+    root.mkdir()
+    video = root / "circle.mp4"
+    shutil.copyfile(SAMPLE, video)
+    result = CliRunner().invoke(cli, ["ask", str(video), "--model", "demo", "--caption",
+                                      "--caption-model", "demo", "-q", QUESTION])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    avi = root / "marked.avi"  # MPEG-4 Part 2 in AVI: no browser plays it
+    write_indexed_video(avi, codec="mpeg4", frames=50, rate=25)
+    model = ModelInfo("demo", None, "video", 6, (32, 32), "pad")
+    clips = [ClipResult(0, 0.0, 2.0, (1.0,), Caption("frames of a marked video", -0.1))]
+    write_sidecars(Report(VideoFacts.from_info(probe(avi)), model,
+                          Sampling(2.0, 2.0, 0.0, 2.0, 20, 30), (), model, clips), avi)
+    db = folder / "index.sqlite"
+    with ArchiveIndex(db) as index:
+        for json_path in sorted(root.glob("*.videoqa.json")):
+            index.add_sidecar(json_path)
+    server, url = start_server(db, root, folder / "cache")
+    try:
+        yield {"url": url, "video": video, "avi": avi}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for(browser: webdriver.Chrome, script: str, what: str) -> object:
+    """Poll ``script`` (JavaScript returning a value) until it is truthy."""
+    return WebDriverWait(browser, WAIT, poll_frequency=0.1).until(
+        lambda driver: driver.execute_script(script), message=what
+    )
+
+
+def active_cue(browser: webdriver.Chrome) -> str | None:
+    return browser.execute_script(
+        "const cues = document.getElementById('player').textTracks[0].activeCues;"
+        "return cues && cues.length ? cues[0].text : null;"
+    )
+
+
+def wait_for_cue(browser: webdriver.Chrome, text: str) -> None:
+    """The caption cue on screen becomes ``text`` (cues change once a seek has finished)."""
+    try:
+        WebDriverWait(browser, WAIT, poll_frequency=0.1).until(
+            lambda driver: active_cue(driver) == text
+        )
+    except TimeoutException:
+        pytest.fail(f"the active cue is {active_cue(browser)!r}, not {text!r}")
+
+
+def player_time(browser: webdriver.Chrome) -> float:
+    return float(browser.execute_script("return document.getElementById('player').currentTime"))
+
+
+def captions(video: Path) -> list[tuple[float, str]]:
+    data = json.loads(video.with_suffix(".videoqa.json").read_text())
+    return [(clip["start"], clip["caption"]["text"]) for clip in data["clips"]]
+
+
+def test_search_click_and_the_video_starts_at_the_moment_with_its_caption(site, browser):
+    browser.get(site["url"])
+    box = browser.find_element(By.ID, "q")
+    box.send_keys("blue circle", Keys.ENTER)
+    first = WebDriverWait(browser, WAIT).until(
+        lambda driver: driver.find_elements(By.CSS_SELECTOR, "a.hit-link"), "no search result"
+    )[0]
+    moment = float(first.get_attribute("href").rsplit("t=", 1)[1])
+    said = dict(captions(site["video"]))
+    assert "blue" in said[moment]
+    first.click()
+    wait_for(browser, f"const p = document.getElementById('player');"
+                      f"return p && p.readyState >= 1 && Math.abs(p.currentTime - {moment}) < 0.05",
+             f"the video did not reach {moment} s")  # fmt: skip
+    wait_for_cue(browser, said[moment])
+    assert browser.execute_script(
+        "return document.getElementById('player').textTracks[0].mode") == "showing"
+
+
+def test_clicking_a_clip_on_the_timeline_seeks_there(site, browser):
+    key = video_key(os.fspath(site["video"]))
+    browser.get(f"{site['url']}video/{key}")
+    wait_for(browser, "return document.getElementById('player').readyState >= 1",
+             "the video did not load")  # fmt: skip
+    rows = browser.find_elements(By.CSS_SELECTOR, ".timeline .row")
+    assert [row.find_element(By.CLASS_NAME, "label").text for row in rows] == ["captions", QUESTION]
+    segment = rows[0].find_elements(By.CSS_SELECTOR, "a.seg")[2]  # the clip 10-15 s
+    assert segment.get_attribute("data-start") == "10"
+    segment.click()
+    wait_for(browser, "return Math.abs(document.getElementById('player').currentTime - 10) < 0.05",
+             "the click did not seek to 10 s")  # fmt: skip
+    wait_for_cue(browser, dict(captions(site["video"]))[10.0])
+    assert browser.current_url.endswith("?t=10")
+
+
+def test_editing_a_caption_in_the_browser_reaches_the_sidecars(site, browser):
+    video = site["video"]
+    key = video_key(os.fspath(video))
+    browser.get(f"{site['url']}video/{key}/clip/0/edit")
+    box = browser.find_element(By.ID, "caption")
+    box.clear()
+    box.send_keys("a crimson circle drifts right")
+    browser.find_element(By.ID, "save").click()
+    WebDriverWait(browser, WAIT).until(
+        lambda driver: driver.find_elements(By.CLASS_NAME, "saved"), "no saved message"
+    )
+    assert captions(video)[0] == (0.0, "a crimson circle drifts right")
+    assert json.loads(video.with_suffix(".videoqa.json").read_text())["clips"][0]["caption"][
+        "edited"] is True
+    assert "a crimson circle drifts right" in video.with_suffix(".srt").read_text()
+    assert "a crimson circle drifts right" in video.with_suffix(".vtt").read_text()
+    # The page came back at the clip's start, with the new caption on screen.
+    wait_for_cue(browser, "a crimson circle drifts right")
+    assert player_time(browser) < 0.05
+
+
+def test_a_video_the_browser_cannot_play_shows_frames_and_a_note(site, browser):
+    key = video_key(os.fspath(site["avi"]))
+    browser.get(f"{site['url']}video/{key}")
+    assert browser.find_elements(By.TAG_NAME, "video") == []
+    note = browser.find_element(By.ID, "unplayable")
+    assert note.is_displayed() and "Browsers cannot play mpeg4 in avi" in note.text
+    frame = browser.find_element(By.CSS_SELECTOR, "td.thumb img")
+    started = time.monotonic()
+    while not browser.execute_script("return arguments[0].naturalWidth", frame):
+        assert time.monotonic() - started < WAIT, "the frame did not load"
+        time.sleep(0.1)
+    assert browser.execute_script("return arguments[0].naturalWidth", frame) == 240
