@@ -16,8 +16,10 @@ fixed clips (``clips.frame_times_in``). PySceneDetect is the optional ``shots`` 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,6 +35,8 @@ from videoqa.clips import (
     frame_times_in,
 )
 from videoqa.media import FrameSampler, VideoInfo, probe
+
+logger = logging.getLogger("videoqa.shots")
 
 DETECTION_WIDTH = 256
 """Frames are compared at this width (narrower videos at their own): PySceneDetect's default."""
@@ -101,6 +105,8 @@ def detect_cuts(
     position: Any = None
     cuts: list[Any] = []
     frames = 0
+    started = time.monotonic()
+    logger.info("%s: finding shot cuts (%s detector, frames at %dx%d)", path, detector, *size)
     with FrameSampler(
         path,
         stream=stream,
@@ -119,6 +125,9 @@ def detect_cuts(
     if position is not None:
         cuts.extend(shot_detector.post_process(position))
     times = sorted({time_of[cut.pts] for cut in cuts if cut.pts in time_of})
+    seconds = time.monotonic() - started
+    logger.info("%s: %d cuts in %d frames, %.1f s (%.0f frames/s)", path, len(times), frames,
+                seconds, frames / seconds if seconds else 0.0)  # fmt: skip
     return CutDetection(cuts=tuple(t for t in times if t > start), frames=frames, size=size)
 
 
