@@ -348,7 +348,7 @@ def test_the_index_adapter_refuses_unknown_options(tmp_path, caplog):
     assert "unknown option(s) ['path']" in caplog.text
 
 
-def test_one_report_replaced_while_the_others_are_kept_on_a_database_error(archive, tmp_path):
+def test_a_failed_batch_leaves_the_index_as_it_was_and_its_texts_forgotten(archive, tmp_path):
     """A failed write leaves the index as it was: the batch is rolled back whole."""
     db = tmp_path / "index.sqlite"
     with ArchiveIndex(db) as index:
@@ -361,3 +361,7 @@ def test_one_report_replaced_while_the_others_are_kept_on_a_database_error(archi
             index.add_report(report)
             index.add_report(broken)
         assert index.counts() == before
+        # What the rolled-back batch added is forgotten, not reused by later reports.
+        index.add_report(make_report(video, ["fine", "a new text"]))
+        assert [r.text for r in index.clips(video)] == ["fine", "a new text"]
+        assert [h.text for h in index.search("fine")] == ["fine"]

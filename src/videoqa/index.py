@@ -338,6 +338,7 @@ class ArchiveIndex:
             yield
             self._db.execute("COMMIT")
         except BaseException as error:
+            self._known_texts.clear()  # ids of texts the rollback takes back
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             if isinstance(error, sqlite3.Error):  # a full disk, a broken file
