@@ -365,3 +365,18 @@ def test_a_failed_batch_leaves_the_index_as_it_was_and_its_texts_forgotten(archi
         index.add_report(make_report(video, ["fine", "a new text"]))
         assert [r.text for r in index.clips(video)] == ["fine", "a new text"]
         assert [h.text for h in index.search("fine")] == ["fine"]
+
+
+def test_two_writers_never_use_each_others_removed_texts(tmp_path):
+    """The daemon's adapter and `videoqa index` may write one file: a text one of them removed
+    (no clip said it any more) is not reused by the other from memory."""
+    db = tmp_path / "index.sqlite"
+    first_video, second_video = tmp_path / "v.mp4", tmp_path / "w.mp4"
+    first_video.write_bytes(b"one")
+    second_video.write_bytes(b"two")
+    with ArchiveIndex(db) as first, ArchiveIndex(db) as second:
+        first.add_report(make_report(first_video, ["a heron"]))
+        second.add_report(make_report(first_video, ["a crane"]))  # "a heron" goes
+        first.add_report(make_report(second_video, ["a heron"]))
+        assert [r.text for r in first.clips(second_video)] == ["a heron"]
+        assert [h.video for h in second.search("heron")] == [str(second_video)]

@@ -333,6 +333,9 @@ class ArchiveIndex:
             self._db.execute("BEGIN IMMEDIATE")  # waits up to 30 s for another writer
         except sqlite3.Error as error:
             raise IndexDatabaseError(self.path, f"cannot write the index: {error}") from None
+        # Text ids are remembered for one transaction only: between two, another writer (the
+        # daemon's adapter) may have removed texts no clip used any more.
+        self._known_texts.clear()
         self._depth = 1
         try:
             yield
@@ -489,8 +492,8 @@ class ArchiveIndex:
 
     def _text_ids(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
         """The ids of ``(kind, question, text)`` in the ``texts`` table (a caption's question
-        is ""), new ones added; looked up a few hundred per query, and remembered by this
-        connection while indexing."""
+        is ""), new ones added; looked up a few hundred per query, and remembered for the rest
+        of the transaction."""
         if len(self._known_texts) >= _TEXT_CACHE:
             self._known_texts.clear()
         known = self._known_texts
