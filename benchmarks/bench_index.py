@@ -3,11 +3,11 @@
 Synthetic reports, no model: each is what ``videoqa ask VIDEO -q "what color is the car?"
 --caption`` writes for a 500-second video, 100 clips of 5 s, each with a caption and one
 answer (so 200 clip rows per report). Captions come from a small grammar (12 colours, 36
-subjects, 34 actions, 36 places, five sentence shapes: tens of thousands of distinct
-captions, as a captioning model repeats itself across an archive); a caption continues into
-the next clip with probability 0.6 and the answer with 0.8, as they do in real footage.
+subjects, 34 actions, 36 places, five sentence shapes: at a million clip rows, about 159,000
+distinct captions among 500,000); a caption continues into the next clip with probability 0.6
+and the answer with 0.8, so that runs of clips say the same thing, as held shots do.
 
-Three measurements, each printed and (``--json``) written as one JSON object:
+The measurements, each printed and (``--json``) written together as one JSON object:
 
   ingest  ``--ingest`` reports written as JSON sidecars, then indexed the way ``videoqa index
           DIR`` does it (read, parse, insert; 500 per transaction): reports per minute
