@@ -23,11 +23,13 @@
 
   function seek(time) {
     var target = Math.min(time + INSIDE, isFinite(player.duration) ? player.duration : Infinity);
+    function go() {  // the src's #t= fragment may have taken the player there already
+      if (Math.abs(player.currentTime - target) > 0.0005) { player.currentTime = target; }
+    }
     if (player.readyState >= 1) {
-      player.currentTime = target;
+      go();
     } else {
-      player.addEventListener("loadedmetadata", function () { player.currentTime = target; },
-                              { once: true });
+      player.addEventListener("loadedmetadata", go, { once: true });
     }
   }
 
