@@ -21,6 +21,7 @@ from videoqa.adapters import deliver_report, load_adapters
 from videoqa.cli import cli
 from videoqa.index import (
     ArchiveIndex,
+    IndexDatabaseError,
     SearchSyntaxError,
     find_sidecars,
     ingest,
@@ -380,3 +381,22 @@ def test_two_writers_never_use_each_others_removed_texts(tmp_path):
         first.add_report(make_report(second_video, ["a heron"]))
         assert [r.text for r in first.clips(second_video)] == ["a heron"]
         assert [h.video for h in second.search("heron")] == [str(second_video)]
+
+
+def test_a_file_that_is_not_an_index_is_refused_and_left_alone(tmp_path):
+    other = tmp_path / "jobs.sqlite"  # say, the daemon's job store named by mistake
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE jobs (path TEXT)")
+    result = run_cli("index", str(tmp_path), "--db", str(other))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"videoqa: error: {other}: not a videoqa index (it holds other tables)\n")
+    with sqlite3.connect(other) as db:
+        assert [n for (n,) in db.execute("SELECT name FROM sqlite_master")] == ["jobs"]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    newer = tmp_path / "newer.sqlite"
+    ArchiveIndex(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version = 2")
+    with pytest.raises(IndexDatabaseError, match="an index of another layout .version 2; videoqa"):
+        ArchiveIndex(newer)

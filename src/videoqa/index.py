@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from videoqa import __version__
 from videoqa.errors import VideoQAError
 from videoqa.pathnames import path_from_sqlite as _loaded
 from videoqa.pathnames import sqlite_path as _stored
@@ -229,6 +230,8 @@ def ingest(
     return tally
 
 
+_TABLES = ("videos", "texts", "clips", "text_search")
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS videos (
         id INTEGER PRIMARY KEY,
@@ -295,19 +298,39 @@ class ArchiveIndex:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            fresh = self._check_layout()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             # Indexing touches the clip indexes all over (texts arrive in no order): a 32 MiB
             # page cache instead of SQLite's 2 MiB keeps a million-row index's pages at hand.
             self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            if fresh:
                 with self.batch():
                     for statement in _SCHEMA:
                         self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as error:
             raise IndexDatabaseError(self.path, f"cannot open the index: {error}") from None
+
+    def _check_layout(self) -> bool:
+        """True for an empty file (to create the tables in); raise ``IndexDatabaseError`` for
+        a file that is not an index of this layout (another SQLite file, such as the daemon's
+        job store, or an index of another version), before anything is changed in it."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+        if version == 0 and not tables:
+            return True
+        if version == SCHEMA_VERSION and set(_TABLES) <= tables:
+            return False
+        if set(_TABLES) <= tables:
+            reason = (f"an index of another layout (version {version}; videoqa {__version__}"
+                      f" reads {SCHEMA_VERSION}): index the sidecars again into a new file")
+        else:
+            reason = "not a videoqa index (it holds other tables)"
+        self._db.close()
+        raise IndexDatabaseError(self.path, reason)
 
     def __enter__(self) -> ArchiveIndex:
         return self
