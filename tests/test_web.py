@@ -282,6 +282,22 @@ def test_a_video_browsers_cannot_play_gets_frames_and_captions_with_a_note(archi
     assert client.get(f"/video/{key}/thumbnail", params={"t": "0.5"}).status_code == 200
 
 
+def test_a_file_name_that_is_not_utf8_is_served_and_shown_readably(archive):
+    odd = archive["root"] / os.fsdecode(b"caf\xe9.mp4")
+    shutil.copyfile(SAMPLE, odd)
+    index_video(archive["db"], odd, circle_report(odd, captions=("a latin one",) * 3))
+    client = TestClient(create_app(archive["db"], [archive["root"]], cache_dir=archive["cache"]))
+    key = key_of(odd)
+    assert "caf\\xe9.mp4" in client.get("/", params={"q": "latin"}).text
+    assert "<h1>caf\\xe9.mp4</h1>" in client.get(f"/video/{key}").text
+    assert client.get(f"/video/{key}/media").content == SAMPLE.read_bytes()
+    assert "a latin one" in client.get(f"/video/{key}/captions.vtt").text
+    saved = client.post(f"/video/{key}/clip/0/edit", data={"caption": "a latin correction"},
+                        follow_redirects=False)  # fmt: skip
+    assert saved.status_code == 303
+    assert "a latin correction" in odd.with_suffix(".srt").read_text()
+
+
 def test_which_formats_get_a_player():
     assert browser_media_type("h264", "mov,mp4,m4a,3gp,3g2,mj2") == "video/mp4"
     assert browser_media_type("vp9", "matroska,webm") == "video/webm"

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from videoqa import __version__
 from videoqa.errors import MediaError, OutputError, VideoQAError
 from videoqa.index import KINDS
+from videoqa.pathnames import readable
 from videoqa.report import ClipResult, Report
 from videoqa.sidecars import VttWriter, format_timestamp
 from videoqa.web.edits import EditError, edit_clip
@@ -189,7 +190,7 @@ class _Review:
             return self._page("edit.html", context, error=error.reason, status=400)
         except OutputError as error:
             return self._page("edit.html", context, error=str(error), status=500)
-        saved = ", ".join(path.name for path in result.written) or "nothing changed"
+        saved = ", ".join(readable(path.name) for path in result.written) or "nothing changed"
         query = urlencode({"t": f"{clip.start:g}", "saved": saved})
         return RedirectResponse(f"/video/{video.key}?{query}", status_code=303)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoqa.index import ArchiveIndex, SearchHit, VideoEntry
+from videoqa.pathnames import readable
 from videoqa.report import Report
 
 MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
@@ -66,7 +67,13 @@ class ServedVideo:
 
     @property
     def name(self) -> str:
-        return Path(self.indexed_path).name
+        """The file name to show (a name that is not UTF-8 with ``\\xNN`` escapes)."""
+        return readable(Path(self.indexed_path).name)
+
+    @property
+    def folder(self) -> str:
+        """The folder to show, as :attr:`name`."""
+        return readable(Path(self.indexed_path).parent)
 
     def load_report(self) -> Report | None:
         """The report from the JSON sidecar (None when there is none); raises
