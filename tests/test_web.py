@@ -298,6 +298,18 @@ def test_a_file_name_that_is_not_utf8_is_served_and_shown_readably(archive):
     assert "a latin correction" in odd.with_suffix(".srt").read_text()
 
 
+def test_a_sidecar_gone_since_it_was_indexed_is_one_line(client, archive):
+    json_path = archive["video"].with_suffix(".videoqa.json")
+    json_path.write_text("{not json")
+    page = client.get(f"/video/{key_of(archive['video'])}")
+    assert page.status_code == 500
+    assert page.text.startswith(f"cannot show this video: {json_path}: not JSON: ")
+    assert "\n" not in page.text and "Traceback" not in page.text
+    json_path.unlink()
+    gone = client.get(f"/video/{key_of(archive['video'])}/captions.vtt")
+    assert gone.status_code == 500 and "cannot read" in gone.text
+
+
 def test_which_formats_get_a_player():
     assert browser_media_type("h264", "mov,mp4,m4a,3gp,3g2,mj2") == "video/mp4"
     assert browser_media_type("vp9", "matroska,webm") == "video/webm"

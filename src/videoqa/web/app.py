@@ -32,7 +32,7 @@ from videoqa import __version__
 from videoqa.errors import MediaError, OutputError, VideoQAError
 from videoqa.index import KINDS
 from videoqa.pathnames import readable
-from videoqa.report import ClipResult, Report
+from videoqa.report import ClipResult, Report, ReportFormatError
 from videoqa.sidecars import VttWriter, format_timestamp
 from videoqa.web.edits import EditError, edit_clip
 from videoqa.web.library import Library, ServedVideo, browser_media_type, clip_colour
@@ -76,7 +76,8 @@ def create_app(
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={_NotServed: _not_served})
+                     exception_handlers={_NotServed: _not_served,
+                                         ReportFormatError: _unreadable})
 
 
 @dataclass(frozen=True)
@@ -264,12 +265,19 @@ async def _not_served(_request: Request, _error: Exception) -> Response:
     return _not_found("no such video here (not indexed, or not under a served folder)")
 
 
+async def _unreadable(_request: Request, error: Exception) -> Response:
+    """A JSON sidecar gone or broken since it was indexed: one line, not a traceback."""
+    return Response(f"cannot show this video: {error}", 500,
+                    media_type="text/plain; charset=utf-8")  # fmt: skip
+
+
 def _not_found(reason: str) -> Response:
     return Response(reason, 404, media_type="text/plain; charset=utf-8")
 
 
 def _report_of(video: ServedVideo) -> Report:
-    """The video's report; a video indexed without a JSON sidecar is not served."""
+    """The video's report; a video indexed without a JSON sidecar is not served, and one whose
+    sidecar is gone or broken raises ``ReportFormatError`` (answered with its one line)."""
     report = video.load_report()
     if report is None:
         raise _NotServed()
