@@ -47,7 +47,6 @@ frame cost a third less CPU than with ``BILINEAR``; ``benchmarks/bench_shots.py`
 the comparison needs, which averages differences over the whole frame."""
 
 
-
 @dataclass(frozen=True)
 class CutDetection:
     """Where the shots of ``[start, end)`` begin, and what finding them cost."""
