@@ -394,12 +394,12 @@ def finish_file(
 
 def default_workers(device: str, files: int) -> int:
     """Decoding processes: on a GPU one per core but one (for the inference loop), at most
-    one per file; on the CPU, where inference needs the cores and decoding costs well under a
-    percent of a clip, one process (none, just a thread, for a single file)."""
+    one per file and 16; elsewhere none, one thread: inference takes every core there and
+    decoding costs under a percent of a clip's time (README, measured speed)."""
     cores = os.cpu_count() or 1
     if device == "cuda":
         return max(1, min(cores - 1, files, MAX_WORKERS))
-    return 0 if files <= 1 else 1
+    return 0
 
 
 def default_batch_size(device: str) -> int:
@@ -452,12 +452,18 @@ class FileFailed:
     error: str
     clips_done: int = 0
     clips_total: int = 0
+    cause: VideoQAError | None = None
+    """The error itself when it was raised in this process (planning), else ``None``."""
 
 
 Event = FilePlanned | ClipDone | FileDone | FileFailed
 
 
 # --------------------------------------------------------------------------- the runner
+
+
+_Waiting = tuple[FilePlan, DecodedClip, Callable[[], None]]
+"""A clip decoded and waiting for the model, and how to give its memory back."""
 
 
 @dataclass
@@ -496,8 +502,13 @@ class CollectionRunner:
     of any files ``batch_size`` at a time, yield :data:`Event` s as work completes.
 
     ``workers=0`` decodes in one thread of this process (no process start-up: right for a
-    file or two). Use as a context manager: leaving it stops the workers and frees the shared
-    memory, also on Ctrl-C.
+    file or two). ``slots_per_worker``: clips each worker may have decoded ahead (default
+    from ``batch_size``). ``decoder_threads``: FFmpeg threads per file (0: automatic, as
+    ``VideoQA.run`` decodes; 1 gives more clips per second in all with many workers, but
+    FFmpeg may then decode one frame more or less at the cut of a truncated file).
+
+    Use as a context manager: leaving it stops the workers and frees the shared memory, also
+    on Ctrl-C.
     """
 
     def __init__(
@@ -507,6 +518,7 @@ class CollectionRunner:
         workers: int | None = None,
         batch_size: int | None = None,
         slots_per_worker: int | None = None,
+        decoder_threads: int = 0,
     ) -> None:
         self.qa = qa
         self.device = _device_type(qa)
@@ -517,8 +529,13 @@ class CollectionRunner:
         self.workers = workers
         self.batch_size = batch_size or default_batch_size(self.device)
         self.slots_per_worker = slots_per_worker
+        self.decoder_threads = decoder_threads
         self.batches = 0
         self.largest_batch = 0
+        self.most_waiting = 0
+        """The most clips that were decoded and waited for the model at once (of this run)."""
+        self.shared_memory_bytes = 0
+        """The size of the shared-memory slot pool of the last run (0: decoded in a thread)."""
         self._pool: _DecoderPool | None = None
 
     def __enter__(self) -> CollectionRunner:
@@ -530,8 +547,14 @@ class CollectionRunner:
     def close(self, *, wait: bool = True) -> None:
         """Stop the decoders and free the shared memory (at once unless ``wait``)."""
         if self._pool is not None:
+            self.shared_memory_bytes = self._pool.shared_memory_bytes
             self._pool.close(wait=wait)
             self._pool = None
+
+    def worker_pids(self) -> list[int]:
+        """The decoding processes' ids (none when decoding in a thread)."""
+        pool = self._pool
+        return [w.process.pid for w in pool._procs if w.process.pid] if pool else []
 
     def run(
         self,
@@ -556,11 +579,14 @@ class CollectionRunner:
         planner = _Planner(self.qa, paths, questions, captions, precheck, plan_options)
         self.close()
         self._pool = pool = _DecoderPool(
-            workers, batch_size=self.batch_size, slots_per_worker=self.slots_per_worker
+            workers,
+            batch_size=self.batch_size,
+            slots_per_worker=self.slots_per_worker,
+            decoder_threads=self.decoder_threads,
         )
         planner.start(pool)
         files: dict[int, _FileState] = {}
-        pending: deque[tuple[FilePlan, DecodedClip, Callable[[], None]]] = deque()
+        pending: deque[_Waiting] = deque()
         finished = 0
         pin = self.device == "cuda"
         try:
@@ -598,6 +624,7 @@ class CollectionRunner:
                         release()
                     else:
                         pending.append((state.plan, decoded, release))
+                        self.most_waiting = max(self.most_waiting, len(pending))
                         if len(pending) >= self.batch_size:
                             pool.hold()  # run the batch before reading more
                 elif kind == "decoded":
@@ -609,19 +636,19 @@ class CollectionRunner:
                             finished += 1
                             yield FileDone(state.plan.position, state.plan.path, _report(state))
                 elif kind == "failed":
-                    _, position, path, error = message
-                    state = files.get(position)
-                    if state is not None and state.failed:
+                    _, position, path, error, cause = message
+                    failed = files.get(position)
+                    if failed is not None and failed.failed:
                         continue
-                    if state is not None:
-                        state.failed = True
+                    if failed is not None:
+                        failed.failed = True
                         for item in [item for item in pending if item[0].position == position]:
                             pending.remove(item)
                             item[2]()
                     finished += 1
-                    done = len(state.results) if state else 0
-                    total = len(state.plan.clips) if state else 0
-                    yield FileFailed(position, path, error, done, total)
+                    done = len(failed.results) if failed else 0
+                    total = len(failed.plan.clips) if failed else 0
+                    yield FileFailed(position, path, error, done, total, cause)
         except BaseException:
             planner.stop()
             self.close(wait=False)
@@ -633,10 +660,10 @@ class CollectionRunner:
             self.close()
 
 
-def _take_batch(pending: deque, size: int) -> list:
+def _take_batch(pending: deque[_Waiting], size: int) -> list[_Waiting]:
     """The oldest clips, up to ``size``, that can share a batch with the oldest one."""
     key = pending[0][0].batch_key
-    batch = []
+    batch: list[_Waiting] = []
     for item in list(pending):
         if len(batch) == size:
             break
@@ -712,7 +739,9 @@ class _Planner:
                 plan = plan_file(self.qa, path, position=position, questions=self.questions,
                                  captions=self.captions, **self.options)  # fmt: skip
             except Exception as error:  # noqa: BLE001 - any failure is that file's alone
-                pool.post(("failed", position, os.fspath(path), _one_line(str(path), error)))
+                cause = error if isinstance(error, VideoQAError) else None
+                line = _one_line(str(path), error)
+                pool.post(("failed", position, os.fspath(path), line, cause))
                 continue
             try:
                 if not pool.submit(plan, self._stop):
@@ -733,8 +762,11 @@ class _DecoderPool:
 
     FILES_PER_WORKER = 2
 
-    def __init__(self, workers: int, *, batch_size: int, slots_per_worker: int | None) -> None:
+    def __init__(
+        self, workers: int, *, batch_size: int, slots_per_worker: int | None, decoder_threads: int
+    ) -> None:
         self.workers = workers
+        self.decoder_threads = decoder_threads
         self.batch_size = batch_size
         self._messages: queue.Queue[Any] = queue.Queue()
         self._held = False
@@ -750,7 +782,7 @@ class _DecoderPool:
         self._procs: list[_WorkerProcess] = []
         self._threads: list[threading.Thread] = []
         self._plans: queue.Queue[FilePlan | None] | None = None
-        self._next_worker = 0
+        self.shared_memory_bytes = 0
 
     # -- the planner's side ---------------------------------------------------------------
 
@@ -810,8 +842,9 @@ class _DecoderPool:
                             return
                     self._messages.put(("clip", item, room.release))
             except Exception as error:  # noqa: BLE001 - the file fails alone
+                cause = error if isinstance(error, VideoQAError) else None
                 self._messages.put(("failed", plan.position, plan.path,
-                                    _one_line(plan.path, error)))  # fmt: skip
+                                    _one_line(plan.path, error), cause))  # fmt: skip
 
     # -- processes -------------------------------------------------------------------------
 
@@ -823,6 +856,7 @@ class _DecoderPool:
         size = max(1, slots * self._layout.nbytes)
         _check_shared_memory(size)
         self._shared = shared_memory.SharedMemory(create=True, size=size)
+        self.shared_memory_bytes = size
         context = multiprocessing.get_context("spawn")
         self._results = context.Queue()
         for index in range(self.workers):
@@ -870,7 +904,7 @@ class _DecoderPool:
         if kind == "decoded":
             self._messages.put(("decoded", message[3]))
         else:
-            self._messages.put(("failed", plan.position, plan.path, message[3]))
+            self._messages.put(("failed", plan.position, plan.path, message[3], None))
         self._capacity.notify_all()
 
     def _on_worker_death(self, worker: _WorkerProcess) -> None:
@@ -881,7 +915,7 @@ class _DecoderPool:
         if lost:
             first = lost[0]
             self._messages.put(("failed", first.position, first.path,
-                                f"{first.path}: worker process died ({how})"))  # fmt: skip
+                                f"{first.path}: worker process died ({how})", None))  # fmt: skip
             for plan in lost[1:]:
                 worker.assign(plan)
         self._capacity.notify_all()
@@ -965,8 +999,7 @@ class _WorkerProcess:
         for slot in self.slots:
             if slot not in self.pending:
                 self.free.put(slot)
-        cores = os.cpu_count() or 1
-        threads = max(1, cores // max(1, self.pool.workers))
+        threads = self.pool.decoder_threads
         self.process = self.context.Process(
             target=_worker_main,
             args=(self.index, self.generation, self.pool._shared.name, self.pool._layout,

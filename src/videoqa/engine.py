@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import cv2
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["Answer", "FramePreprocessing", "GitEngine", "resolve_model"]
 
 logger = logging.getLogger("videoqa.engine")
+
+MIN_GEMM_ROWS = 16
+"""Rows from which CPU matrix products round each row alike however many (_batch_invariant)."""
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -574,7 +578,9 @@ class GitEngine:
             query = _split_heads(attention.query(hidden), heads)
             context = F.scaled_dot_product_attention(query, keys[-1], values[-1])
             hidden = self._finish_layer(layer, context, hidden)
-        return ImageCache(keys, values)
+        # Contiguous, so the attention products read every clip's keys the same way whatever
+        # the batch (strided ones take another kernel for some batch sizes: other roundings).
+        return ImageCache([k.contiguous() for k in keys], [v.contiguous() for v in values])
 
     def _vision_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """The CLIP image encoder (transformers' weights) with fused attention (SDPA).
@@ -611,13 +617,6 @@ class GitEngine:
         keys runs as one matmul per clip without copying the cache per question.
         """
         clips, per_clip = cache.clips, len(prompts)
-        if clips * per_clip == 1:
-            # One row turns every matrix product into a matrix-vector one, which rounds
-            # differently from the matrix-matrix products of a batch: a clip's scores would
-            # depend on whether it was batched (the collection runner batches across files).
-            # A second copy of the prompt costs little (the step reads weights, mostly).
-            twice = self.generate(cache, prompts * 2, max_new_tokens=max_new_tokens)
-            return [twice[0][:1]]
         rows = clips * per_clip
         width = max(len(p) for p in prompts)
         max_new_tokens = min(max_new_tokens, self.max_positions - width)
@@ -626,7 +625,8 @@ class GitEngine:
         step_tokens, step_scores = [], []
         finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
         for step in range(max_new_tokens):
-            log_probs = torch.log_softmax(self.model.output(last).float(), dim=-1)
+            logits = self._batch_invariant(self.model.output, last)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
             token = log_probs.argmax(dim=-1)
             step_tokens.append(token)
             step_scores.append(log_probs.gather(1, token[:, None])[:, 0])
@@ -708,9 +708,13 @@ class GitEngine:
         ):
             attention = layer.attention.self
             heads, head_size = attention.num_attention_heads, attention.attention_head_size
-            query = _split_heads(attention.query(hidden), heads)
-            text_keys[:, :, slot:end] = _split_heads(attention.key(hidden), heads)
-            text_values[:, :, slot:end] = _split_heads(attention.value(hidden), heads)
+            query = _split_heads(self._batch_invariant(attention.query, hidden), heads)
+            query = query.contiguous()  # laid out alike for one row or many (see encode_pixels)
+            keys = self._batch_invariant(attention.key, hidden)
+            text_keys[:, :, slot:end] = _split_heads(keys, heads)
+            text_values[:, :, slot:end] = _split_heads(
+                self._batch_invariant(attention.value, hidden), heads
+            )
             # Image part: the questions of a clip share that clip's keys (one matmul per clip).
             by_clip = query.view(clips, per_clip, heads, length, head_size).transpose(1, 2)
             by_clip = by_clip.reshape(clips, heads, per_clip * length, head_size)
@@ -727,8 +731,29 @@ class GitEngine:
             context = (image_probs @ image_values).view(clips, heads, per_clip, length, head_size)
             context = context.transpose(1, 2).reshape(rows, heads, length, head_size)
             context = context + probs[..., image_tokens:] @ text_values[:, :, :end]
-            hidden = self._finish_layer(layer, context, hidden)
+            hidden = self._batch_invariant(partial(self._finish_layer, layer), context, hidden)
         return hidden
+
+    def _batch_invariant(
+        self, function: Callable[..., torch.Tensor], *inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """``function(*inputs)`` (row-wise: linear layers) with at least ``MIN_GEMM_ROWS``
+        rows in each matrix product, padding with zero rows that are dropped after.
+
+        On the CPU, MKL computes a product of few rows with other kernels than one of many
+        (one row as a matrix-vector product; 2 to 15 rows, 16 and more: three ways, each
+        rounding differently), while from 16 rows on each row's result no longer depends on
+        how many rows there are or where it sits. So a clip's answers are the same to the
+        last bit whether it is decoded alone (``VideoQA.run``) or batched with clips of other
+        files (the collection runner). On a GPU nothing is padded (launches cost there).
+        """
+        rows = inputs[0].shape[0]
+        per_row = min(math.prod(x.shape[1:-1]) for x in inputs)  # (rows, tokens, features)
+        wanted = -(-MIN_GEMM_ROWS // per_row)
+        if self.device.type != "cpu" or rows >= wanted:
+            return function(*inputs)
+        padded = [torch.cat([x, x.new_zeros(wanted - rows, *x.shape[1:])]) for x in inputs]
+        return function(*padded)[:rows]
 
     def _generations(
         self,

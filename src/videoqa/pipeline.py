@@ -274,8 +274,8 @@ def clip_captions(
     for times in times_per_clip:
         frame_captions = rows[offset : offset + len(times)]
         offset += len(times)
-        pairs = zip(times, frame_captions, strict=True)
-        text, score = vote([FrameAnswer(t, c.text, c.score) for t, c in pairs])
+        voted = zip(times, frame_captions, strict=True)
+        text, score = vote([FrameAnswer(t, c.text, c.score) for t, c in voted])
         results.append(Caption(text, score, times))
     return results
 

@@ -1,8 +1,9 @@
 """What a long ``ask``/``caption`` call tells the user while it runs, and how Ctrl-C ends it.
 
 ``RunProgress`` keeps the call's tally (files done and failed, clips) for the closing summary
-and, with many files on a terminal, draws one bar for the whole call (file k/N, clips,
-clips/s, ETA) above each file's own bar. ``Interrupts`` makes Ctrl-C stop the call at once,
+and, on a terminal, draws one bar for the whole call: files done of all, clips, clips/s and
+the time left (the collection runner works on several files at once, so there is no bar per
+file). ``Interrupts`` makes Ctrl-C stop the call at once,
 except while a file's sidecars are being written: that finishes first, so a file is either
 wholly delivered or not at all.
 """
@@ -37,7 +38,8 @@ def say(line: str) -> None:
 class RunProgress:
     """The tally of one call over ``files`` videos, and its whole-run bar.
 
-    The bar counts clips. How many clips a file holds is only known once it is probed, so
+    The bar counts clips; its label is the file's name for one file, else the files finished
+    of all (``3/40 files``). How many clips a file holds is only known once it is probed, so
     until the last file is probed the total is an estimate: the clips of the files probed so
     far, plus their mean for each file still to come. The bar appears with the first file (after
     the models are loaded, whose lines it would otherwise cut through).
@@ -57,16 +59,15 @@ class RunProgress:
     def __exit__(self, *_exc: object) -> None:
         self._bar.close()
 
-    def start_file(self) -> None:
+    def start_file(self, name: str | None = None) -> None:
+        """A file is begun (with the collection runner: planned; others may still run)."""
         self._started += 1
         self._current_planned = False
         if self.began is None:
             self.began = time.monotonic()
-        description = f"file {self._started}/{self.files}"
-        if self._started == 1 and self.files > 1 and sys.stderr.isatty():
-            self._bar = tqdm(total=0, desc=description, unit="clip", file=sys.stderr,
+        if self._started == 1 and sys.stderr.isatty():
+            self._bar = tqdm(total=0, desc=self._label(name), unit="clip", file=sys.stderr,
                              leave=False, dynamic_ncols=True, bar_format=_RUN_BAR_FORMAT)
-        self._bar.set_description_str(description, refresh=False)
         self._update_total()
 
     def planned(self, clips: int) -> None:
@@ -80,16 +81,25 @@ class RunProgress:
         self.clips += 1
         self._bar.update(1)
 
-    def file_ended(self, *, ok: bool, clips_left: int = 0) -> None:
-        """The file being processed is delivered, or failed with ``clips_left`` not done."""
+    def file_ended(self, *, ok: bool, clips_left: int = 0, planned: bool | None = None) -> None:
+        """A file is delivered, or failed with ``clips_left`` not done; ``planned`` says
+        whether it was probed (default: whether the file being processed was)."""
         if ok:
             self.done += 1
         else:
             self.failed += 1
             self._planned_clips -= clips_left
-            if not self._current_planned:  # failed before it was probed: holds no clips
-                self._unplanned += 1
+            if not (self._current_planned if planned is None else planned):
+                self._unplanned += 1  # failed before it was probed: holds no clips
             self._update_total()
+        if self.files > 1:
+            self._bar.set_description_str(self._label())
+
+    def _label(self, name: str | None = None) -> str:
+        """The bar's label: the file's name for one file, else how many files are finished."""
+        if self.files == 1:
+            return name or ""
+        return f"{self.done + self.failed}/{self.files} files"
 
     def summary(self, *, interrupted: bool = False) -> str:
         noun = "file" if self.files == 1 else "files"

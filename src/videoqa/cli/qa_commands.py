@@ -1,14 +1,17 @@
 """``videoqa ask`` and ``videoqa caption``: answers and captions for many videos in one call.
 
-Thin: options become a ``VideoQA`` (models load once per call) and one ``VideoJob`` per file.
-A bad file is reported in one line and skipped; the exit code is 1 when any file failed, 130
-when Ctrl-C stopped the call (what is finished stays; the file in progress gets nothing).
+Thin: options become a ``VideoQA`` (models load once per call) and the collection runner
+(``videoqa.collection``: folders searched, decoding in worker processes, clips of all files
+batched together, each file's sidecars written as soon as its last clip is done). A bad file
+is reported in one line and skipped; the exit code is 1 when any file failed, 130 when Ctrl-C
+stopped the call (what is finished stays; files in progress get nothing).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,7 @@ import click
 
 from videoqa.cli import error_line
 from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, Interrupts, RunProgress, say
+from videoqa.cli.ray_options import listed_videos, process_on_ray, ray_options, split_ray_options
 from videoqa.clips import (
     CLIP_MODES,
     DEFAULT_MAX_CLIP,
@@ -24,13 +28,13 @@ from videoqa.clips import (
     check_clip_options,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.errors import ConfigError, MediaError, OutputError, VideoQAError
+from videoqa.errors import ConfigError, OutputError, VideoQAError
 from videoqa.fit import check_fit
 from videoqa.pathnames import readable
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
     from videoqa.pipeline import VideoQA
-    from videoqa.report import ClipResult
+    from videoqa.report import ClipResult, Report
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -39,7 +43,7 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every ask/caption call shares: clips, model placement, outputs."""
     options = [
-        click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path)),
+        click.argument("videos", nargs=-1, type=click.Path(path_type=Path)),  # or --paths-from
         click.option("--clip-length", type=click.FloatRange(min=0, min_open=True), default=5.0,
                      show_default=True, help="Seconds per clip (one subtitle cue)."),
         click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -94,7 +98,19 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--overwrite", is_flag=True,
                      help="Replace existing subtitle files that videoqa did not write."),
         click.option("--json", "as_json", is_flag=True,
-                     help="Print each report as one line of JSON on stdout."),
+                     help="Print each report as one line of JSON on stdout, as each file is "
+                          "done."),
+        click.option("--workers", type=click.IntRange(min=0), default=None,
+                     help="Processes decoding videos while the model runs; 0: a thread of "
+                          "this process [default: on a GPU one per core but one, at most one "
+                          "per file and 16; elsewhere 0]."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                     help="Clips the model takes at once, from any files [default: 4 on the "
+                          "CPU; on a GPU from its free memory, 8 to 64]."),
+        click.option("--glob", "glob_pattern", metavar="PATTERN", default=None,
+                     help="In folders given as VIDEO (searched recursively), take the files "
+                          "whose path below the folder matches PATTERN ('*.mov', "
+                          "'2024/*.mp4') [default: common video suffixes]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -113,6 +129,7 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=20, show_default=True,
               help="Longest answer, in tokens.")
 @_clip_options
+@ray_options
 def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
                 with_captions: bool, caption_model: str, max_new_tokens: int,
                 **options: Any) -> None:
@@ -131,6 +148,7 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=30, show_default=True,
               help="Longest caption, in tokens.")
 @_clip_options
+@ray_options
 def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
                     **options: Any) -> None:
     """Caption each clip of VIDEO... and write the captions as subtitles and JSON."""
@@ -151,6 +169,8 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     file, and end with a summary; exit 1 when any file failed, 130 on Ctrl-C."""
     from videoqa.sidecars import check_subtitle_language, parse_formats
 
+    ray = split_ray_options(plan_options)  # --ray and its options: cli/ray_options.py
+    workers, glob_pattern = plan_options.pop("workers"), plan_options.pop("glob_pattern")
     wanted = parse_formats(formats)
     check_subtitle_language(subtitle_language)
     end, start = plan_options.get("end"), plan_options.get("start", 0.0)
@@ -162,23 +182,32 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputError(output_dir, f"cannot create: {error.strerror or error}") from None
+    if ray["ray"] is not None:
+        if glob_pattern is not None:
+            from videoqa.collection import find_videos
 
-    command = click.get_current_context().command
+            videos = find_videos(videos, glob=glob_pattern)
+        process_on_ray(models, videos, ray, questions=questions, captions=captions,
+                       formats=wanted, output_dir=output_dir, overwrite=overwrite,
+                       as_json=as_json, batch_size=plan_options.pop("batch_size", None),
+                       sidecar_options={"subtitle_language": subtitle_language},
+                       **plan_options)  # fmt: skip
+        return
+    from videoqa.collection import find_videos
+
+    runner_options = {"workers": workers, "batch_size": plan_options.pop("batch_size")}
+    videos = find_videos(listed_videos(videos, ray), glob=glob_pattern)
+    if not videos:
+        raise ConfigError(None, "the folders given hold no video files", setting="glob_pattern")
+    sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json)
+
     interrupted = False
     with Interrupts() as interrupts, RunProgress(len(videos)) as run:
         try:
             qa = _load_models(models, questions=questions, captions=captions,
                               frames_per_clip=plan_options.get("frames_per_clip"))
-            for video in videos:
-                interrupts.check()
-                run.start_file()
-                try:
-                    _process_one(qa, video, run, interrupts, questions=questions,
-                                 captions=captions, formats=wanted, output_dir=output_dir,
-                                 subtitle_language=subtitle_language, overwrite=overwrite,
-                                 as_json=as_json, **plan_options)
-                except VideoQAError as error:
-                    say(error_line(error, command))
+            _process_collection(qa, videos, run, interrupts, sidecars, questions=questions,
+                                captions=captions, **runner_options, **plan_options)
         except KeyboardInterrupt:
             interrupted = True
     click.echo(run.summary(interrupted=interrupted), err=True)
@@ -236,59 +265,98 @@ def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions
     return qa
 
 
-def _process_one(qa: VideoQA, video: Path, run: RunProgress, interrupts: Interrupts, *,
-                 questions: tuple[str, ...], captions: bool, formats: tuple[str, ...],
-                 output_dir: Path | None, subtitle_language: str | None, overwrite: bool,
-                 as_json: bool, **plan_options: Any) -> None:
-    """One video end to end; sidecars are written only once every clip is done.
+@dataclass(frozen=True)
+class _SidecarOptions:
+    formats: tuple[str, ...]
+    output_dir: Path | None
+    overwrite: bool
+    subtitle_language: str | None
+    as_json: bool
 
-    Ctrl-C during the clips leaves the video without sidecars (never a part of a set);
-    once writing has begun, the set is finished first.
+
+def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
+                        interrupts: Interrupts, sidecars: _SidecarOptions, *,
+                        questions: tuple[str, ...], captions: bool, workers: int | None,
+                        batch_size: int | None, **plan_options: Any) -> None:
+    """Every video through the collection runner: clip lines as clips are done (each file's in
+    time order), each file's sidecars as soon as its last clip is, failures one line each.
+
+    Sidecars are written only once every clip of a file is done, so Ctrl-C leaves a file
+    with its whole set or nothing; once writing has begun, the set is finished first.
     """
-    from tqdm import tqdm
+    from videoqa.collection import ClipDone, CollectionRunner, FileDone, FileFailed, FilePlanned
+    from videoqa.sidecars import check_targets, format_timestamp
 
-    from videoqa.sidecars import check_targets, format_timestamp, write_sidecars
-
-    results: list[ClipResult] = []
-    total = 0
-    try:
-        if not video.is_file():
-            raise MediaError(video, "no such file" if not video.exists() else "not a file")
+    def precheck(video: Path) -> None:
         # Refuse to clobber a user's subtitles before the inference, not after it.
-        check_targets(video, formats=formats, output_dir=output_dir, overwrite=overwrite,
-                      subtitle_language=subtitle_language)
-        job = qa.plan(video, questions=questions, captions=captions, **plan_options)
-        total = len(job.clips)
-        run.planned(total)
-        name = readable(video.name)  # a file name that is not UTF-8, shown with \xNN escapes
-        with tqdm(total=total, desc=name, unit="clip", file=sys.stderr,
-                  disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True) as bar:
-            try:
-                for clip in job.results():
-                    results.append(clip)
+        check_targets(video, formats=sidecars.formats, output_dir=sidecars.output_dir,
+                      overwrite=sidecars.overwrite, subtitle_language=sidecars.subtitle_language)
+
+    command = click.get_current_context().command
+    running: dict[int, list[Any]] = {}  # position -> [name, clips done, clips]
+    with CollectionRunner(qa, workers=workers, batch_size=batch_size) as runner:
+        try:
+            for event in runner.run(videos, questions=questions, captions=captions,
+                                    precheck=precheck, **plan_options):  # fmt: skip
+                name = readable(Path(event.path).name)  # not UTF-8: shown with \xNN escapes
+                if isinstance(event, FilePlanned):
+                    running[event.position] = [name, 0, len(event.plan.clips)]
+                    run.start_file(name)
+                    run.planned(len(event.plan.clips))
+                elif isinstance(event, ClipDone):
+                    running[event.position][1] += 1
                     run.clip_done()
-                    bar.update(1)
-                    if not as_json:
+                    if not sidecars.as_json:
+                        clip = event.result
                         span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
                         for line in _clip_summary(clip, captions=captions):
-                            bar.write(f"{name} [{span}] {line}", file=sys.stdout)
-            except KeyboardInterrupt:
-                say(f"videoqa: {name}: interrupted after {len(results)} of {total} clips; "
-                    "no sidecars written for it")
-                raise
-        with interrupts.deferred():
-            report = job.build_report(results)
-            written = write_sidecars(report, video, formats=formats, output_dir=output_dir,
-                                     overwrite=overwrite, subtitle_language=subtitle_language)
-            if as_json:
-                click.echo(report.to_json(indent=None))
-            else:
-                for path in written:
-                    say(f"{name}: wrote {readable(path)}")
-            run.file_ended(ok=True)
-    except VideoQAError:
-        run.file_ended(ok=False, clips_left=total - len(results))
-        raise
+                            tqdm_write(f"{name} [{span}] {line}")
+                elif isinstance(event, FileDone):
+                    del running[event.position]
+                    _deliver(event.report, Path(event.path), name, run, interrupts, sidecars,
+                             command)
+                elif isinstance(event, FileFailed):
+                    planned = running.pop(event.position, None) is not None
+                    cause = event.cause
+                    say(error_line(cause, command) if cause else f"videoqa: error: {event.error}")
+                    run.file_ended(ok=False, clips_left=event.clips_total - event.clips_done,
+                                   planned=planned)
+                interrupts.check()
+        except KeyboardInterrupt:
+            for name, done, total in running.values():
+                if done:
+                    say(f"videoqa: {name}: interrupted after {done} of {total} clips; "
+                        "no sidecars written for it")
+            raise
+
+
+def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupts: Interrupts,
+             sidecars: _SidecarOptions, command: click.Command) -> None:
+    """One file's sidecars (or its JSON line) now that its last clip is done."""
+    from videoqa.sidecars import write_sidecars
+
+    with interrupts.deferred():
+        try:
+            written = write_sidecars(report, video, formats=sidecars.formats,
+                                     output_dir=sidecars.output_dir, overwrite=sidecars.overwrite,
+                                     subtitle_language=sidecars.subtitle_language)
+        except VideoQAError as error:
+            say(error_line(error, command))
+            run.file_ended(ok=False, planned=True)
+            return
+        if sidecars.as_json:
+            click.echo(report.to_json(indent=None))
+        else:
+            for path in written:
+                say(f"{name}: wrote {readable(path)}")
+        run.file_ended(ok=True)
+
+
+def tqdm_write(line: str) -> None:
+    """A line on stdout that does not cut through the progress bar on stderr."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
 
 
 def _clip_summary(clip: ClipResult, *, captions: bool) -> list[str]:

@@ -49,6 +49,9 @@ class FolderSettings:
     caption_model: str | None = None
     device: str = "auto"
     threads: int | None = None
+    batch_size: int | None = None
+    """Clips the model takes at once through the collection runner (decoding in a thread
+    beside inference); ``None``: the one-file pipeline, one clip at a time."""
     clip_length: float = 5.0
     stride: float | None = None
     clips: str = "fixed"
@@ -110,7 +113,8 @@ _DAEMON_KEYS = {
 }  # fmt: skip
 _FOLDER_KEYS = {
     "questions": list, "captions": bool, "model": str, "caption_model": str, "device": str,
-    "threads": int, "clip_length": float, "stride": float, "frames_per_clip": int, "fit": str,
+    "threads": int, "batch_size": int, "clip_length": float, "stride": float,
+    "frames_per_clip": int, "fit": str,
     "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
     "recursive": bool, "processor": str, "deinterlace": str, "clips": str, "min_clip": float,

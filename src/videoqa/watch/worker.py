@@ -91,13 +91,34 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
     for name in ("stride", "frames_per_clip", "fit", "max_new_tokens", "caption_max_new_tokens"):
         if getattr(settings, name) is not None:
             clip_options[name] = getattr(settings, name)
-    report = pipeline.run(
-        path, questions=settings.questions, captions=settings.captions, **clip_options
-    )
+    if settings.batch_size is None:
+        report = pipeline.run(
+            path, questions=settings.questions, captions=settings.captions, **clip_options
+        )
+    else:
+        report = _through_runner(pipeline, path, settings, clip_options)
     end = report.video.decodable_end
     if end is not None:  # never "done" with clips that describe frames the file does not hold
         raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
     return report
+
+
+def _through_runner(
+    pipeline: Any, path: Path, settings: FolderSettings, clip_options: dict[str, Any]
+) -> Any:
+    """The report of ``path`` from the collection runner: ``batch_size`` clips a batch, frames
+    decoded in a thread while the model runs. A thread, not processes: this worker process is
+    the daemon's crash boundary, and a daemonic process may not start processes of its own."""
+    from videoqa.collection import CollectionRunner, FileDone, FileFailed
+
+    with CollectionRunner(pipeline, workers=0, batch_size=settings.batch_size) as runner:
+        for event in runner.run([path], questions=settings.questions,
+                                captions=settings.captions, **clip_options):  # fmt: skip
+            if isinstance(event, FileFailed):
+                raise event.cause or VideoQAError(None, event.error)
+            if isinstance(event, FileDone):
+                return event.report
+    raise VideoQAError(path, "the collection runner ended without a report")
 
 
 def load_processor(spec: str) -> Callable[[Path, FolderSettings], Any]:
