@@ -89,7 +89,7 @@ def main() -> None:
     import ray
     import torch
 
-    from videoqa.collection import CPU_BATCH_SIZE, run_collection
+    from videoqa.collection import CPU_BATCH_SIZE, default_workers, run_collection
     from videoqa.distributed import RaySettings, run_on_ray
     from videoqa.pipeline import VideoQA
 
@@ -127,6 +127,8 @@ def main() -> None:
         "seconds_per_file": args.seconds,
         "clips": local[2],
         "batch_size": batch_size,
+        "local_workers": default_workers("cpu", args.files) if args.workers is None
+                         else args.workers,
         "ray_cpus": args.cpus,
         "model_actors": args.model_actors,
         "local_runner_s": round(local[0], 2),

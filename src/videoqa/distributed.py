@@ -384,6 +384,8 @@ def _dataset(
     if gpus is None:
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         gpus = 1.0 if has_gpus and qa.device != "cpu" else 0.0
+    if not gpus:  # Ray hides no GPU from an actor that reserved none: keep it off them
+        models["device"] = "cpu"
     decode_tasks = settings.decode_tasks or _spare_cpus(ray, settings.model_actors)
     files = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
     planned = files.map(_plan_row, fn_args=(job,), compute=TaskPoolStrategy(size=decode_tasks))

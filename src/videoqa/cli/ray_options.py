@@ -8,7 +8,9 @@ is a one-line error that says how to install it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,13 @@ import click
 
 from videoqa.errors import ConfigError
 
-RAY_ONLY_OPTIONS = ("model_actors", "gpus_per_actor", "decode_tasks")
+RAY_ONLY_OPTIONS = ("model_actors", "gpus_per_actor", "decode_tasks", "db")
 """Options that mean something only with ``--ray``."""
 
 
 def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--ray``, ``--model-actors``, ``--gpus-per-actor``, ``--decode-tasks`` and
-    ``--paths-from`` to an ask/caption command."""
+    """Add ``--ray``, ``--model-actors``, ``--gpus-per-actor``, ``--decode-tasks``, ``--db``
+    and ``--paths-from`` to an ask/caption command."""
     options = [
         click.option("--ray", "ray", metavar="ADDRESS|auto|local", default=None,
                      help="Run on a Ray cluster: auto (the running one: RAY_ADDRESS or the "
@@ -39,6 +41,9 @@ def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--decode-tasks", type=click.IntRange(min=1), default=None,
                      help="With --ray: decoding tasks at once (one CPU each) [default: the "
                           "cluster's CPUs]."),
+        click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="With --ray: also add each file's report to this archive index "
+                          "(videoqa search reads it), as its sidecars are written."),
         click.option("--paths-from", type=click.Path(dir_okay=False, path_type=Path),
                      default=None,
                      help="Also process the paths listed in FILE, one a line (# comments). "
@@ -86,6 +91,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
     machine, each file's printed when it is done (files finish in any order)."""
     from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, RunProgress, say
     from videoqa.cli.qa_commands import _clip_summary, _load_models
+    from videoqa.collection import find_videos
     from videoqa.distributed import DEFAULT_BATCH_SIZE, RaySettings, connect, run_on_ray
     from videoqa.pathnames import readable
     from videoqa.sidecars import format_timestamp
@@ -94,23 +100,28 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                            gpus_per_actor=ray["gpus_per_actor"],
                            decode_tasks=ray["decode_tasks"],
                            batch_size=batch_size or DEFAULT_BATCH_SIZE)  # fmt: skip
-    from videoqa.collection import find_videos
-
     # Those of --paths-from as the workers see them: not looked at here.
     listed = _with_listed([os.fspath(path) for path in find_videos(videos)], ray)
     connect(settings.address)  # before the models load: a wrong address fails at once
     interrupted = False
-    with RunProgress(len(listed)) as run:
+    with RunProgress(len(listed)) as run, contextlib.ExitStack() as closing:
+        index = None
+        if ray.get("db") is not None:
+            from videoqa.index import ArchiveIndex
+
+            index = ArchiveIndex(ray["db"])
+            closing.callback(index.close)
         try:
             qa = _load_models(models, questions=questions, captions=captions,
                               frames_per_clip=plan_options.get("frames_per_clip"))
+            run.began = time.monotonic()  # the clips/s of the summary count from here
             say(f"videoqa: on Ray ({settings.address}): {settings.model_actors} model "
                 f"actor{'s' if settings.model_actors != 1 else ''}, batches of "
                 f"{settings.batch_size}")
             outcomes = run_on_ray(qa, listed, settings=settings, questions=questions,
                                   captions=captions, formats=formats, output_dir=output_dir,
                                   overwrite=overwrite, sidecar_options=sidecar_options,
-                                  search_folders=False, **plan_options)  # fmt: skip
+                                  index=index, search_folders=False, **plan_options)  # fmt: skip
             for outcome in outcomes:
                 run.start_file()
                 name = readable(Path(outcome.path).name)
@@ -162,3 +173,4 @@ def _with_listed(paths: list[str], ray: dict[str, Any]) -> list[str]:
     if not paths:
         raise click.UsageError("Missing argument 'VIDEOS...' (or --paths-from FILE).")
     return paths
+

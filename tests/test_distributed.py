@@ -1,0 +1,243 @@
+"""``--ray``: the collection runner's stages on a Ray cluster give the local runner's results.
+
+One local cluster (``ray.init(num_cpus=2)``) serves the whole module: starting one takes
+seconds, and every run starts its own model actors besides. Without the ray extra every test
+here skips, saying so, except the one that checks the error saying how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_media"
+TIMING_KEYS = ("timing", "elapsed", "seconds_taken")
+"""Report keys that hold how long something took (they may differ between runs)."""
+
+
+def _without_timing(data: object) -> object:
+    if isinstance(data, dict):
+        return {key: _without_timing(value) for key, value in data.items()
+                if key not in TIMING_KEYS}  # fmt: skip
+    if isinstance(data, list):
+        return [_without_timing(value) for value in data]
+    return data
+
+
+def test_without_the_extra_ray_is_a_one_line_error_saying_how_to_install(tmp_path):
+    """``--ray`` on an install without Ray: one line naming the extra, exit 1, nothing written."""
+    pytest.importorskip("torch", reason="ask and caption need torch")
+    hide_ray = (
+        "import sys; sys.modules['ray'] = None; "
+        "from videoqa.cli import main; sys.argv[0] = 'videoqa'; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide_ray, "caption", str(SAMPLES / "circle_turns_blue.mp4"),
+         "--model", "demo", "--ray", "local", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        'videoqa: error: --ray: Ray is not installed: pip install "videoqa[ray]"'
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ray_only_options_without_ray_are_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+
+    result = CliRunner().invoke(cli, ["caption", str(SAMPLES / "circle_turns_blue.mp4"),
+                                      "--model", "demo", "--model-actors", "2",
+                                      "-o", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "videoqa: error: --model-actors: needs --ray"
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- on a cluster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster with two CPUs for the module (what CI's machine has)."""
+    ray = pytest.importorskip(
+        "ray", reason='the ray extra is not installed: pip install "videoqa[ray]"'
+    )
+    pytest.importorskip("ray.data", reason='Ray Data is missing: pip install "videoqa[ray]"')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The demo checkpoint, loaded once for the module (the driver's copy)."""
+    pytest.importorskip("torch", reason="the models need torch")
+    from videoqa.pipeline import VideoQA
+
+    qa = VideoQA("demo", caption_model="demo")
+    qa.caption_engine  # noqa: B018 - load it now
+    return qa
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Processes whose parent or grandparent is ``pid`` (a local cluster's workers are the
+    raylet's children, the raylet ours), with their titles."""
+    found: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        found[int(entry.name)] = (parent, title)
+    ours = {child for child, (parent, _) in found.items() if parent == pid}
+    return {
+        child: title for child, (parent, title) in found.items() if parent in ours | {pid}
+    }
+
+
+def test_a_model_actor_killed_at_work_loses_no_file_and_writes_none_twice(
+    cluster, demo, tmp_path, caplog
+):
+    """SIGKILL the model actor's process while it answers its first batch: Ray restarts the
+    actor and retries the batch; every file still arrives once, complete, as the local runner
+    gives it, and no half-written or temporary sidecar is left."""
+    from videoqa.collection import run_collection
+    from videoqa.distributed import RaySettings, run_on_ray
+
+    caplog.allow_errors = True  # Ray logs the dead worker
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for number in range(6):
+        shutil.copy(SAMPLES / "circle_turns_blue.mp4", folder / f"take{number}.mp4")
+    # One clip a batch on both sides: on the CPU a clip's float32 scores may differ in the
+    # last digits with the clips it shares a batch with, and Ray batches clips as they come.
+    options = {"captions": True, "clip_length": 0.5, "batch_size": 1}
+    (reference,) = run_collection(demo, [folder / "take0.mp4"], **options)
+    expected = reference.report.to_dict()
+    del options["batch_size"]
+
+    killed: list[int] = []
+    actors: set[int] = set()
+    done = threading.Event()
+
+    def kill_the_actor_at_work() -> None:
+        """Kill the model actor the first time its title says it runs a batch (.submit)."""
+        while not done.is_set():
+            for pid, title in _children(os.getpid()).items():
+                if "_EngineActor" not in title:
+                    continue
+                actors.add(pid)
+                if not killed and ".submit" in title:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_the_actor_at_work, daemon=True)
+    watcher.start()
+    out = tmp_path / "out"
+    try:
+        outcomes = list(run_on_ray(demo, [folder], settings=RaySettings(batch_size=1),
+                                   formats=("json", "srt"), output_dir=out, **options))  # fmt: skip
+    finally:
+        done.set()
+        watcher.join()
+
+    assert killed, "never saw the model actor at work"
+    assert actors - set(killed), "no model actor took over from the killed one"
+    assert sorted(Path(o.path).name for o in outcomes) == [f"take{n}.mp4" for n in range(6)]
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    for outcome in outcomes:
+        report = outcome.report.to_dict()
+        report["video"]["path"] = expected["video"]["path"]
+        assert _without_timing(report) == _without_timing(expected)
+        written = json.loads((out / f"{Path(outcome.path).stem}.videoqa.json").read_text())
+        assert written["clips"] == expected["clips"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"take{n}.{suffix}" for n in range(6) for suffix in ("videoqa.json", "srt")
+    )
+
+
+def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
+    cluster, demo, tmp_path
+):
+    """``ask --caption`` over the sample media and a file that is not a video, on one machine
+    (a folder) and with ``--ray local`` (the same files from ``--paths-from``): the same
+    sidecars (JSON byte for byte apart from timing fields), the same printed lines, the same
+    one-line error for the bad file, exit 1 both times; ``--db`` indexed each report."""
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    for sample in SAMPLES.iterdir():
+        shutil.copy(sample, folder / sample.name)
+    (folder / "broken.mp4").write_bytes(b"not a video at all")
+    listing = tmp_path / "paths.txt"  # the Ray run takes the files from a list
+    listing.write_text("# the archive\n\n" + "".join(
+        f"{folder / name}\n" for name in ("broken.mp4", *sorted(p.name for p in SAMPLES.iterdir()))
+    ))  # fmt: skip
+    common = ["ask", "-q", "what color is the circle?", "--caption",
+              "--model", "demo", "--caption-model", "demo", "-f", "json,srt,vtt"]  # fmt: skip
+    runs = {}
+    index = tmp_path / "index.sqlite"
+    for name, extra in (
+        ("local", [str(folder)]),
+        ("ray", ["--ray", "local", "--paths-from", str(listing), "--db", str(index)]),
+    ):
+        result = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / name), *extra])
+        runs[name] = result
+        assert result.exit_code == 1, result.output
+    local, on_ray = runs["local"], runs["ray"]
+    assert sorted(on_ray.stdout.splitlines()) == sorted(local.stdout.splitlines())
+    assert len(local.stdout.splitlines()) == 2 * (3 + 2)  # a caption and an answer per clip
+    errors = [line for line in on_ray.stderr.splitlines() if line.startswith("videoqa: error:")]
+    assert errors == [
+        line for line in local.stderr.splitlines() if line.startswith("videoqa: error:")
+    ]
+    assert len(errors) == 1 and "broken.mp4: " in errors[0]
+    assert on_ray.stderr.splitlines()[-1].startswith("videoqa: 3 files: 2 done, 1 failed; 5 clips")
+
+    names = sorted(path.name for path in (tmp_path / "local").iterdir())
+    assert names == sorted(path.name for path in (tmp_path / "ray").iterdir())
+    assert len(names) == 6
+    for name in names:
+        ours = (tmp_path / "ray" / name).read_bytes()
+        theirs = (tmp_path / "local" / name).read_bytes()
+        if name.endswith(".json"):
+            mine, local_report = json.loads(ours), json.loads(theirs)
+            for clip, local_clip in zip(mine["clips"], local_report["clips"], strict=True):
+                assert clip == local_clip, (name, clip, local_clip)
+            assert _without_timing(mine) == _without_timing(local_report)
+            if "timing" not in theirs.decode():
+                assert ours == theirs
+        else:
+            assert ours == theirs
+
+    from videoqa.index import ArchiveIndex  # --db: each delivered report is indexed
+
+    archive = ArchiveIndex(index)
+    try:
+        assert sorted(Path(video.path).name for video in archive.videos()) == [
+            "circle_turns_blue.mp4", "triangle_joins.webm"
+        ]
+        hits = archive.search("blue circle")
+        assert hits and all(Path(hit.video).name == "circle_turns_blue.mp4" for hit in hits)
+    finally:
+        archive.close()
