@@ -34,8 +34,8 @@ def _without_timing(data: object) -> object:
 
 
 def test_without_the_extra_ray_is_a_one_line_error_saying_how_to_install(tmp_path):
-    """``--ray`` on an install without Ray: one line naming the extra, exit 1, nothing written."""
-    pytest.importorskip("torch", reason="ask and caption need torch")
+    """``--ray`` on an install without Ray: one line naming the extra, exit 1, nothing written
+    (said before any model loads, so this needs no torch either)."""
     hide_ray = (
         "import sys; sys.modules['ray'] = None; "
         "from videoqa.cli import main; sys.argv[0] = 'videoqa'; main()"
