@@ -46,7 +46,7 @@ import numpy as np
 import uvicorn
 
 sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
-from bench_index import queries, synthetic_report  # noqa: E402
+from bench_index import _percentiles, _say, queries, synthetic_report  # noqa: E402
 
 from videoqa.index import ArchiveIndex  # noqa: E402
 from videoqa.media import probe  # noqa: E402
@@ -122,15 +122,6 @@ def measure_search(port: int, count: int, rng: random.Random) -> dict:
         **_percentiles("cpu", cpus),
         "mean_hits": round(hits / count, 1),
         "goal_p95_ms": 100,
-    }
-
-
-def _percentiles(name: str, values: list[float]) -> dict:
-    values = sorted(values)
-    return {
-        f"{name}_p50_ms": round(statistics.median(values), 1),
-        f"{name}_p95_ms": round(values[int(0.95 * (len(values) - 1))], 1),
-        f"{name}_max_ms": round(values[-1], 1),
     }
 
 
@@ -283,11 +274,6 @@ def main() -> None:
     results["load_average_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(results))
-
-
-def _say(args: argparse.Namespace, what: str, numbers: dict) -> None:
-    if not args.json:
-        print(f"{what:14} " + "  ".join(f"{k}={v}" for k, v in numbers.items()), flush=True)
 
 
 if __name__ == "__main__":
