@@ -74,15 +74,26 @@ def require_ray() -> Any:
     return ray
 
 
-def connect(address: str = "local", *, num_cpus: int | None = None) -> None:
+def connect(address: str = "local", *, num_cpus: int | None = None, quiet: bool = False) -> None:
     """Join a Ray cluster: ``auto`` (a running one), ``local`` (start one in this process),
     or an address (``ray://head:10001``, ``head:6379``). Nothing happens when this process is
     connected already (a test's cluster, a ``ray job submit`` driver that called ``ray.init``).
+    ``quiet``: Ray's own info lines and Ray Data's progress log stay out of this process's
+    output (the command line has its own).
     """
     ray = require_ray()
+    if quiet:
+        from ray.data import DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # "progress bars disabled" too
     if ray.is_initialized():
         return
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if quiet:
+        options["logging_level"] = logging.WARNING
     if address == "local":
         options["num_cpus"] = num_cpus
         target: str | None = "local"

@@ -9,6 +9,7 @@ is a one-line error that says how to install it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -102,7 +103,8 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                            batch_size=batch_size or DEFAULT_BATCH_SIZE)  # fmt: skip
     # Those of --paths-from as the workers see them: not looked at here.
     listed = _with_listed([os.fspath(path) for path in find_videos(videos)], ray)
-    connect(settings.address)  # before the models load: a wrong address fails at once
+    # Before the models load: a wrong address fails at once. Ray's info lines only with -v.
+    connect(settings.address, quiet=not logging.getLogger("videoqa").isEnabledFor(logging.INFO))
     interrupted = False
     with RunProgress(len(listed)) as run, contextlib.ExitStack() as closing:
         index = None
