@@ -11,12 +11,14 @@ import pytest
 
 from videoqa.demo import (
     COLORS,
+    PRESENCE_ANSWERS,
     SAMPLE_SCENES,
     VOCABULARY,
     Actor,
     Scene,
     caption_of,
     in_sequence,
+    presence_questions,
     questions_for,
     random_clip_scene,
     render,
@@ -101,6 +103,11 @@ def test_questions_and_captions_have_one_answer_in_the_vocabulary():
         "what shape is it?": ("shape", "circle"),
         "which way does it move?": ("direction", "left"),
         "how many shapes are there?": ("count", "one"),
+        # Presence: as many "no" as "yes", the "no" ones near misses (next colour, next shape).
+        "is there a red circle?": ("presence", "yes"),
+        "is there a circle?": ("presence", "yes"),
+        "is there a green circle?": ("presence", "no"),
+        "is there a red square?": ("presence", "no"),
     }
     assert caption_of(truth) == "a red circle moves left"
     two = ClipTruth((ActorTruth("square", "green"), ActorTruth("triangle", "blue")), "up")
@@ -113,6 +120,23 @@ def test_questions_and_captions_have_one_answer_in_the_vocabulary():
         texts = [caption_of(truth)] + [f"{q.text} {q.answer}" for q in questions_for(truth)]
         for text in texts:
             assert set(text.replace("?", " ?").split()) <= words, text
+
+
+def test_presence_questions_say_yes_exactly_to_what_is_on_screen():
+    two = ClipTruth((ActorTruth("square", "green"), ActorTruth("triangle", "blue")), "up")
+    asked = {q.text: q.answer for q in presence_questions(two)}
+    assert len(asked) == 15 and {q.kind for q in presence_questions(two)} == {"presence"}
+    yes = {text for text, answer in asked.items() if answer == "yes"}
+    assert yes == {
+        "is there a green square?",
+        "is there a blue triangle?",
+        "is there a square?",
+        "is there a triangle?",
+    }
+    assert set(asked.values()) == set(PRESENCE_ANSWERS)
+    balanced = [q for q in questions_for(two) if q.kind == "presence"]
+    assert all(asked[q.text] == q.answer for q in balanced)
+    assert sum(q.answer == "yes" for q in balanced) == sum(q.answer == "no" for q in balanced)
 
 
 @pytest.mark.parametrize("aspect", [4 / 3, 16 / 9, 1.0, 9 / 16, 3 / 4])

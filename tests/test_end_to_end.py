@@ -4,12 +4,15 @@ A generated circle moves right and left across the frame (one sweep every two se
 turns from red to blue at a known second. ``videoqa caption`` / ``videoqa ask --model demo``
 must put the change in the SRT and WebVTT cues and in the JSON answers at exactly that second,
 and say for every clip what the generator knows is on screen, also after the video is cut,
-re-encoded with B-frames, given a variable frame rate or a non-zero start time.
+re-encoded with B-frames, given a variable frame rate or a non-zero start time. ``videoqa find``
+on the sample video (red, then blue from 5 s) finds each colour where it is, and ``search``
+finds the blue clips once they are captioned and indexed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -259,3 +262,79 @@ def test_widescreen_and_vertical_video_is_captioned_whole_by_default(width, heig
     report = Report.load(out / f"{video.stem}.videoqa.json")
     assert report.model.fit == "pad"
     assert max(report.model.frame_size) == 32 and min(report.model.frame_size) == 18
+
+
+# --------------------------------------------------------------------------- finding moments
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_media" / "circle_turns_blue.mp4"
+"""Red circle for 5 s, then blue to 15 s: the demo checkpoint scores three 5-s clips."""
+
+
+@pytest.fixture(scope="module")
+def found() -> dict[str, dict]:
+    """``videoqa find --json`` for a blue and for a red circle on the sample video."""
+    results = {}
+    for what in ("a blue circle", "a red circle"):
+        stdout, _ = invoke("find", str(SAMPLE), "--model", "demo", "--what", what, "--json")
+        (line,) = stdout.splitlines()
+        results[what] = json.loads(line)
+    return results
+
+
+def test_find_a_blue_circle_from_the_change_to_the_end(found):
+    blue = found["a blue circle"]
+    assert set(blue) == {"video", "what", "ranges", "scores"}
+    assert blue["video"] == str(SAMPLE) and blue["what"] == "a blue circle"
+    (moment,) = blue["ranges"]
+    assert set(moment) == {"start", "end", "score", "peak"}
+    assert abs(moment["start"] - 5.0) <= 1.0  # within one step of the change
+    assert moment["end"] == pytest.approx(15.0, abs=0.05)  # the end of the video
+    assert 0.5 < moment["score"] <= moment["peak"] <= 1.0
+    assert [time for time, _ in blue["scores"]] == [2.5, 7.5, 12.5]  # the clips' middles
+    assert [p > 0.5 for _, p in blue["scores"]] == [False, True, True]
+
+
+def test_find_a_red_circle_before_the_change(found):
+    (red,) = found["a red circle"]["ranges"]
+    assert red["start"] == 0.0
+    assert red["end"] == pytest.approx(found["a blue circle"]["ranges"][0]["start"])
+    assert 0.5 < red["score"] <= red["peak"] <= 1.0
+
+
+def test_find_prints_readable_ranges_and_a_bad_file_in_one_line(tmp_path):
+    missing = tmp_path / "missing.mp4"
+    result = CliRunner().invoke(
+        cli, ["find", str(missing), str(SAMPLE), "--model", "demo",
+              "--question", "is there a blue circle?"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"{missing}: no such file" in result.stderr and "Traceback" not in result.stderr
+    head, found_range = result.stdout.splitlines()
+    assert head == 'circle_turns_blue.mp4: "is there a blue circle?": 1 range (3 moments scored)'
+    assert found_range.startswith("  00:00:05.000 --> 00:00:15.000  score ")
+
+
+def test_search_finds_the_blue_clips_after_caption_and_index_and_finds_ranges(tmp_path):
+    video = tmp_path / SAMPLE.name
+    shutil.copy(SAMPLE, video)
+    db = tmp_path / "index.sqlite"
+    invoke("caption", str(video), "--model", "demo")
+    invoke("index", str(tmp_path), "--db", str(db))
+    stdout, _ = invoke("search", "blue circle", "--db", str(db), "--json")
+    hits = [json.loads(line) for line in stdout.splitlines()]
+    blue = [h for h in hits if h["start"] >= 5.0 - 1e-6 and h["end"] <= 15.0 + 1e-6]
+    red = [h for h in hits if h["end"] <= 5.0 + 1e-6]
+    assert blue and hits[: len(blue)] == blue, hits  # every blue clip ranks above the rest
+    assert {(h["start"], h["end"]) for h in blue} <= {(5.0, 10.0), (10.0, 15.0), (5.0, 15.0)}
+    assert all(h["rank"] > len(blue) for h in red)
+    assert all("blue circle" in h["text"] for h in blue)
+
+    # find --db adds its ranges to the same index, kind "find", beside the captions.
+    invoke("find", str(video), "--model", "demo", "--what", "a blue circle", "--db", str(db))
+    stdout, _ = invoke("search", "blue circle", "--db", str(db), "--kind", "find", "--json")
+    (hit,) = [json.loads(line) for line in stdout.splitlines()]
+    assert (hit["kind"], hit["question"], hit["text"]) == (
+        "find", "is there a blue circle?", "a blue circle"
+    )
+    assert (hit["start"], hit["end"]) == (5.0, 15.0)
+    assert 0.5 < hit["confidence"] <= 1.0

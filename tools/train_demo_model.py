@@ -1,18 +1,25 @@
 """Train the demo GIT checkpoint (``src/videoqa/demo_model``) on clips of the shapes world.
 
 The shipped checkpoint is a 4:3 one (built from scratch by this script as it was at commit
-9eb52f3, which squeezed 4:3 frames to 32x32) fine-tuned on every aspect by two commands (CPU,
-fixed seeds; docs/demo.md)::
+9eb52f3, which squeezed 4:3 frames to 32x32) fine-tuned on every aspect by two commands, then
+taught presence questions ("is there a red circle?" yes/no, with the word "yes" added to its
+vocabulary) by a third (CPU, fixed seeds; docs/demo.md)::
 
     mkdir -p /tmp/demo_4x3 && git archive 9eb52f3 src/videoqa/demo_model | tar -x -C /tmp/demo_4x3
     python tools/train_demo_model.py --resume /tmp/demo_4x3/src/videoqa/demo_model \
         --output /tmp/demo_fit --steps 1500 --lr 1e-3 --seed 2 --pool 8000 --held-out 200 \
         --eval-every 250 --tasks caption=0.25,shape=0.3,color=0.25,count=0.1,direction=0.1
-    python tools/train_demo_model.py --resume /tmp/demo_fit --output src/videoqa/demo_model \
+    python tools/train_demo_model.py --resume /tmp/demo_fit --output /tmp/demo_aspects \
         --steps 600 --lr 5e-4 --seed 3 --pool 6000 --held-out 200 --eval-every 200 \
         --tasks caption=0.3,shape=0.3,color=0.1,count=0.05,direction=0.25
+    python tools/train_demo_model.py --resume /tmp/demo_aspects --output src/videoqa/demo_model \
+        --steps 1200 --lr 6e-4 --seed 4 --pool 6000 --held-out 200 --eval-every 200 \
+        --tasks caption=0.22,shape=0.18,color=0.1,count=0.08,direction=0.12,presence=0.3
 
-Without ``--resume`` it trains from scratch (2,000 steps by default).
+(``/tmp/demo_aspects`` is also in git: ``git archive 33694e6 src/videoqa/demo_model``.)
+Resuming a checkpoint whose vocabulary is shorter than today's adds rows for the new words to
+the word embeddings and the output layer; the old words keep their ids (new words are appended
+to ``VOCABULARY``). Without ``--resume`` it trains from scratch (2,000 steps by default).
 
 Frames go the way the product feeds them: rendered at an ordinary video size of the aspect
 ratios people film in (4:3, 16:9, 9:16 phone video, 1:1, 3:4, 21:9), converted to yuv420p and
@@ -51,6 +58,7 @@ from videoqa.demo import (
     VOCABULARY,
     ClipTruth,
     caption_of,
+    presence_questions,
     questions_for,
     random_clip_scene,
     render,
@@ -97,7 +105,14 @@ RENDER_SIZES: dict[str, tuple[float, tuple[tuple[int, int], ...]]] = {
 #: The aspects the held-out accuracy is measured at (each at its own video size).
 HELD_OUT_SIZES = {"4:3": (320, 240), "16:9": (1280, 720), "9:16": (720, 1280)}
 #: How often each kind of target is trained.
-TASK_WEIGHTS = {"caption": 0.25, "direction": 0.1, "color": 0.22, "shape": 0.28, "count": 0.15}
+TASK_WEIGHTS = {
+    "caption": 0.2,
+    "direction": 0.1,
+    "color": 0.2,
+    "shape": 0.22,
+    "count": 0.1,
+    "presence": 0.18,
+}
 PREPROCESSING = FramePreprocessing.from_config(PREPROCESSOR_CONFIG, image_size=IMAGE_SIZE)
 
 
@@ -210,7 +225,11 @@ def target_text(truth: ClipTruth, task: str, rng: np.random.Generator) -> tuple[
     """(prompt, answer) for one task; the prompt is empty for a caption."""
     if task == "caption":
         return "", caption_of(truth)
-    choices = [q for q in questions_for(truth) if q.kind == task]
+    if task == "presence":  # yes or no, evenly, whatever is on screen
+        answer = ("yes", "no")[rng.integers(2)]
+        choices = [q for q in presence_questions(truth) if q.answer == answer]
+    else:
+        choices = [q for q in questions_for(truth) if q.kind == task]
     question = choices[rng.integers(len(choices))]
     return question.text, question.answer
 
@@ -361,6 +380,12 @@ def main() -> None:
 
         model = GitForCausalLM.from_pretrained(args.resume, use_safetensors=True)
         logger.info("continuing from %s", args.resume)
+        learnt = model.config.vocab_size
+        if learnt < len(tokenizer):
+            # New words are appended to the vocabulary (ids of the old ones unchanged): add
+            # their rows to the word embeddings and to the output layer, keeping the old rows.
+            model.resize_token_embeddings(len(tokenizer))
+            logger.info("vocabulary %d -> %d words", learnt, len(tokenizer))
     preprocessing = PREPROCESSING
     parameters = sum(p.numel() for p in model.parameters())
     logger.info("model: %d parameters, vocabulary %d", parameters, len(tokenizer))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from videoqa.demo.language import (
     COUNT_WORDS,
+    PRESENCE_ANSWERS,
     QUESTION_KINDS,
     VOCABULARY,
     Question,
     caption_of,
+    presence_questions,
     questions_for,
 )
 from videoqa.demo.video import SAMPLE_SCENES, SampleScene, write_scene_video
@@ -33,6 +35,7 @@ __all__ = [
     "COUNT_WORDS",
     "DIRECTIONS",
     "OPPOSITE",
+    "PRESENCE_ANSWERS",
     "QUESTION_KINDS",
     "SAMPLE_SCENES",
     "SHAPES",
@@ -44,6 +47,7 @@ __all__ = [
     "Scene",
     "caption_of",
     "in_sequence",
+    "presence_questions",
     "questions_for",
     "random_clip_scene",
     "render",

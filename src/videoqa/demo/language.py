@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from videoqa.demo.world import COLORS, DIRECTIONS, SHAPES, ClipTruth
 
 COUNT_WORDS = ("zero", "one", "two", "three")
-QUESTION_KINDS = ("color", "shape", "direction", "count")
+QUESTION_KINDS = ("color", "shape", "direction", "count", "presence")
+PRESENCE_ANSWERS = ("yes", "no")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,45 @@ def questions_for(truth: ClipTruth) -> list[Question]:
     if truth.direction is not None and truth.count:
         questions.append(Question("direction", "which way does it move?", truth.direction))
     questions.append(Question("count", "how many shapes are there?", COUNT_WORDS[truth.count]))
+    questions += _balanced_presence(truth)
     return questions
+
+
+def presence_questions(truth: ClipTruth) -> list[Question]:
+    """Every "is there a {color} {shape}?" and "is there a {shape}?" with its yes/no answer."""
+    present = {(actor.color, actor.shape) for actor in truth.actors}
+    shapes = {actor.shape for actor in truth.actors}
+    questions = [
+        Question("presence", f"is there a {color} {shape}?", _yes_no((color, shape) in present))
+        for shape in SHAPES
+        for color in COLORS
+    ]
+    questions += [
+        Question("presence", f"is there a {shape}?", _yes_no(shape in shapes)) for shape in SHAPES
+    ]
+    return questions
+
+
+def _balanced_presence(truth: ClipTruth) -> list[Question]:
+    """As many "no" as "yes" presence questions, the "no" ones near misses: per shape on screen,
+    its colour and shape (yes), its shape alone (yes), the next colour on that shape (no) and
+    the next shape in that colour (no). (Shapes and colours differ within a clip.)"""
+    colors, shapes = list(COLORS), list(SHAPES)
+    questions = []
+    for actor in truth.actors:
+        other_color = colors[(colors.index(actor.color) + 1) % len(colors)]
+        other_shape = shapes[(shapes.index(actor.shape) + 1) % len(shapes)]
+        questions += [
+            Question("presence", f"is there a {actor.color} {actor.shape}?", "yes"),
+            Question("presence", f"is there a {actor.shape}?", "yes"),
+            Question("presence", f"is there a {other_color} {actor.shape}?", "no"),
+            Question("presence", f"is there a {actor.color} {other_shape}?", "no"),
+        ]
+    return questions
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def caption_of(truth: ClipTruth) -> str:
@@ -61,6 +100,8 @@ def _vocabulary() -> tuple[str, ...]:
     words += ["moves", "how", "many", "shapes", "are", "there", "a", "and", "stays", "stay"]
     words += ["still", "no", "?"]
     words += [*SHAPES, *COLORS, *DIRECTIONS, *COUNT_WORDS]
+    # Words added later go last, so the ids of the words above stay what the checkpoint learnt.
+    words += ["yes"]
     return tuple(dict.fromkeys(words))
 
 
