@@ -241,3 +241,24 @@ def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
         assert hits and all(Path(hit.video).name == "circle_turns_blue.mp4" for hit in hits)
     finally:
         archive.close()
+
+
+def test_gpus_that_the_local_cluster_cannot_have_are_refused(cluster, demo, tmp_path):
+    """``--gpus-per-actor`` on a cluster started here without GPUs: one line, before any
+    actor waits for ever."""
+    import ray
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this cluster has GPUs")
+    result = CliRunner().invoke(cli, ["caption", str(SAMPLES / "circle_turns_blue.mp4"),
+                                      "--model", "demo", "--ray", "local",
+                                      "--gpus-per-actor", "0.5", "-o", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "videoqa: error: --gpus-per-actor: 0.5 asked for, but the Ray cluster started here "
+        "has no GPU"
+    )
+    assert list(tmp_path.iterdir()) == []

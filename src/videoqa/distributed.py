@@ -301,6 +301,7 @@ def run_on_ray(
     settings = settings or RaySettings()
     ray = require_ray()
     connect(settings.address)
+    gpus = _gpus_per_actor(ray, settings, qa)
     listed = find_videos(videos) if search_folders else videos
     paths = [os.path.abspath(path) for path in listed]
     sidecars = dict(sidecar_options or {})
@@ -320,7 +321,8 @@ def run_on_ray(
     if not pending:
         return
 
-    dataset = _dataset(ray, qa, pending, settings, tuple(questions), captions, plan_options)
+    dataset = _dataset(ray, qa, pending, settings, gpus, tuple(questions), captions,
+                       plan_options)
     for row in dataset.iter_rows():
         position, kind = int(row["position"]), str(row["kind"])
         state = states[position]
@@ -377,6 +379,7 @@ def _dataset(
     qa: VideoQA,
     rows: list[dict[str, Any]],
     settings: RaySettings,
+    gpus: float,
     questions: tuple[str, ...],
     captions: bool,
     plan_options: dict[str, Any],
@@ -391,10 +394,6 @@ def _dataset(
         "caption_revision": qa.caption_revision, "device": qa.device, "dtype": qa.dtype,
         "fit": qa.fit,
     }  # fmt: skip
-    gpus = settings.gpus_per_actor
-    if gpus is None:
-        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-        gpus = 1.0 if has_gpus and qa.device != "cpu" else 0.0
     if not gpus:  # Ray hides no GPU from an actor that reserved none: keep it off them
         models["device"] = "cpu"
     decode_tasks = settings.decode_tasks or _spare_cpus(ray, settings.model_actors)
@@ -409,6 +408,21 @@ def _dataset(
         compute=ActorPoolStrategy(size=settings.model_actors),
         num_gpus=gpus or None,
     )
+
+
+def _gpus_per_actor(ray: Any, settings: RaySettings, qa: VideoQA) -> float:
+    """GPUs each model actor reserves: as asked, else 1 where the cluster has GPUs and the
+    models may use them. Asking for GPUs that a cluster started here cannot have is refused
+    (the actors would wait for them for ever); a remote cluster may be adding GPU nodes."""
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    if settings.gpus_per_actor is None:
+        return 1.0 if cluster_gpus > 0 and qa.device != "cpu" else 0.0
+    if settings.gpus_per_actor > 0 and cluster_gpus == 0:
+        if settings.address == "local":
+            raise ConfigError(None, f"{settings.gpus_per_actor:g} asked for, but the Ray "
+                              "cluster started here has no GPU", setting="gpus_per_actor")
+        logger.warning("the Ray cluster has no GPU now: the model actors wait for GPU nodes")
+    return settings.gpus_per_actor
 
 
 def _roles(
