@@ -22,7 +22,6 @@ from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, MediaError, VideoQAError
 from videoqa.fit import check_fit
 from videoqa.grounding import DEFAULT_STEP, DEFAULT_THRESHOLD, FIND_KIND, presence_question
-from videoqa.models import DEFAULT_QA_MODEL
 from videoqa.pathnames import readable
 
 if TYPE_CHECKING:
@@ -51,7 +50,8 @@ if TYPE_CHECKING:
               help="Print each video's result as one line of JSON on stdout.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also add the ranges to this archive index (videoqa search finds them).")
-@click.option("--model", default=DEFAULT_QA_MODEL, show_default=True,
+# The ask default (videoqa.models.DEFAULT_QA_MODEL, not imported: models imports torch).
+@click.option("--model", default="microsoft/git-base-vqav2", show_default=True,
               help="GIT checkpoint that answers: hub id, local folder, or 'demo'.")
 @click.option("--revision", default=None, help="Branch, tag or commit of --model.")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda", "mps")), default="auto",
