@@ -296,7 +296,7 @@ def run_on_ray(
     only the workers see).
     """
     from videoqa.collection import find_videos
-    from videoqa.sidecars import check_targets, write_sidecars
+    from videoqa.sidecars import check_targets
 
     settings = settings or RaySettings()
     ray = require_ray()
@@ -343,7 +343,8 @@ def run_on_ray(
         if len(state.results) < state.decoded.clips:
             continue
         state.ended = True
-        yield _deliver(state, wanted, output_dir, overwrite, sidecars, index, write_sidecars)
+        yield _deliver(state, wanted, output_dir, overwrite, sidecars, index)
+        state.plan, state.decoded, state.results = None, None, {}  # the driver keeps little
     for state in states.values():
         if not state.ended:  # cannot happen unless Ray dropped rows: say so, never pretend
             yield FileOutcome(state.path, error=f"{state.path}: no result came back from Ray")
@@ -356,9 +357,10 @@ def _deliver(
     overwrite: bool,
     sidecars: dict[str, Any],
     index: Any,
-    write_sidecars: Any,
 ) -> FileOutcome:
     """A file's report, sidecars and index rows, once every clip is in."""
+    from videoqa.sidecars import write_sidecars
+
     assert state.plan is not None and state.decoded is not None
     report = finish_file(state.plan, list(state.results.values()), state.decoded.decodable_end)
     written: list[Path] = []
