@@ -4,8 +4,9 @@ Makes its own collection (``--files`` demo-world videos of ``--seconds`` s, 320x
 h264, kept in benchmarks/_work/ray/ for the next run), captions every ``--clip-length`` s clip
 with the shipped ``demo`` checkpoint (6 frames of 32 px a clip: a tiny model, so what is
 measured is everything around the model: decoding, batching, moving clips between processes),
-first with the local collection runner (``run_collection``: decoding processes, one inference
-loop), then on a local Ray cluster (``ray.init(num_cpus=N)``, this machine's cores by default)
+first with the local collection runner (``run_collection`` with its defaults: on the CPU it
+decodes in a thread beside one inference loop; ``--workers N`` for processes), then on a local
+Ray cluster (``ray.init(num_cpus=N)``, this machine's cores by default)
 with ``run_on_ray``. Both write JSON sidecars to a scratch folder.
 
 The Ray time includes what every Ray run pays: its model actors start (a new process imports
