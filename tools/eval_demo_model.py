@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from collections import defaultdict
@@ -42,6 +43,7 @@ from videoqa.demo import (
     write_scene_video,
 )
 from videoqa.engine import GitEngine
+from videoqa.errors import ModelError
 from videoqa.media import FrameSampler
 from videoqa.models import resolve_model
 
@@ -64,6 +66,11 @@ def score(
     """Accuracy per question kind, caption exact match and the reversed-direction rates."""
     right: dict[str, list[bool]] = defaultdict(list)
     reversed_same, reversed_opposite = [], []
+    try:
+        engine.yes_no_ids()
+        scores_yes_no = True
+    except ModelError:  # a checkpoint from before "yes" was a word: presence_score stays nan
+        scores_yes_no = False
     captions = engine.caption(list(clips), fit=fit)
     for frames, truth, caption in zip(clips, truths, captions, strict=True):
         right["caption"].append(caption.text == caption_of(truth))
@@ -71,7 +78,7 @@ def score(
         answers = engine.answer([frames], [q.text for q in questions], fit=fit)[0]
         for question, answer in zip(questions, answers, strict=True):
             right[question.kind].append(answer.text == question.answer)
-        presence = [q for q in questions if q.kind == "presence"]
+        presence = [q for q in questions if q.kind == "presence"] if scores_yes_no else []
         yes = engine.yes_probability([frames], [q.text for q in presence], fit=fit)[0]
         for question, probability in zip(presence, yes, strict=True):
             right["presence_score"].append((probability > 0.5) == (question.answer == "yes"))
@@ -82,7 +89,7 @@ def score(
             reversed_same.append(backwards.text == truth.direction)
             reversed_opposite.append(backwards.text == OPPOSITE[truth.direction])
     kinds = (*QUESTION_KINDS, "presence_score", "caption")
-    result = {kind: float(np.mean(right[kind])) for kind in kinds}
+    result = {kind: float(np.mean(right[kind])) if right[kind] else math.nan for kind in kinds}
     result["reversed_still_correct"] = float(np.mean(reversed_same))
     result["reversed_flipped"] = float(np.mean(reversed_opposite))
     result["questions"] = sum(len(right[kind]) for kind in QUESTION_KINDS)

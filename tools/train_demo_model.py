@@ -16,7 +16,7 @@ vocabulary) by a third (CPU, fixed seeds; docs/demo.md)::
         --steps 1200 --lr 6e-4 --seed 4 --pool 6000 --held-out 200 --eval-every 200 \
         --tasks caption=0.22,shape=0.18,color=0.1,count=0.08,direction=0.12,presence=0.3
 
-(``/tmp/demo_aspects`` is also in git: ``git archive 33694e6 src/videoqa/demo_model``.)
+(``/tmp/demo_aspects`` is also in git: ``git archive a8019a4 src/videoqa/demo_model``.)
 Resuming a checkpoint whose vocabulary is shorter than today's adds rows for the new words to
 the word embeddings and the output layer; the old words keep their ids (new words are appended
 to ``VOCABULARY``). Without ``--resume`` it trains from scratch (2,000 steps by default).
