@@ -330,7 +330,9 @@ def test_search_finds_the_blue_clips_after_caption_and_index_and_finds_ranges(tm
     assert all("blue circle" in h["text"] for h in blue)
 
     # find --db adds its ranges to the same index, kind "find", beside the captions.
-    invoke("find", str(video), "--model", "demo", "--what", "a blue circle", "--db", str(db))
+    _, said = invoke("find", str(video), "--model", "demo", "--what", "a blue circle",
+                     "--db", str(db))  # fmt: skip
+    assert f"circle_turns_blue.mp4: 1 range indexed in {db}" in said
     stdout, _ = invoke("search", "blue circle", "--db", str(db), "--kind", "find", "--json")
     (hit,) = [json.loads(line) for line in stdout.splitlines()]
     assert (hit["kind"], hit["question"], hit["text"]) == (

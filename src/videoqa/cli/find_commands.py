@@ -88,6 +88,9 @@ def find_command(videos: Sequence[Path], what: str | None, question: str | None,
             finding = _find_one(engine, video, what=what, question=question, **options)
             if db is not None:
                 _add_to_index(db, finding, engine.model_id)
+                count = len(finding.ranges)
+                say(f"{readable(video.name)}: {count} range{'' if count == 1 else 's'} "
+                    f"indexed in {readable(str(db))}")  # fmt: skip
         except VideoQAError as error:
             say(error_line(error, command))
             failed += 1
