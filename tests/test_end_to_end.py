@@ -340,3 +340,24 @@ def test_search_finds_the_blue_clips_after_caption_and_index_and_finds_ranges(tm
     )
     assert (hit["start"], hit["end"]) == (5.0, 15.0)
     assert 0.5 < hit["confidence"] <= 1.0
+
+
+def test_find_in_a_truncated_file_stops_where_it_decodes(tmp_path, caplog):
+    """The file declares 8 s but decodes to less than half: no moment, no range past that."""
+    whole = tmp_path / "whole.mp4"
+    write_scene_video(whole, circle_scene(), duration=DURATION, options={"g": "25"},
+                      container_options={"movflags": "faststart"})  # fmt: skip
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 45 // 100])
+    stdout, _ = invoke("find", str(cut), "--model", "demo", "--what", "a red circle",
+                       "--clip-length", str(SWEEP), "--json")  # fmt: skip
+    found = json.loads(stdout)
+    (red,) = found["ranges"]  # red until the change at 4 s, which lies past the end
+    warning = next(r.getMessage() for r in caplog.records if "truncated" in r.getMessage())
+    end = float(warning.split("decodes only to ")[1].split(" s")[0])
+    assert SWEEP < end < CHANGE
+    assert red["start"] == 0.0 and red["end"] == pytest.approx(end, abs=0.05)
+    # Clips that start before the end are scored (as caption keeps them), none after it.
+    assert [time for time, _ in found["scores"]] == [
+        k * SWEEP + SWEEP / 2 for k in range(int(end // SWEEP) + (end % SWEEP > 0))
+    ]

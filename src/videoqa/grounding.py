@@ -13,6 +13,7 @@ ends at the end of the video).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from videoqa.errors import ConfigError
 
 if TYPE_CHECKING:  # the engine imports torch
     from videoqa.engine import GitEngine
+
+logger = logging.getLogger("videoqa.grounding")
 
 DEFAULT_STEP = 1.0
 """Seconds between the frames an image checkpoint scores."""
@@ -228,8 +231,13 @@ def find(
                     Moment(batch[i][0], row[0]) for i, row in enumerate(scores)
                 )
             if kept < len(batch):
-                duration = min(duration, sampler.decodable_end or duration)
                 break
+        if sampler.decodable_end is not None:  # a truncated file: ranges end where it does
+            duration = min(duration, sampler.decodable_end)
+            logger.warning(
+                "%s: truncated: video decodes only to %.1f s of %.1f s; later moments are "
+                "left out", path, sampler.decodable_end, info.duration,
+            )  # fmt: skip
     return Finding(
         video=path,
         what=label,
