@@ -92,12 +92,22 @@ def through_runner(qa: VideoQA, videos: list[Path], **options) -> tuple[dict[int
     return outcomes, events
 
 
+IDENTITY_OPTIONS = dict(questions=QUESTIONS, captions=True, clip_length=2.0)
+
+
+@pytest.fixture(scope="module")
+def one_file_reports(demo, collection) -> dict[int, str]:
+    return one_at_a_time(demo, collection, **IDENTITY_OPTIONS)
+
+
 @pytest.mark.parametrize("workers,batch_size", [(0, 3), (2, 5)])
-def test_reports_are_byte_identical_to_one_file_at_a_time(demo, collection, workers, batch_size):
+def test_reports_are_byte_identical_to_one_file_at_a_time(
+    demo, collection, one_file_reports, workers, batch_size
+):
     """Clips of several files share batches, yet every report is the one-file report to the
     byte (scores to the last digit), the truncated file included; bad files fail alone."""
-    options = dict(questions=QUESTIONS, captions=True, clip_length=2.0)
-    expected = one_at_a_time(demo, collection, **options)
+    options = dict(IDENTITY_OPTIONS)
+    expected = one_file_reports
     got, events = through_runner(demo, collection, workers=workers, batch_size=batch_size,
                                  **options)  # fmt: skip
     assert got == expected

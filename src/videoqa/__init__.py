@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports them
+    from videoqa.collection import find_videos, run_collection
     from videoqa.errors import (
         ConfigError,
         MediaError,
@@ -50,6 +51,8 @@ __all__ = [
     # the work
     "VideoQA",
     "VideoJob",
+    "run_collection",
+    "find_videos",
     "FrameSampler",
     "Frame",
     "probe",
@@ -79,6 +82,7 @@ __all__ = [
 
 _MODULES = {
     "videoqa.pipeline": ("VideoQA", "VideoJob"),
+    "videoqa.collection": ("run_collection", "find_videos"),
     "videoqa.media": (
         "FrameSampler", "Frame", "probe", "describe", "VideoInfo", "MediaInfo", "StreamInfo"
     ),

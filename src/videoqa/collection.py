@@ -951,7 +951,8 @@ class _DecoderPool:
         for thread in self._threads:
             thread.join(timeout=5)
         if self._shared is not None:
-            self._shared.close()
+            with contextlib.suppress(BufferError):  # clips still viewed: freed with them
+                self._shared.close()
             with contextlib.suppress(FileNotFoundError):
                 self._shared.unlink()
             self._shared = None
