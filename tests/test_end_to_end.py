@@ -28,6 +28,7 @@ from videoqa.cli import cli
 from videoqa.clips import plan_clips
 from videoqa.demo import Actor, Scene, caption_of, questions_for, write_scene_video
 from videoqa.demo.world import RADIUS
+from videoqa.index import ArchiveIndex
 from videoqa.report import Report
 
 SWEEP = 2.0  # seconds per sweep across the frame: one clip
@@ -340,6 +341,22 @@ def test_search_finds_the_blue_clips_after_caption_and_index_and_finds_ranges(tm
     )
     assert (hit["start"], hit["end"]) == (5.0, 15.0)
     assert 0.5 < hit["confidence"] <= 1.0
+
+
+def test_caption_with_db_indexes_each_report_as_it_is_written(tmp_path):
+    """``caption --db`` (the local runner): the same rows as ``caption`` then ``index``."""
+    video = tmp_path / SAMPLE.name
+    shutil.copy(SAMPLE, video)
+    direct, later = tmp_path / "direct.sqlite", tmp_path / "later.sqlite"
+    invoke("caption", str(video), "--model", "demo", "--db", str(direct))
+    invoke("index", str(tmp_path), "--db", str(later))
+    searches = [
+        invoke("search", "circle", "--db", str(db), "--json", "--limit", "50")[0]
+        for db in (direct, later)
+    ]
+    assert searches[0] == searches[1] and "blue circle" in searches[0]
+    (entry,) = ArchiveIndex(direct).videos()
+    assert entry.path == str(video) and entry.report == str(tmp_path / f"{SAMPLE.stem}.videoqa.json")
 
 
 def test_find_in_a_truncated_file_stops_where_it_decodes(tmp_path, caplog):

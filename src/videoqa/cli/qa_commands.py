@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from videoqa.fit import check_fit
 from videoqa.pathnames import readable
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
+    from videoqa.index import ArchiveIndex
     from videoqa.pipeline import VideoQA
     from videoqa.report import ClipResult, Report
 
@@ -202,8 +204,13 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json)
 
     interrupted = False
-    with Interrupts() as interrupts, RunProgress(len(videos)) as run:
+    with Interrupts() as interrupts, RunProgress(len(videos)) as run, ExitStack() as closing:
         try:
+            if ray["db"] is not None:  # opened first: a file that is not an index stops here
+                from videoqa.index import ArchiveIndex
+
+                sidecars.index = ArchiveIndex(ray["db"])
+                closing.callback(sidecars.index.close)
             qa = _load_models(models, questions=questions, captions=captions,
                               frames_per_clip=plan_options.get("frames_per_clip"))
             _process_collection(qa, videos, run, interrupts, sidecars, questions=questions,
@@ -265,13 +272,14 @@ def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions
     return qa
 
 
-@dataclass(frozen=True)
+@dataclass
 class _SidecarOptions:
     formats: tuple[str, ...]
     output_dir: Path | None
     overwrite: bool
     subtitle_language: str | None
     as_json: bool
+    index: ArchiveIndex | None = None  # --db: each delivered report goes into it too
 
 
 def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
@@ -340,6 +348,9 @@ def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupt
             written = write_sidecars(report, video, formats=sidecars.formats,
                                      output_dir=sidecars.output_dir, overwrite=sidecars.overwrite,
                                      subtitle_language=sidecars.subtitle_language)
+            if sidecars.index is not None:
+                json_path = next((path for path in written if path.name.endswith(".json")), None)
+                sidecars.index.add_report(report, json_path=json_path)
         except VideoQAError as error:
             say(error_line(error, command))
             run.file_ended(ok=False, planned=True)

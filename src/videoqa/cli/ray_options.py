@@ -20,7 +20,7 @@ import click
 
 from videoqa.errors import ConfigError
 
-RAY_ONLY_OPTIONS = ("model_actors", "gpus_per_actor", "decode_tasks", "db")
+RAY_ONLY_OPTIONS = ("model_actors", "gpus_per_actor", "decode_tasks")
 """Options that mean something only with ``--ray``."""
 
 
@@ -43,8 +43,8 @@ def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="With --ray: decoding tasks at once (one CPU each) [default: the "
                           "cluster's CPUs]."),
         click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="With --ray: also add each file's report to this archive index "
-                          "(videoqa search reads it), as its sidecars are written."),
+                     help="Also add each file's report to this archive index (videoqa search "
+                          "reads it), as its sidecars are written."),
         click.option("--paths-from", type=click.Path(dir_okay=False, path_type=Path),
                      default=None,
                      help="Also process the paths listed in FILE, one a line (# comments). "
@@ -158,7 +158,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
 
 def split_ray_options(options: dict[str, Any]) -> dict[str, Any]:
     """Take ``--ray`` and its options out of a command's options (checked), leaving the rest."""
-    names = ("ray", *RAY_ONLY_OPTIONS, "paths_from")
+    names = ("ray", *RAY_ONLY_OPTIONS, "db", "paths_from")
     ray = {name: options.pop(name, None) for name in names}
     check_ray_options(ray)
     return ray
