@@ -96,6 +96,9 @@ class WatchConfig:
     max_attempts: int = 3
     retry_delay: float = 30.0
     time_limit: float = 600.0
+    backlog: int = 8
+    """Queued files of one folder handed to the worker at once, their clips batched across
+    files by the collection runner; 1: one file at a time."""
     defaults: FolderSettings | None = None
 
     def settings_for(self, path: str | os.PathLike[str]) -> FolderSettings:
@@ -110,6 +113,7 @@ class WatchConfig:
 _DAEMON_KEYS = {
     "jobstore": str, "settle": float, "poll": bool, "poll_interval": float,
     "rescan_interval": float, "max_attempts": int, "retry_delay": float, "time_limit": float,
+    "backlog": int,
 }  # fmt: skip
 _FOLDER_KEYS = {
     "questions": list, "captions": bool, "model": str, "caption_model": str, "device": str,

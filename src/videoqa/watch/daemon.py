@@ -60,6 +60,9 @@ class WatchDaemon:
         self._adapters: dict[Path, list[Adapter]] = {}
         """Adapters the daemon itself runs (failures, renames), by folder."""
         self._start_failures = 0
+        self._alone: set[int] = set()
+        """Jobs to run one at a time: left unfinished by a worker that died (or was killed)
+        during a backlog, or found running after a restart; one of them may be the cause."""
         self.watcher: FolderWatcher | None = None
         self.worker: Worker | None = None
         self.ready = threading.Event()
@@ -87,6 +90,7 @@ class WatchDaemon:
         recovered = self.store.recover(max_attempts=self.config.max_attempts)
         self.worker = Worker(time_limit=self.config.time_limit, on_start=self._started)
         try:
+            self._alone.update(job.id for job in recovered)
             for job in recovered:
                 if job.state == "failed":  # the same failure path as any other failure
                     self._notify_failure(Path(job.path), job.last_error or "interrupted")
@@ -131,9 +135,9 @@ class WatchDaemon:
 
     def _shut_down(self) -> None:
         if self.worker is not None:
-            job_id = self.worker.job_id
+            job_ids = self.worker.job_ids
             self.worker.close()
-            if job_id is not None and self._store is not None:
+            for job_id in job_ids if self._store is not None else ():
                 job = self.store.requeue(job_id)
                 logger.info("%s: stopped while processing; back in the queue", job.path)
         if self.watcher is not None:
@@ -272,8 +276,49 @@ class WatchDaemon:
     # --- processing ---------------------------------------------------------------------
 
     def _dispatch(self, job: Job) -> None:
-        """Hand a claimed job to the worker, unless its file changed or left in the meantime."""
+        """Hand a claimed job to the worker, with up to ``backlog - 1`` more due files of its
+        folder when there are some (their clips batched together); a file that changed or
+        left in the meantime is not handed over."""
         assert self.worker is not None
+        ready = self._checked(job)
+        if ready is None:
+            return
+        path, settings = ready
+        kept = self.store.kept_report(job.id)
+        jobs = [(job.id, path)]
+        if kept is None and job.id not in self._alone and self.config.backlog > 1:
+            jobs += self._more_of(job, settings)
+        if len(jobs) > 1:
+            self.worker.submit_backlog(jobs, settings)
+            logger.debug("%d files of %s handed to worker process %s together", len(jobs),
+                         settings.folder, self.worker.pid)  # fmt: skip
+            return
+        self.worker.submit(job.id, path, settings,
+                           kept=(kept.report_json, kept.adapters) if kept else None)  # fmt: skip
+        logger.debug("%s: handed to worker process %s", path, self.worker.pid)
+
+    def _more_of(self, first: Job, settings: FolderSettings) -> list[tuple[int, Path]]:
+        """Claim up to ``backlog - 1`` more queued, due files of ``first``'s folder (same
+        settings), none of them to be run alone."""
+        more: list[tuple[int, Path]] = []
+        for candidate in self.store.due_queued(first.folder, limit=4 * self.config.backlog):
+            if len(more) >= self.config.backlog - 1:
+                break
+            if candidate.id in self._alone or candidate.id == first.id:
+                continue
+            job = self.store.claim(candidate.id)
+            if job is None:
+                continue
+            ready = self._checked(job)
+            if ready is not None and ready[1] == settings:
+                more.append((job.id, ready[0]))
+            elif ready is not None:
+                self.store.requeue(job.id)
+        return more
+
+    def _checked(self, job: Job) -> tuple[Path, FolderSettings] | None:
+        """The claimed job's path and settings, unless its file changed, left or is refused
+        (then the job is put back, dropped or failed here)."""
         path = Path(job.path)
         settings = self._settings_for(path)
         try:
@@ -281,20 +326,17 @@ class WatchDaemon:
         except OSError:
             self.store.requeue(job.id)
             self._deleted(path)
-            return
+            return None
         if (current.size, current.mtime_ns) != (job.size, job.mtime_ns):
             self.store.drop(job.id)  # never processed; the new bytes settle and queue anew
             self.tracker.touch(path)
-            return
+            return None
         if settings is None or not real_path_inside(path, settings.folder):
             reason = f"{path}: refused: not inside a watched folder"
             self.store.fail(job.id, reason, retryable=False, max_attempts=0)
             logger.warning("%s", reason)
-            return
-        kept = self.store.kept_report(job.id)
-        self.worker.submit(job.id, path, settings,
-                           kept=(kept.report_json, kept.adapters) if kept else None)  # fmt: skip
-        logger.debug("%s: handed to worker process %s", path, self.worker.pid)
+            return None
+        return path, settings
 
     def _started(self, job_id: int) -> None:
         """The worker has begun on the job: its attempt counts from now."""
@@ -309,6 +351,15 @@ class WatchDaemon:
                         self.worker.pid)  # fmt: skip
 
     def _record(self, outcome: Outcome) -> None:
+        if outcome.interrupted:
+            # The worker died or overran during a backlog: which file caused it is unknown,
+            # so none is charged; each unfinished one runs again alone (the one at fault then
+            # fails alone).
+            job = self.store.requeue(outcome.job_id)
+            self._alone.add(job.id)
+            remove_leftovers(self.config, Path(job.path))
+            logger.warning("%s (not counted)", outcome.error)
+            return
         if outcome.fatal:
             # Every file would fail the same way: keep this one queued and stop, loudly.
             self.store.requeue(outcome.job_id)
@@ -332,6 +383,8 @@ class WatchDaemon:
             logger.info("%s: gone while being processed; not a failure", job.path)
             return
         job = record_outcome(self.store, self.config, outcome)
+        if job.state in ("done", "failed"):
+            self._alone.discard(job.id)
         if job.state == "failed":
             self._notify_failure(Path(job.path), job.last_error or "unknown error")
 

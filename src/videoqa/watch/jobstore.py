@@ -286,6 +286,16 @@ class JobStore:
             )
             return self.get(job.id)
 
+    def due_queued(self, folder: str | os.PathLike[str], *, limit: int) -> list[Job]:
+        """Up to ``limit`` queued files of ``folder`` due now, in claim order (not claimed):
+        the backlog a worker may take together."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE state = 'queued' AND deleted_at IS NULL AND folder = ?"
+            " AND not_before <= ? ORDER BY not_before, id LIMIT ?",
+            (_stored(folder), time.time(), limit),
+        )
+        return [_job(row) for row in rows]
+
     def start(self, job_id: int) -> Job:
         """A worker has begun on the running job: count its attempt (for a kept report, the
         delivery try) now. Counted once per claim."""

@@ -26,7 +26,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -40,7 +41,7 @@ from videoqa.errors import (
     TruncatedError,
     VideoQAError,
 )
-from videoqa.watch.config import FolderSettings
+from videoqa.watch.config import DEFAULT_PROCESSOR, FolderSettings
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext
@@ -63,14 +64,61 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
     The folder's pixel and duration limits are checked on the probe first, so an oversized
     file fails before any model loads or any frame decodes.
     """
+    _check_limits(path, settings)
+    pipeline = _pipeline_for(settings)
+    clip_options = _clip_options(settings)
+    if settings.batch_size is None:
+        report = pipeline.run(
+            path, questions=settings.questions, captions=settings.captions, **clip_options
+        )
+    else:
+        report = _through_runner(pipeline, path, settings, clip_options)
+    _check_complete(path, report)
+    return report
+
+
+def process_files(paths: Sequence[Path], settings: FolderSettings) -> Iterator[tuple[int, Any]]:
+    """Run a backlog of videos through the collection runner, clips batched across files.
+
+    Yields ``(index into paths, report)`` as each file finishes, or ``(index, error)`` for a
+    file that failed alone; the reports are the ones :func:`process_file` gives. Decoding runs
+    in a thread, as in :func:`_through_runner` (this daemonic process may not start others).
+    """
+    from videoqa.collection import CollectionRunner, FileDone, FileFailed
+
+    clip_options = _clip_options(settings)
+    pipeline = _pipeline_for(settings)
+    with CollectionRunner(pipeline, workers=0, batch_size=settings.batch_size) as runner:
+        events = runner.run(paths, questions=settings.questions, captions=settings.captions,
+                            precheck=lambda path: _check_limits(path, settings),
+                            **clip_options)  # fmt: skip
+        for event in events:
+            if isinstance(event, FileFailed):
+                yield event.position, event.cause or VideoQAError(None, event.error)
+            elif isinstance(event, FileDone):
+                try:
+                    _check_complete(paths[event.position], event.report)
+                except TruncatedError as error:
+                    yield event.position, error
+                else:
+                    yield event.position, event.report
+
+
+def _check_limits(path: Path, settings: FolderSettings) -> None:
+    """Refuse a file over the folder's pixel or duration limit, from its probe alone."""
     from videoqa.media import DEFAULT_MAX_PIXELS, probe
-    from videoqa.pipeline import VideoQA
 
     info = probe(path, max_pixels=settings.max_pixels or DEFAULT_MAX_PIXELS)
     if settings.max_duration is not None and info.duration > settings.max_duration:
         raise TooLargeError(
             path, f"lasts {info.duration:.1f} s, over the limit of {settings.max_duration:g} s"
         )
+
+
+def _pipeline_for(settings: FolderSettings) -> Any:
+    """This worker's ``VideoQA`` for the folder's models, loaded once and kept."""
+    from videoqa.pipeline import VideoQA
+
     if settings.threads is not None:
         import torch
 
@@ -83,6 +131,11 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
             options["caption_model"] = settings.caption_model
         _pipelines.clear()  # one set of models per worker: memory stays bounded
         pipeline = _pipelines[key] = VideoQA(settings.model, **options)
+    return pipeline
+
+
+def _clip_options(settings: FolderSettings) -> dict[str, Any]:
+    """The folder's clip and answer options, as ``VideoQA.run`` and ``plan`` take them."""
     clip_options: dict[str, Any] = {
         "clip_length": settings.clip_length, "deinterlace": settings.deinterlace,
         "clips": settings.clips, "min_clip": settings.min_clip, "max_clip": settings.max_clip,
@@ -91,16 +144,14 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
     for name in ("stride", "frames_per_clip", "fit", "max_new_tokens", "caption_max_new_tokens"):
         if getattr(settings, name) is not None:
             clip_options[name] = getattr(settings, name)
-    if settings.batch_size is None:
-        report = pipeline.run(
-            path, questions=settings.questions, captions=settings.captions, **clip_options
-        )
-    else:
-        report = _through_runner(pipeline, path, settings, clip_options)
+    return clip_options
+
+
+def _check_complete(path: Path, report: Any) -> None:
+    """Never "done" with clips that describe frames the file does not hold."""
     end = report.video.decodable_end
-    if end is not None:  # never "done" with clips that describe frames the file does not hold
+    if end is not None:
         raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
-    return report
 
 
 def _through_runner(
@@ -187,6 +238,9 @@ class Outcome:
     """Adapters that could not deliver the results (then the job is not done)."""
     report_json: str | None = None
     """The report as JSON when some adapter did not deliver it, to deliver again later."""
+    interrupted: bool = False
+    """The worker died or overran during a backlog before this file's turn ended: not known
+    to be this file's fault, so its attempt is not counted and it runs again alone."""
 
 
 def _exit_when_daemon_dies(lifeline: Connection) -> None:
@@ -200,6 +254,19 @@ def _exit_when_daemon_dies(lifeline: Connection) -> None:
     os._exit(70)
 
 
+def _adapters_for(settings: FolderSettings, adapters_by_folder: dict) -> list:
+    """The folder's adapters in this worker process, loaded once."""
+    from videoqa.adapters import load_adapters
+
+    key = (settings.folder, settings.adapters)
+    adapters = adapters_by_folder.get(key)
+    if adapters is None:
+        adapters = adapters_by_folder[key] = load_adapters(
+            settings.adapters, options=settings.adapter_options
+        )
+    return adapters
+
+
 def _handle(
     path: Path,
     settings: FolderSettings,
@@ -211,14 +278,9 @@ def _handle(
     ``kept`` is ``(report JSON, adapter names)`` of a file processed before whose report those
     adapters did not deliver: they get it again, with no inference.
     """
-    from videoqa.adapters import deliver_report, load_adapters, prepare_adapters
+    from videoqa.adapters import prepare_adapters
 
-    key = (settings.folder, settings.adapters)
-    adapters = adapters_by_folder.get(key)
-    if adapters is None:
-        adapters = adapters_by_folder[key] = load_adapters(
-            settings.adapters, options=settings.adapter_options
-        )
+    adapters = _adapters_for(settings, adapters_by_folder)
     if kept is None:
         adapter_errors = prepare_adapters(adapters, path, settings)
         report = load_processor(settings.processor)(path, settings)
@@ -228,21 +290,121 @@ def _handle(
         adapter_errors = []
         report = Report.from_dict(json.loads(kept[0]), source=os.fspath(path))
         adapters = [adapter for adapter in adapters if adapter.name in kept[1]]
+    return _deliver(adapters, report, path, settings, adapter_errors, keep=kept is None)
+
+
+def _deliver(
+    adapters: list, report: Any, path: Path, settings: FolderSettings,
+    adapter_errors: list[str], *, keep: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Hand ``report`` to the adapters; what to tell the daemon (with the report as JSON when
+    some adapter did not deliver it and ``keep``)."""
+    from videoqa.adapters import deliver_report
+
     errors, undelivered = deliver_report(adapters, report, path, settings)
     fields: dict[str, Any] = {
         "adapter_errors": tuple(adapter_errors + errors),
         "details": {"clips": len(getattr(report, "clips", ()) or ())},
         "undelivered": tuple(undelivered),
     }
-    if undelivered and kept is None:
+    if undelivered and keep:
         fields["report_json"] = json.dumps(report.to_dict())  # ASCII: any file name survives
-    del report
     return fields
+
+
+def _failure(path: Path | str, error: Exception) -> dict[str, Any]:
+    """What to tell the daemon about a file that raised ``error``: fatal, retryable or not."""
+    if isinstance(error, ModelError):
+        return {"ok": False, "error": str(error), "fatal": True}
+    if isinstance(error, DestinationError):
+        # Nowhere to put the results yet (a read-only mount): no inference; try later.
+        return {"ok": False, "error": str(error), "retryable": True}
+    if isinstance(error, VideoQAError):
+        # The file is the problem: trying again gives the same answer.
+        return {"ok": False, "error": str(error), "retryable": False}
+    logger.debug("%s: unexpected failure", path, exc_info=error)
+    return {"ok": False, "retryable": True, "error": f"{path}: {type(error).__name__}: {error}"}
+
+
+def _backlog_results(
+    paths: list[Path], settings: FolderSettings, adapters_by_folder: dict
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Process a backlog of one folder's files; yield ``(index, fields)`` as each ends.
+
+    Adapters are asked first (a refusal fails that file before any inference); the rest go
+    through :func:`process_files` together, or, for a folder with its own ``processor``,
+    through it one after another in this process.
+    """
+    from videoqa.adapters import prepare_adapters
+
+    adapters = _adapters_for(settings, adapters_by_folder)
+    ready: list[int] = []
+    adapter_errors: dict[int, list[str]] = {}
+    for index, path in enumerate(paths):
+        try:
+            adapter_errors[index] = prepare_adapters(adapters, path, settings)
+            ready.append(index)
+        except Exception as error:  # noqa: BLE001 - that file's alone
+            yield index, _failure(path, error)
+    results: Iterator[tuple[int, Any]]
+    if settings.processor == DEFAULT_PROCESSOR:
+        chosen = [paths[index] for index in ready]
+        results = ((ready[i], result) for i, result in process_files(chosen, settings))
+    else:
+        results = _one_by_one(ready, paths, settings)
+    for index, result in results:
+        if isinstance(result, Exception):
+            yield index, _failure(paths[index], result)
+            continue
+        try:
+            fields = _deliver(adapters, result, paths[index], settings, adapter_errors[index],
+                              keep=True)  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - that file's alone
+            fields = _failure(paths[index], error)
+        else:
+            fields = {"ok": True, **fields}
+        del result
+        yield index, fields
+
+
+def _one_by_one(
+    indexes: list[int], paths: list[Path], settings: FolderSettings
+) -> Iterator[tuple[int, Any]]:
+    """``(index, report or error)`` from the folder's own processor, file after file."""
+    processor = load_processor(settings.processor)
+    for index in indexes:
+        try:
+            yield index, processor(paths[index], settings)
+        except Exception as error:  # noqa: BLE001 - that file's alone
+            yield index, error
+
+
+def _serve_backlog(
+    conn: Connection, jobs: list[tuple[int, str]], settings: FolderSettings,
+    adapters_by_folder: dict,
+) -> None:  # fmt: skip
+    """Answer a backlog: ``("started", *job_ids)`` at once, then one ``Outcome`` per file as
+    each finishes (the daemon records it then, whatever becomes of the rest)."""
+    conn.send(("started", *(job_id for job_id, _ in jobs)))
+    paths = [Path(path) for _, path in jobs]
+    started = time.monotonic()
+    unreported = dict(enumerate(jobs))
+    try:
+        for index, fields in _backlog_results(paths, settings, adapters_by_folder):
+            job_id = unreported.pop(index)[0]
+            conn.send(Outcome(job_id, seconds=time.monotonic() - started,
+                              rss_bytes=resident_memory_bytes(), **fields))  # fmt: skip
+            started = time.monotonic()
+    except Exception as error:  # noqa: BLE001 - the model, say: every file left gets it
+        for job_id, path in unreported.values():
+            conn.send(Outcome(job_id, seconds=time.monotonic() - started, **_failure(path, error)))
+    release_free_memory()
 
 
 def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
     """The worker process: receive ``(job_id, path, settings, kept)``, say ``("started",
-    job_id)`` at once, then answer with an ``Outcome``."""
+    job_id)`` at once, then answer with an ``Outcome``; or receive ``("backlog", [(job_id,
+    path), ...], settings)`` and answer as :func:`_serve_backlog` does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     from videoqa.watch.logformat import DaemonLogFormatter
 
@@ -258,24 +420,17 @@ def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
             return
         if message is None:
             return
+        if message[0] == "backlog":
+            _serve_backlog(conn, message[1], message[2], adapters_by_folder)
+            continue
         job_id, path, settings, kept = message
         conn.send(("started", job_id))  # the attempt counts from here, not from the claim
         started = time.monotonic()
         fields: dict[str, Any]
         try:
             fields = {"ok": True, **_handle(Path(path), settings, adapters_by_folder, kept)}
-        except ModelError as error:
-            fields = {"ok": False, "error": str(error), "fatal": True}
-        except DestinationError as error:
-            # Nowhere to put the results yet (a read-only mount): no inference; try later.
-            fields = {"ok": False, "error": str(error), "retryable": True}
-        except VideoQAError as error:
-            # The file is the problem: trying again gives the same answer.
-            fields = {"ok": False, "error": str(error), "retryable": False}
         except Exception as error:
-            logger.debug("%s: unexpected failure", path, exc_info=True)
-            fields = {"ok": False, "retryable": True,
-                      "error": f"{path}: {type(error).__name__}: {error}"}  # fmt: skip
+            fields = _failure(path, error)
         release_free_memory()
         conn.send(Outcome(job_id, seconds=time.monotonic() - started,
                           rss_bytes=resident_memory_bytes(), **fields))  # fmt: skip
@@ -291,11 +446,13 @@ def _context() -> ForkServerContext | SpawnContext:
 
 
 class Worker:
-    """The daemon's handle on its worker process: submit one job, then wait for its ``Outcome``.
+    """The daemon's handle on its worker process: submit one job (or a backlog of one folder's
+    jobs), then wait for each ``Outcome``.
 
     ``time_limit`` bounds each file, counted from submission (it includes loading the model
-    for the first file of a fresh worker). ``on_start(job_id)`` is called (from ``wait``) when
-    the worker process says it has begun on the job: the moment the attempt counts.
+    for the first file of a fresh worker); in a backlog, from the last file's outcome.
+    ``on_start(job_id)`` is called (from ``wait``) when the worker process says it has begun on
+    the job (for a backlog, on each of its jobs at once): the moment the attempt counts.
     """
 
     def __init__(
@@ -307,18 +464,27 @@ class Worker:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._lifeline: Connection | None = None
-        self._job: tuple[int, Path] | None = None
+        self._jobs: dict[int, Path] = {}
+        """The jobs handed over whose outcome has not come back, in order."""
+        self._backlog = False
+        self._ready: deque[Outcome] = deque()
+        """Outcomes made here (the worker died during a backlog), to hand out one by one."""
         self._started = False
         self._deadline = 0.0
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return bool(self._jobs or self._ready)
 
     @property
     def job_id(self) -> int | None:
-        """The job being processed, if any."""
-        return self._job[0] if self._job is not None else None
+        """The (first) job being processed, if any."""
+        return next(iter(self._jobs), None)
+
+    @property
+    def job_ids(self) -> list[int]:
+        """Every job handed over whose outcome has not been handed out."""
+        return [outcome.job_id for outcome in self._ready] + list(self._jobs)
 
     @property
     def pid(self) -> int | None:
@@ -338,6 +504,17 @@ class Worker:
         self._process, self._conn, self._lifeline = process, conn, lifeline_write
         logger.debug("worker process %s started", process.pid)
 
+    def _send(self, message: tuple, jobs: dict[int, Path]) -> None:
+        if self.busy:
+            raise RuntimeError("the worker is busy")
+        if self._process is None or not self._process.is_alive():
+            self._discard()
+            self._start()
+        assert self._conn is not None
+        self._conn.send(message)
+        self._jobs, self._started = jobs, False
+        self._deadline = time.monotonic() + self.time_limit
+
     def submit(
         self,
         job_id: int,
@@ -350,25 +527,30 @@ class Worker:
 
         ``kept``: ``(report JSON, adapter names)`` to deliver again instead of processing.
         """
-        if self.busy:
-            raise RuntimeError("the worker is busy")
-        if self._process is None or not self._process.is_alive():
-            self._discard()
-            self._start()
-        assert self._conn is not None
-        self._conn.send((job_id, os.fspath(path), settings, kept))
-        self._job, self._started = (job_id, Path(path)), False
-        self._deadline = time.monotonic() + self.time_limit
+        self._send((job_id, os.fspath(path), settings, kept), {job_id: Path(path)})
+        self._backlog = False
+
+    def submit_backlog(self, jobs: Sequence[tuple[int, Path]], settings: FolderSettings) -> None:
+        """Hand several files of one folder to the worker at once, to batch their clips.
+
+        Their outcomes come back one by one as each file finishes. If the worker dies or
+        overruns first, each file not yet reported comes back ``interrupted``.
+        """
+        message = ("backlog", [(job_id, os.fspath(path)) for job_id, path in jobs], settings)
+        self._send(message, {job_id: Path(path) for job_id, path in jobs})
+        self._backlog = True
 
     def wait(self, timeout: float) -> Outcome | None:
-        """The running job's outcome if it ends within ``timeout`` seconds, else ``None``.
+        """The next outcome if one comes within ``timeout`` seconds, else ``None``.
 
         A worker that died or ran past the time limit yields a failed, retryable outcome
-        and is replaced on the next submit.
+        and is replaced on the next submit; during a backlog, an ``interrupted`` outcome for
+        each file not yet reported.
         """
-        if self._job is None or self._process is None or self._conn is None:
+        if self._ready:
+            return self._ready.popleft()
+        if not self._jobs or self._process is None or self._conn is None:
             return None
-        job_id, path = self._job
         remaining = self._deadline - time.monotonic()
         ready = wait([self._conn, self._process.sentinel], max(0.0, min(timeout, remaining)))
         if self._conn in ready:
@@ -377,37 +559,46 @@ class Worker:
             except (EOFError, OSError):
                 message = None
             if isinstance(message, Outcome):
-                self._job = None
+                self._jobs.pop(message.job_id, None)
+                self._deadline = time.monotonic() + self.time_limit  # the next file's turn
                 return message
-            if message == ("started", job_id):
+            if isinstance(message, tuple) and message[:1] == ("started",):
                 self._started = True
-                if self.on_start is not None:
-                    self.on_start(job_id)
+                for job_id in message[1:]:
+                    if self.on_start is not None and job_id in self._jobs:
+                        self.on_start(job_id)
                 return None
         if ready:  # the process ended without an answer
             self._process.join(timeout=5)
             code = self._process.exitcode
             self._discard()
-            self._job = None
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"code {code}"
-            return Outcome(job_id, ok=False, retryable=True, started=self._started,
-                           error=f"{path}: worker process died ({how})")  # fmt: skip
+            return self._lost("worker process died ({})", how)
         if time.monotonic() >= self._deadline:
-            started = self._started
-            self.kill()
-            return Outcome(
-                job_id, ok=False, retryable=True, started=started,
-                error=f"{path}: time limit of {self.time_limit:g} s exceeded; worker killed",
-            )  # fmt: skip
+            self.kill(keep_jobs=True)
+            return self._lost("time limit of {} s exceeded; worker killed", f"{self.time_limit:g}")
         return None
 
-    def kill(self) -> None:
-        """End the worker process now (its job, if any, is the caller's to requeue)."""
+    def _lost(self, what: str, detail: str) -> Outcome:
+        """Outcomes for the jobs a dead or killed worker took with it; returns the first."""
+        jobs, self._jobs = self._jobs, {}
+        for job_id, path in jobs.items():
+            if self._backlog:
+                error = f"{path}: {what.format(detail)} during a backlog of files; runs again alone"
+            else:
+                error = f"{path}: {what.format(detail)}"
+            self._ready.append(Outcome(job_id, ok=False, retryable=True, started=self._started,
+                                       interrupted=self._backlog, error=error))  # fmt: skip
+        return self._ready.popleft()
+
+    def kill(self, *, keep_jobs: bool = False) -> None:
+        """End the worker process now (its jobs, if any, are the caller's to requeue)."""
         if self._process is not None and self._process.is_alive():
             self._process.kill()
             self._process.join()
         self._discard()
-        self._job = None
+        if not keep_jobs:
+            self._jobs, self._ready = {}, deque()
 
     def _discard(self) -> None:
         for connection in (self._conn, self._lifeline):
