@@ -356,7 +356,8 @@ def test_caption_with_db_indexes_each_report_as_it_is_written(tmp_path):
     ]
     assert searches[0] == searches[1] and "blue circle" in searches[0]
     (entry,) = ArchiveIndex(direct).videos()
-    assert entry.path == str(video) and entry.report == str(tmp_path / f"{SAMPLE.stem}.videoqa.json")
+    assert entry.path == str(video)
+    assert entry.report == str(tmp_path / f"{SAMPLE.stem}.videoqa.json")
 
 
 def test_find_in_a_truncated_file_stops_where_it_decodes(tmp_path, caplog):
