@@ -31,8 +31,10 @@ _RUN_BAR_FORMAT = (
 
 
 def say(line: str) -> None:
-    """One line on stderr, above any progress bar rather than through it."""
+    """One line on stderr, above any progress bar rather than through it; flushed, so it is
+    out before the next step (click's test runner before 8.2.1 dropped unflushed lines)."""
     tqdm.write(line, file=sys.stderr)
+    sys.stderr.flush()
 
 
 class RunProgress:
