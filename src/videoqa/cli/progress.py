@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+import click
 from tqdm import tqdm
 
 INTERRUPTED_EXIT_CODE = 130
@@ -116,6 +117,15 @@ class RunProgress:
         not_probed = self.files - self._planned_files - self._unplanned
         self._bar.total = self._planned_clips + round(per_file * not_probed)
         self._bar.refresh()
+
+
+def end_run(run: RunProgress, *, interrupted: bool) -> None:
+    """The call's summary line, then its exit code: 130 after Ctrl-C, 1 when a file failed."""
+    click.echo(run.summary(interrupted=interrupted), err=True)
+    if interrupted:
+        click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
+    if run.failed:
+        click.get_current_context().exit(1)
 
 
 class Interrupts:

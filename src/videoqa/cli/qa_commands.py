@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from videoqa.cli import error_line
-from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, Interrupts, RunProgress, say
+from videoqa.cli.progress import Interrupts, RunProgress, end_run, say
 from videoqa.cli.ray_options import listed_videos, process_on_ray, ray_options, split_ray_options
 from videoqa.clips import (
     CLIP_MODES,
@@ -217,11 +217,7 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
                                 captions=captions, **runner_options, **plan_options)
         except KeyboardInterrupt:
             interrupted = True
-    click.echo(run.summary(interrupted=interrupted), err=True)
-    if interrupted:
-        click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
-    if run.failed:
-        click.get_current_context().exit(1)
+    end_run(run, interrupted=interrupted)
 
 
 def _check_clip_options(plan_options: dict[str, Any]) -> None:

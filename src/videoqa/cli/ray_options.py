@@ -90,7 +90,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                    **plan_options: Any) -> None:
     """``ask``/``caption`` with ``--ray``: the same lines, sidecars and exit codes as on one
     machine, each file's printed when it is done (files finish in any order)."""
-    from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, RunProgress, say
+    from videoqa.cli.progress import RunProgress, end_run, say
     from videoqa.cli.qa_commands import _clip_summary, _load_models
     from videoqa.collection import find_videos
     from videoqa.distributed import DEFAULT_BATCH_SIZE, RaySettings, connect, run_on_ray
@@ -149,11 +149,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                 run.file_ended(ok=True)
         except KeyboardInterrupt:
             interrupted = True
-    click.echo(run.summary(interrupted=interrupted), err=True)
-    if interrupted:
-        click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
-    if run.failed:
-        click.get_current_context().exit(1)
+    end_run(run, interrupted=interrupted)
 
 
 def split_ray_options(options: dict[str, Any]) -> dict[str, Any]:
