@@ -49,7 +49,7 @@ import numpy as np
 
 from videoqa.clips import Clip, frame_times_in
 from videoqa.errors import ConfigError, VideoQAError
-from videoqa.media import Frame, FrameSampler, VideoInfo
+from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers
 from videoqa.report import ClipResult, ModelInfo, Report, Sampling
 
 if TYPE_CHECKING:
@@ -261,18 +261,9 @@ def decode_clips(plan: FilePlan, *, threads: int = 0) -> Iterator[DecodedClip | 
     (0: one per core). Raises the ``MediaError`` family for a file that cannot be decoded.
     """
     with contextlib.ExitStack() as stack:
-        samplers: dict[tuple[int, int], FrameSampler] = {}
-        for role in plan.roles:
-            if role.frame_size not in samplers:
-                samplers[role.frame_size] = stack.enter_context(
-                    FrameSampler(
-                        plan.path,
-                        stream=plan.stream,
-                        size=role.frame_size,
-                        deinterlace=plan.deinterlace,
-                        threads=threads,
-                    )
-                )
+        samplers = open_samplers(stack, plan.path, [role.frame_size for role in plan.roles],
+                                 stream=plan.stream, deinterlace=plan.deinterlace,
+                                 threads=threads)  # fmt: skip
         decodable_end: float | None = None
         count = 0
         for number, clip in enumerate(plan.clips):

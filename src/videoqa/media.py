@@ -17,7 +17,8 @@ import logging
 import math
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -656,6 +657,27 @@ class FrameSampler:
         if turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
         return rgb
+
+
+def open_samplers(
+    stack: ExitStack,
+    path: str | os.PathLike[str],
+    sizes: Iterable[tuple[int, int]],
+    *,
+    stream: int | None,
+    deinterlace: str,
+    threads: int = 0,
+) -> dict[tuple[int, int], FrameSampler]:
+    """One ``FrameSampler`` per distinct frame size, closed with ``stack``: models (roles)
+    that take frames of one size share a decoder."""
+    samplers: dict[tuple[int, int], FrameSampler] = {}
+    for size in sizes:
+        if size not in samplers:
+            samplers[size] = stack.enter_context(
+                FrameSampler(path, stream=stream, size=size, deinterlace=deinterlace,
+                             threads=threads)  # fmt: skip
+            )
+    return samplers
 
 
 def _pts(frame: av.VideoFrame) -> int:

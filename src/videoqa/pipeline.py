@@ -36,7 +36,7 @@ from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
 from videoqa.fit import check_fit
-from videoqa.media import Frame, FrameSampler, VideoInfo, probe
+from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
 from videoqa.report import (
     Caption,
@@ -128,17 +128,9 @@ class VideoJob:
     def _generate(self, progress: ProgressCallback | None) -> Iterator[ClipResult]:
         total = len(self.clips)
         with contextlib.ExitStack() as stack:
-            samplers: dict[tuple[int, int], FrameSampler] = {}
-            for role in (self.answering, self.captioning):
-                if role is not None and role.frame_size not in samplers:
-                    samplers[role.frame_size] = stack.enter_context(
-                        FrameSampler(
-                            self.path,
-                            stream=self.stream,
-                            size=role.frame_size,
-                            deinterlace=self.deinterlace,
-                        )
-                    )
+            roles = [role for role in (self.answering, self.captioning) if role is not None]
+            samplers = open_samplers(stack, self.path, [role.frame_size for role in roles],
+                                     stream=self.stream, deinterlace=self.deinterlace)  # fmt: skip
             done = 0
             for first in range(0, total, self.clip_batch_size):
                 batch = self.clips[first : first + self.clip_batch_size]
