@@ -236,12 +236,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-index-"))
     db = args.db or work / "index.sqlite"
     rng = random.Random(args.seed)
-    results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "load_average": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
+    results: dict = machine_facts()
     try:
         with ArchiveIndex(db) as index:
             fresh = index.counts()["clips"] == 0
@@ -275,6 +270,16 @@ def main() -> None:
     results["load_average_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(results))
+
+
+def machine_facts() -> dict:
+    """What a result line says of where and how it was measured (bench_serve.py too)."""
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "load_average": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
 
 
 def _say(args: argparse.Namespace, what: str, numbers: dict) -> None:

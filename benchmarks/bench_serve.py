@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -46,7 +45,7 @@ import numpy as np
 import uvicorn
 
 sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
-from bench_index import _percentiles, _say, queries, synthetic_report  # noqa: E402
+from bench_index import _percentiles, _say, machine_facts, queries, synthetic_report  # noqa: E402
 
 from videoqa.index import ArchiveIndex  # noqa: E402
 from videoqa.media import probe  # noqa: E402
@@ -240,12 +239,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     db = args.db or work / "index.sqlite"
     rng = random.Random(args.seed)
-    results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "load_average": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
+    results: dict = machine_facts()
     server = None
     try:
         if not args.skip_search and not args.db:
