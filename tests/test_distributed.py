@@ -66,6 +66,44 @@ def test_ray_only_options_without_ray_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_planning_and_decoding_run_without_torch(demo, tmp_path):
+    """What a planning/decoding process gets (Ray's planning copy of ``VideoQA``, and the
+    ``FilePlan`` the local runner's decoding processes get) works in a process where torch and
+    transformers cannot be imported, and gives the model the bits this process gives it."""
+    import pickle
+
+    import numpy as np
+
+    from videoqa.collection import decode_clips, plan_file
+    from videoqa.distributed import planning_copy
+
+    video = SAMPLES / "circle_turns_blue.mp4"
+    plan = plan_file(demo, video, questions=("what color is the circle?",), captions=True)
+    here = [item.pixels for item in decode_clips(plan) if hasattr(item, "pixels")]
+    (tmp_path / "planner.pickle").write_bytes(pickle.dumps(planning_copy(demo)))
+    script = (
+        "import pickle, sys\n"
+        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "from videoqa.collection import decode_clips, plan_file\n"
+        "planner = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "plan = plan_file(planner, sys.argv[2], questions=('what color is the circle?',),"
+        " captions=True)\n"
+        "clips = [item.pixels for item in decode_clips(pickle.loads(pickle.dumps(plan)))"
+        " if hasattr(item, 'pixels')]\n"
+        "open(sys.argv[3], 'wb').write(pickle.dumps((plan, clips)))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "planner.pickle"), str(video),
+                    str(tmp_path / "out.pickle")], check=True, timeout=120)  # fmt: skip
+    there_plan, there = pickle.loads((tmp_path / "out.pickle").read_bytes())
+    assert there_plan == plan
+    assert len(there) == len(here) == len(plan.clips)
+    for ours, theirs in zip(here, there, strict=True):
+        assert ours.keys() == theirs.keys()
+        for task in ours:
+            assert ours[task].dtype == theirs[task].dtype == np.float32
+            assert np.array_equal(ours[task].view(np.uint32), theirs[task].view(np.uint32))
+
+
 # --------------------------------------------------------------------------- on a cluster
 
 
@@ -111,16 +149,17 @@ def _children(pid: int) -> dict[int, str]:
     }
 
 
-def test_a_model_actor_killed_at_work_loses_no_file_and_writes_none_twice(
+def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
     cluster, demo, tmp_path, caplog
 ):
-    """SIGKILL the model actor's process while it answers its first batch: Ray restarts the
-    actor and retries the batch; every file still arrives once, complete, as the local runner
-    gives it, and no half-written or temporary sidecar is left."""
+    """SIGKILL a decoding task's process while it decodes, and the model actor's while it
+    answers a batch: Ray runs the task again and restarts the actor, which takes the batch
+    again; every file still arrives once, complete, as the local runner gives it (rows that
+    come twice are dropped), and no half-written or temporary sidecar is left."""
     from videoqa.collection import run_collection
     from videoqa.distributed import RaySettings, run_on_ray
 
-    caplog.allow_errors = True  # Ray logs the dead worker
+    caplog.allow_errors = True  # Ray logs the dead workers
     folder = tmp_path / "videos"
     folder.mkdir()
     for number in range(6):
@@ -131,23 +170,27 @@ def test_a_model_actor_killed_at_work_loses_no_file_and_writes_none_twice(
     expected = reference.report.to_dict()
     del options["batch_size"]
 
-    killed: list[int] = []
+    killed: dict[str, int] = {}
     actors: set[int] = set()
     done = threading.Event()
 
-    def kill_the_actor_at_work() -> None:
-        """Kill the model actor the first time its title says it runs a batch (.submit)."""
+    def kill_workers_at_work() -> None:
+        """Kill the first decoding task seen at work, then the model actor the first time
+        its title says it runs a batch (.submit)."""
         while not done.is_set():
             for pid, title in _children(os.getpid()).items():
+                if "_decode_rows" in title and "decode" not in killed:
+                    os.kill(pid, signal.SIGKILL)
+                    killed["decode"] = pid
                 if "_EngineActor" not in title:
                     continue
                 actors.add(pid)
-                if not killed and ".submit" in title:
+                if "actor" not in killed and "decode" in killed and ".submit" in title:
                     os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-            time.sleep(0.05)
+                    killed["actor"] = pid
+            time.sleep(0.02)
 
-    watcher = threading.Thread(target=kill_the_actor_at_work, daemon=True)
+    watcher = threading.Thread(target=kill_workers_at_work, daemon=True)
     watcher.start()
     out = tmp_path / "out"
     try:
@@ -157,8 +200,9 @@ def test_a_model_actor_killed_at_work_loses_no_file_and_writes_none_twice(
         done.set()
         watcher.join()
 
-    assert killed, "never saw the model actor at work"
-    assert actors - set(killed), "no model actor took over from the killed one"
+    assert "decode" in killed, "never saw a decoding task at work"
+    assert "actor" in killed, "never saw the model actor at work"
+    assert actors - {killed["actor"]}, "no model actor took over from the killed one"
     assert sorted(Path(o.path).name for o in outcomes) == [f"take{n}.mp4" for n in range(6)]
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     for outcome in outcomes:

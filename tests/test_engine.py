@@ -220,10 +220,10 @@ def test_preprocessing_matches_the_checkpoint_processor(processor_size, image_si
         resized = ours.resize(picture)
         assert resized.shape[:2] == expected_size
         exact = theirs(images=[resized], do_resize=False, return_tensors="pt").pixel_values
-        torch.testing.assert_close(ours([resized]), exact, atol=1e-5, rtol=0)
+        torch.testing.assert_close(torch.from_numpy(ours([resized])), exact, atol=1e-5, rtol=0)
         # From the full-size frame, OpenCV's resize stays within a grey level or two of PIL's.
         whole = theirs(images=[picture], return_tensors="pt").pixel_values
-        difference = (ours([picture]) - whole).abs()
+        difference = (torch.from_numpy(ours([picture])) - whole).abs()
         assert difference.shape == (1, 3, image_size, image_size)
         assert difference.mean() < 0.01
         assert difference.max() < 2.5 / 255 / min(theirs.image_std)
@@ -376,7 +376,7 @@ def test_real_footage_decoded_at_frame_size_matches_the_processor(
     with FrameSampler(path, size=engine.frame_size(width, height)) as resized:
         resized_frames = [frame.rgb for frame in resized.sample(times)]
     expected = processor(images=full_frames, return_tensors="pt").pixel_values
-    difference = (engine.preprocessing(resized_frames) - expected).abs()
+    difference = (torch.from_numpy(engine.preprocessing(resized_frames)) - expected).abs()
     # swscale scales the subsampled chroma planes itself and PIL scales RGB: a grey level or so
     # on average, more only at small saturated details.
     one_grey_level = 1 / 255 / min(processor.image_std)

@@ -53,8 +53,8 @@ from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers
 from videoqa.report import ClipResult, ModelInfo, Report, Sampling
 
 if TYPE_CHECKING:
-    from videoqa.engine import FramePreprocessing
     from videoqa.pipeline import ModelRole, VideoQA
+    from videoqa.preprocess import FramePreprocessing
 
 logger = logging.getLogger("videoqa.collection")
 
@@ -142,7 +142,7 @@ class RolePlan:
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """The model's input for one clip's frames (the engine's own ``FramePreprocessing``)."""
-        pixels = self.preprocessing(frames, self.fit).numpy()
+        pixels = self.preprocessing(frames, self.fit)
         if pixels.shape != self.input_shape:
             raise ValueError(f"frames preprocess to {pixels.shape}, expected {self.input_shape}")
         return pixels
@@ -1080,9 +1080,6 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    import torch
-
-    torch.set_num_threads(1)
     shared = _attach_shared_memory(shared_name)
     try:
         while True:

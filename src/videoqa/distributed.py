@@ -46,7 +46,6 @@ from videoqa.errors import ConfigError, MediaError, VideoQAError
 from videoqa.report import ClipResult
 
 if TYPE_CHECKING:
-    from videoqa.engine import GitEngine
     from videoqa.pipeline import VideoQA
 
 logger = logging.getLogger("videoqa.distributed")
@@ -139,21 +138,13 @@ class RaySettings:
 # --------------------------------------------------------------------------- the stages
 
 
-def _weightless(engine: GitEngine) -> GitEngine:
-    """``engine`` without its model and tokenizer: what planning reads (names, kind, frames,
-    preprocessing) pickles small, and a worker unpickles it without importing transformers
-    (seconds per process)."""
-    light = copy.copy(engine)
-    light.model = None  # type: ignore[assignment]
-    light.tokenizer = None  # type: ignore[assignment]
-    light._layers = []
-    return light
-
-
 def planning_copy(qa: VideoQA) -> VideoQA:
-    """A copy of ``qa`` for the planning tasks: the same settings and engines, no weights."""
+    """A copy of ``qa`` for the planning tasks: the same settings, and in place of each engine
+    its ``ModelFacts`` (names, kind, frames, preprocessing): it pickles small, and a task
+    unpickles it without importing torch or transformers (seconds and hundreds of MiB a
+    process)."""
     planner = copy.copy(qa)
-    planner._engines = {key: _weightless(engine) for key, engine in qa._engines.items()}
+    planner._engines = {key: engine.facts() for key, engine in qa._engines.items()}  # type: ignore[misc]
     return planner
 
 
@@ -211,9 +202,18 @@ class _EngineActor:
     """Stage 4: one model replica. Loads the checkpoints once, then answers batches of clips
     (any files); other rows pass through untouched."""
 
-    def __init__(self, models: dict[str, Any], roles: tuple[tuple[str, str | None], ...]) -> None:
+    def __init__(
+        self,
+        models: dict[str, Any],
+        roles: tuple[tuple[str, str | None], ...],
+        cpu_share: int | None = None,
+    ) -> None:
         from videoqa.pipeline import VideoQA
 
+        if cpu_share is not None:  # on the CPU: Ray held torch to the one CPU it reserved
+            import torch
+
+            torch.set_num_threads(_cpu_threads(cpu_share))
         self.qa = VideoQA(**models)
         for model, revision in roles:
             self.qa.engine(model, revision)
@@ -396,15 +396,17 @@ def _dataset(
         "caption_revision": qa.caption_revision, "device": qa.device, "dtype": qa.dtype,
         "fit": qa.fit,
     }  # fmt: skip
+    cpu_share = None
     if not gpus:  # Ray hides no GPU from an actor that reserved none: keep it off them
         models["device"] = "cpu"
+        cpu_share = settings.model_actors
     decode_tasks = settings.decode_tasks or _spare_cpus(ray, settings.model_actors)
     files = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
     planned = files.map(_plan_row, fn_args=(job,), compute=TaskPoolStrategy(size=decode_tasks))
     decoded = planned.flat_map(_decode_rows, compute=TaskPoolStrategy(size=decode_tasks))
     return decoded.map_batches(
         _EngineActor,
-        fn_constructor_args=(models, roles),
+        fn_constructor_args=(models, roles, cpu_share),
         batch_size=settings.batch_size,
         batch_format="numpy",
         compute=ActorPoolStrategy(size=settings.model_actors),
@@ -435,6 +437,14 @@ def _roles(
         [(qa.caption_model, qa.caption_revision)] if captions else []
     )
     return tuple(dict.fromkeys(wanted))
+
+
+def _cpu_threads(model_actors: int) -> int:
+    """torch threads of a model actor on the CPU: its machine's cores shared among the model
+    actors, as the local runner's one inference loop has them all. Ray reserves one CPU per
+    actor for scheduling (the rest go to the decoding tasks, light beside the model) and sets
+    OMP_NUM_THREADS to it, which would hold torch to one thread."""
+    return max(1, (os.cpu_count() or 1) // model_actors)
 
 
 def _spare_cpus(ray: Any, model_actors: int) -> int:

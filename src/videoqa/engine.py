@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from videoqa.errors import ConfigError, ModelError
-from videoqa.fit import FITS, check_fit
 from videoqa.models import (
     Checkpoint,
     choose_device,
@@ -35,6 +33,7 @@ from videoqa.models import (
     locate_checkpoint,
     resolve_model,
 )
+from videoqa.preprocess import FramePreprocessing, FrameQueries, ModelFacts
 
 if TYPE_CHECKING:
     from transformers import GitConfig, GitForCausalLM, PreTrainedTokenizerBase
@@ -46,12 +45,6 @@ logger = logging.getLogger("videoqa.engine")
 
 MIN_GEMM_ROWS = 16
 """Rows from which CPU matrix products round each row alike however many (_batch_invariant)."""
-
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-FIT_KEY = "videoqa_fit"
-"""``preprocessor_config.json`` key naming a checkpoint's default fit (``crop`` without it)."""
 
 
 @dataclass(frozen=True)
@@ -72,190 +65,6 @@ class Generation:
 
     token_ids: tuple[int, ...]
     score: float
-
-
-# --------------------------------------------------------------------------- frames into GIT
-
-
-def _height_width(value: int | dict[str, int] | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value, value
-    return int(value["height"]), int(value["width"])
-
-
-@dataclass(frozen=True)
-class FramePreprocessing:
-    """The checkpoint's CLIP-style image processor, redone on numpy arrays without PIL.
-
-    The resize is meant to happen while decoding (the sampler asks swscale for
-    :meth:`frame_size`), so only the centre crop and the normalisation remain here; a frame of
-    another size is resized with OpenCV first. Both forms of ``size`` are read:
-    ``{"shortest_edge": S}`` (short side to S, then centre crop) and ``{"height", "width"}``.
-
-    With the ``pad`` fit the processor's resize and crop are replaced: the frame is scaled to fit
-    inside the model's input (:meth:`letterbox_size`, again while decoding) and centred on
-    black, so nothing of a widescreen or vertical frame is cut off. Black, not the checkpoint's
-    mean colour: letterboxed video already looks like that (films on television, 4:3 material
-    in 16:9 streams), so a letterbox in the file looks the same as one added here.
-    """
-
-    shortest_edge: int | None
-    resize_to: tuple[int, int] | None  # (height, width)
-    crop: tuple[int, int] | None  # (height, width)
-    rescale_factor: float | None
-    mean: tuple[float, ...] | None  # per channel (R, G, B)
-    std: tuple[float, ...] | None
-    model_input: tuple[int, int] | None = None
-    """(height, width) the model takes, which ``pad`` fills; ``None``: the crop size."""
-    default_fit: str = "crop"
-    """The fit used when none is asked for (``videoqa_fit`` in the processor config)."""
-
-    @classmethod
-    def from_config(cls, config: dict, *, image_size: int) -> FramePreprocessing:
-        """Read a ``preprocessor_config.json`` dict (CLIPImageProcessor keys)."""
-        shortest_edge = resize_to = None
-        if config.get("do_resize", True):
-            size = config.get("size", {"shortest_edge": image_size})
-            if isinstance(size, int):  # old configs: an int meant the shortest edge for CLIP
-                size = {"shortest_edge": size}
-            if "shortest_edge" in size:
-                shortest_edge = int(size["shortest_edge"])
-            elif "height" in size and "width" in size:
-                resize_to = (int(size["height"]), int(size["width"]))
-            else:
-                raise ModelError(None, f"preprocessor size {size} is not supported")
-        crop = None
-        if config.get("do_center_crop", True):
-            crop = _height_width(config.get("crop_size", image_size))
-        rescale = (
-            float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else None
-        )
-        mean = std = None
-        if config.get("do_normalize", True):
-            mean = tuple(float(v) for v in config.get("image_mean", OPENAI_CLIP_MEAN))
-            std = tuple(float(v) for v in config.get("image_std", OPENAI_CLIP_STD))
-        default_fit = config.get(FIT_KEY, "crop")
-        if default_fit not in FITS:
-            raise ModelError(None, f"preprocessor {FIT_KEY} {default_fit!r} is not one of {FITS}")
-        model_input = crop or resize_to or (image_size, image_size)
-        return cls(shortest_edge, resize_to, crop, rescale, mean, std, model_input, default_fit)
-
-    def check_fit(self, fit: str | None) -> str:
-        """``fit``, or the checkpoint's default for ``None``; ``ConfigError`` when unknown."""
-        return check_fit(fit) or self.default_fit
-
-    def frame_size(self, width: int, height: int, fit: str | None = None) -> tuple[int, int]:
-        """(width, height) a frame of this size is resized to: for ``crop`` the processor's
-        resize (before its crop), for ``pad`` the :meth:`letterbox_size`."""
-        if self.check_fit(fit) == "pad":
-            return self.letterbox_size(width, height)
-        if self.shortest_edge is not None:
-            short, long = (width, height) if width <= height else (height, width)
-            new_long = int(self.shortest_edge * long / short)
-            if width <= height:
-                return self.shortest_edge, new_long
-            return new_long, self.shortest_edge
-        if self.resize_to is not None:
-            return self.resize_to[1], self.resize_to[0]
-        return width, height
-
-    def letterbox_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of the whole frame scaled to fit inside the model's input."""
-        box_height, box_width = self._box()
-        scale = min(box_width / width, box_height / height)
-        return (
-            max(1, min(box_width, round(width * scale))),
-            max(1, min(box_height, round(height * scale))),
-        )
-
-    def letterbox(self, rgb: np.ndarray) -> np.ndarray:
-        """The whole frame centred on black in the model's input (resized first if need be)."""
-        height, width = rgb.shape[:2]
-        target = self.letterbox_size(width, height)
-        if target != (width, height):
-            shrinking = target[0] * target[1] < width * height
-            rgb = cv2.resize(
-                rgb, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-            )
-        box_height, box_width = self._box()
-        if (box_height, box_width) == rgb.shape[:2]:
-            return rgb
-        boxed = np.zeros((box_height, box_width, rgb.shape[2]), dtype=rgb.dtype)
-        top, left = (box_height - target[1]) // 2, (box_width - target[0]) // 2
-        boxed[top : top + target[1], left : left + target[0]] = rgb
-        return boxed
-
-    def _box(self) -> tuple[int, int]:
-        box = self.model_input or self.crop or self.resize_to
-        if box is None:
-            raise ValueError("this preprocessing does not know the model's input size")
-        return box
-
-    def output_size(self, width: int, height: int, fit: str | None = None) -> tuple[int, int]:
-        """(height, width) of the model input made from a frame of this size."""
-        if self.check_fit(fit) == "pad":
-            return self._box()
-        if self.crop is not None:
-            return self.crop
-        resized_width, resized_height = self.frame_size(width, height, "crop")
-        return resized_height, resized_width
-
-    def resize(self, rgb: np.ndarray) -> np.ndarray:
-        """The processor's resize (a no-op for a frame the sampler already resized)."""
-        height, width = rgb.shape[:2]
-        target = self.frame_size(width, height, "crop")
-        if target == (width, height):
-            return rgb
-        shrinking = target[0] * target[1] < width * height
-        return cv2.resize(
-            rgb, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-        )
-
-    def center_crop(self, rgb: np.ndarray) -> np.ndarray:
-        """Centre crop as transformers does it (zero padding when the frame is smaller)."""
-        if self.crop is None:
-            return rgb
-        crop_height, crop_width = self.crop
-        height, width = rgb.shape[:2]
-        if height < crop_height or width < crop_width:
-            pad_height, pad_width = max(crop_height, height), max(crop_width, width)
-            padded = np.zeros((pad_height, pad_width, rgb.shape[2]), dtype=rgb.dtype)
-            top, left = math.ceil((pad_height - height) / 2), math.ceil((pad_width - width) / 2)
-            padded[top : top + height, left : left + width] = rgb
-            rgb, height, width = padded, pad_height, pad_width
-        top, left = (height - crop_height) // 2, (width - crop_width) // 2
-        return rgb[top : top + crop_height, left : left + crop_width]
-
-    def __call__(self, frames: Sequence[np.ndarray], fit: str | None = None) -> torch.Tensor:
-        """Frames (H, W, 3) uint8 RGB into a float32 (N, 3, h, w) batch of model inputs."""
-        pad = self.check_fit(fit) == "pad"
-        crops = []
-        for rgb in frames:
-            if not (
-                isinstance(rgb, np.ndarray)
-                and rgb.ndim == 3
-                and rgb.shape[2] == 3
-                and rgb.dtype == np.uint8
-            ):
-                shape = getattr(rgb, "shape", type(rgb).__name__)
-                dtype = getattr(rgb, "dtype", "")
-                raise ValueError(
-                    f"frames must be (height, width, 3) uint8 RGB arrays, got {shape} {dtype}"
-                )
-            crops.append(self.letterbox(rgb) if pad else self.center_crop(self.resize(rgb)))
-        sizes = {crop.shape for crop in crops}
-        if len(sizes) > 1:
-            raise ValueError(f"frames preprocess to different sizes {sorted(sizes)}")
-        pixels = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(torch.float32)
-        if self.rescale_factor is not None:
-            pixels = pixels * self.rescale_factor
-        if self.mean is not None and self.std is not None:
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
-            std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
-            pixels = (pixels - mean) / std
-        return pixels.contiguous()
 
 
 # --------------------------------------------------------------------------- the engine
@@ -287,7 +96,7 @@ def _merge_heads(states: torch.Tensor) -> torch.Tensor:
     return states.transpose(1, 2).reshape(batch, length, heads * head_size)
 
 
-class GitEngine:
+class GitEngine(FrameQueries):
     """A GIT checkpoint (image or video variant) that answers questions about clips of frames."""
 
     def __init__(
@@ -365,18 +174,10 @@ class GitEngine:
             max_clips_per_batch=max_clips_per_batch,
         )
 
-    @property
-    def default_fit(self) -> str:
-        """The checkpoint's own fit: ``crop`` unless its processor config says ``videoqa_fit``."""
-        return self.preprocessing.default_fit
-
-    def resolve_fit(self, fit: str | None) -> str:
-        """``fit`` checked (``ConfigError`` naming the setting), or :attr:`default_fit`."""
-        return self.preprocessing.check_fit(fit)
-
-    def frame_size(self, width: int, height: int, fit: str | None = None) -> tuple[int, int]:
-        """(width, height) the sampler should decode a ``width`` x ``height`` video to."""
-        return self.preprocessing.frame_size(width, height, fit)
+    def facts(self) -> ModelFacts:
+        """What planning needs of this checkpoint, without the weights (for other processes)."""
+        return ModelFacts(self.model_id, self.revision, self.kind, self.frames_per_clip,
+                          self.image_size, self.preprocessing)  # fmt: skip
 
     # ------------------------------------------------------------------ public API
 
@@ -537,7 +338,9 @@ class GitEngine:
     ) -> torch.Tensor:
         """Model input: (clips, C, H, W) for image models, (clips, frames, C, H, W) for video."""
         self._check_clips(clips)
-        pixels = self.preprocessing([frame for frames in clips for frame in frames], fit)
+        pixels = torch.from_numpy(
+            self.preprocessing([frame for frames in clips for frame in frames], fit)
+        )
         if pixels.shape[-1] != self.image_size or pixels.shape[-2] != self.image_size:
             raise ValueError(
                 f"frames preprocess to {tuple(pixels.shape[-2:])}, the model takes "

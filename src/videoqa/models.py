@@ -11,11 +11,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 import videoqa
 from videoqa.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("videoqa.models")
 
@@ -41,11 +43,9 @@ KNOWN_MODELS: dict[str, str] = {
 CHECKPOINT_FILES = ["*.json", "*.safetensors", "*.txt"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = {
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+DTYPES = ("float32", "float16", "bfloat16")
+"""torch dtypes by name (torch is imported only to load a model: planning and decoding
+processes never need it)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,8 @@ def choose_device(device: str) -> torch.device:
         raise ConfigError(
             None, f"must be one of {', '.join(DEVICES)}, not {device!r}", setting="device"
         )
+    import torch
+
     cuda = torch.cuda.is_available()
     mps = torch.backends.mps.is_available()
     if device == "auto":
@@ -154,9 +156,12 @@ def choose_device(device: str) -> torch.device:
 
 def choose_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` is half precision on a GPU (fp16) and float32 on the CPU."""
+    import torch
+
     if dtype == "auto":
         return torch.float32 if device.type == "cpu" else torch.float16
     if dtype not in DTYPES:
         choices = ", ".join(["auto", *DTYPES])
         raise ConfigError(None, f"must be one of {choices}, not {dtype!r}", setting="dtype")
-    return DTYPES[dtype]
+    chosen: torch.dtype = getattr(torch, dtype)
+    return chosen

@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +34,6 @@ from videoqa.clips import (
     plan_video_clips,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.engine import Answer, GitEngine
 from videoqa.errors import ConfigError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
@@ -48,6 +48,9 @@ from videoqa.report import (
     Sampling,
     VideoFacts,
 )
+
+if TYPE_CHECKING:  # the engine (torch) is imported when a model loads, not to plan
+    from videoqa.engine import Answer, GitEngine
 
 logger = logging.getLogger("videoqa.pipeline")
 
@@ -411,6 +414,8 @@ class VideoQA:
         """The loaded engine for ``model`` (loaded once, then reused)."""
         key = (model, revision)
         if key not in self._engines:
+            from videoqa.engine import GitEngine
+
             logger.info("loading %s", model)
             self._engines[key] = GitEngine.load(
                 model, revision=revision, device=self.device, dtype=self.dtype
