@@ -61,6 +61,8 @@ tasks) up to this many files, then several files per block."""
 # Row kinds between the stages. Every row has the same three columns: the file's position in
 # the collection, its kind, and a pickled payload.
 CLIP, DECODED, FAILED, RESULT = "clip", "decoded", "failed", "result"
+_ClipRow = tuple[FilePlan, DecodedClip, "FileDecoded | None"]
+"""A clip row's payload: its file's plan, the clip, and on the file's last clip its end."""
 
 
 def require_ray() -> Any:
@@ -182,18 +184,26 @@ def _plan_row(row: dict[str, Any], job: _Job) -> dict[str, Any]:
 
 
 def _decode_rows(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Stage 3: one row per decoded clip (with its plan), then the row closing the file."""
+    """Stage 3: one row per decoded clip, ``(plan, clip, end)``; the file's last clip carries
+    its end (``FileDecoded``), so that every row the model actors get is a clip and their
+    batches are full (a file with no clip gets a row of its own)."""
     position = int(row["position"])
     if row["kind"] != "planned":
         yield row
         return
     plan: FilePlan = pickle.loads(row["payload"])
+    held: DecodedClip | None = None
     try:
         for item in decode_clips(plan, threads=1):
             if isinstance(item, FileDecoded):
-                yield _row(position, DECODED, (plan, item))
+                if held is None:
+                    yield _row(position, DECODED, (plan, item))
+                else:
+                    yield _row(position, CLIP, (plan, held, item))
             else:
-                yield _row(position, CLIP, (plan, item))
+                if held is not None:
+                    yield _row(position, CLIP, (plan, held, None))
+                held = item
     except Exception as error:  # noqa: BLE001 - the file fails alone
         yield _failed_row(position, plan.path, error)
 
@@ -226,7 +236,7 @@ class _EngineActor:
             )
         ]
         out: list[dict[str, Any]] = []
-        clips: list[tuple[FilePlan, DecodedClip]] = []
+        clips: list[_ClipRow] = []
         for position, kind, payload in rows:
             if kind == CLIP:
                 clips.append(pickle.loads(payload))
@@ -234,13 +244,14 @@ class _EngineActor:
                 out.append({"position": position, "kind": kind, "payload": payload})
         for group in _by_batch_key(clips):
             try:
-                results = infer_batch(self.qa, group)
+                results = infer_batch(self.qa, [(plan, decoded) for plan, decoded, _ in group])
             except Exception as error:  # noqa: BLE001 - those files fail, the run goes on
-                for position, path in dict((p.position, p.path) for p, _ in group).items():
+                for position, path in dict((p.position, p.path) for p, _, _ in group).items():
                     out.append(_failed_row(position, path, error))
                 continue
-            for (plan, decoded), result in zip(group, results, strict=True):
-                out.append(_row(plan.position, RESULT, (decoded.number, result)))
+            for (plan, decoded, end), result in zip(group, results, strict=True):
+                ended = (plan, end) if end is not None else None
+                out.append(_row(plan.position, RESULT, (decoded.number, result, ended)))
         return {
             "position": [row["position"] for row in out],
             "kind": [row["kind"] for row in out],
@@ -248,12 +259,10 @@ class _EngineActor:
         }
 
 
-def _by_batch_key(
-    clips: list[tuple[FilePlan, DecodedClip]],
-) -> list[list[tuple[FilePlan, DecodedClip]]]:
-    groups: dict[Any, list[tuple[FilePlan, DecodedClip]]] = {}
-    for plan, decoded in clips:
-        groups.setdefault(plan.batch_key, []).append((plan, decoded))
+def _by_batch_key(clips: list[_ClipRow]) -> list[list[_ClipRow]]:
+    groups: dict[Any, list[_ClipRow]] = {}
+    for clip in clips:
+        groups.setdefault(clip[0].batch_key, []).append(clip)
     return list(groups.values())
 
 
@@ -336,8 +345,10 @@ def run_on_ray(
         if kind == DECODED:
             state.plan, state.decoded = payload
         elif kind == RESULT:
-            number, result = payload
+            number, result, ended = payload
             state.results[number] = result
+            if ended is not None:  # the file's last clip: how many there are, where it ends
+                state.plan, state.decoded = ended
         if state.plan is None or state.decoded is None:
             continue
         if len(state.results) < state.decoded.clips:

@@ -41,7 +41,7 @@ def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "GPUs and --device is not cpu, else 0]."),
         click.option("--decode-tasks", type=click.IntRange(min=1), default=None,
                      help="With --ray: decoding tasks at once (one CPU each) [default: the "
-                          "cluster's CPUs]."),
+                          "cluster's CPUs less one per model actor]."),
         click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Also add each file's report to this archive index (videoqa search "
                           "reads it), as its sidecars are written."),
