@@ -232,10 +232,18 @@ def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
     for sample in SAMPLES.iterdir():
         shutil.copy(sample, folder / sample.name)
     (folder / "broken.mp4").write_bytes(b"not a video at all")
+    # A file cut short: its report says where video ends, which rides on its last clip's row.
+    from videoqa.demo import Actor, Scene, write_scene_video
+    from videoqa.demo.world import RADIUS
+
+    circle = Actor("circle", RADIUS, ((0.0, 0.25, 0.5), (12.0, 0.75, 0.5)), ((0.0, "red"),))
+    whole = tmp_path / "whole.mp4"
+    write_scene_video(whole, Scene((circle,)), duration=12.0, options={"g": "25"},
+                      container_options={"movflags": "faststart"})  # fmt: skip
+    (folder / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size * 55 // 100])
     listing = tmp_path / "paths.txt"  # the Ray run takes the files from a list
-    listing.write_text("# the archive\n\n" + "".join(
-        f"{folder / name}\n" for name in ("broken.mp4", *sorted(p.name for p in SAMPLES.iterdir()))
-    ))  # fmt: skip
+    names = ("broken.mp4", "cut.mp4", *sorted(p.name for p in SAMPLES.iterdir()))
+    listing.write_text("# the archive\n\n" + "".join(f"{folder / name}\n" for name in names))
     common = ["ask", "-q", "what color is the circle?", "--caption",
               "--model", "demo", "--caption-model", "demo", "-f", "json,srt,vtt"]  # fmt: skip
     runs = {}
@@ -249,17 +257,19 @@ def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
         assert result.exit_code == 1, result.output
     local, on_ray = runs["local"], runs["ray"]
     assert sorted(on_ray.stdout.splitlines()) == sorted(local.stdout.splitlines())
-    assert len(local.stdout.splitlines()) == 2 * (3 + 2)  # a caption and an answer per clip
+    cut = json.loads((tmp_path / "local" / "cut.videoqa.json").read_text())
+    assert 0 < cut["video"]["decodable_end"] < 12 and len(cut["clips"]) == 2
+    assert len(local.stdout.splitlines()) == 2 * (3 + 2 + 2)  # a caption and an answer per clip
     errors = [line for line in on_ray.stderr.splitlines() if line.startswith("videoqa: error:")]
     assert errors == [
         line for line in local.stderr.splitlines() if line.startswith("videoqa: error:")
     ]
     assert len(errors) == 1 and "broken.mp4: " in errors[0]
-    assert on_ray.stderr.splitlines()[-1].startswith("videoqa: 3 files: 2 done, 1 failed; 5 clips")
+    assert on_ray.stderr.splitlines()[-1].startswith("videoqa: 4 files: 3 done, 1 failed; 7 clips")
 
     names = sorted(path.name for path in (tmp_path / "local").iterdir())
     assert names == sorted(path.name for path in (tmp_path / "ray").iterdir())
-    assert len(names) == 6
+    assert len(names) == 9
     for name in names:
         ours = (tmp_path / "ray" / name).read_bytes()
         theirs = (tmp_path / "local" / name).read_bytes()
@@ -278,7 +288,7 @@ def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
     archive = ArchiveIndex(index)
     try:
         assert sorted(Path(video.path).name for video in archive.videos()) == [
-            "circle_turns_blue.mp4", "triangle_joins.webm"
+            "circle_turns_blue.mp4", "cut.mp4", "triangle_joins.webm"
         ]
         hits = archive.search("blue circle")
         assert hits and all(Path(hit.video).name == "circle_turns_blue.mp4" for hit in hits)

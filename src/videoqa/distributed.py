@@ -194,7 +194,10 @@ def _decode_rows(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
     plan: FilePlan = pickle.loads(row["payload"])
     held: DecodedClip | None = None
     try:
-        for item in decode_clips(plan, threads=1):
+        # FFmpeg's automatic threads, as the local runner decodes: around a damaged packet
+        # (a file cut short) frame threading drops frames that one thread would conceal, so
+        # one thread here would give such a file other frames than the local runner.
+        for item in decode_clips(plan):
             if isinstance(item, FileDecoded):
                 if held is None:
                     yield _row(position, DECODED, (plan, item))
