@@ -296,6 +296,30 @@ def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
         archive.close()
 
 
+def test_a_model_actor_that_cannot_load_the_checkpoint_stops_the_run_in_one_line(
+    cluster, tmp_path, caplog
+):
+    """The driver loaded the checkpoint, but the node a model actor starts on cannot (here:
+    its weights are gone by then): one ``ModelError`` line saying so and why, not Ray's
+    traceback of an exception it could not unpickle."""
+    from videoqa.distributed import RaySettings, run_on_ray
+    from videoqa.errors import ModelError
+    from videoqa.models import resolve_model
+    from videoqa.pipeline import VideoQA
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(resolve_model("demo"), checkpoint)
+    qa = VideoQA(str(checkpoint), caption_model=str(checkpoint))
+    qa.caption_engine  # noqa: B018 - the driver's copy loads
+    (checkpoint / "model.safetensors").unlink()
+    caplog.allow_errors = True  # Ray Data logs the failed actor
+    with pytest.raises(ModelError) as raised:
+        list(run_on_ray(qa, [SAMPLES / "circle_turns_blue.mp4"], settings=RaySettings()))
+    message = str(raised.value)
+    assert message.startswith(f"model: a model actor could not start: {checkpoint}: ")
+    assert "\n" not in message and "Traceback" not in message
+
+
 def test_gpus_that_the_local_cluster_cannot_have_are_refused(cluster, demo, tmp_path):
     """``--gpus-per-actor`` on a cluster started here without GPUs: one line, before any
     actor waits for ever."""

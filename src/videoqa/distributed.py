@@ -27,6 +27,7 @@ import copy
 import logging
 import os
 import pickle
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from videoqa.collection import (
     infer_batch,
     plan_file,
 )
-from videoqa.errors import ConfigError, MediaError, VideoQAError
+from videoqa.errors import ConfigError, MediaError, ModelError, VideoQAError
 from videoqa.report import ClipResult
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ def connect(address: str = "local", *, num_cpus: int | None = None, quiet: bool 
         context = DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # "progress bars disabled" too
+        # Its info ("progress bars disabled") and its errors: a failed run ends in one line
+        # of ours (_rows_of) in place of Ray Data's tracebacks and statistics.
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -335,7 +338,7 @@ def run_on_ray(
 
     dataset = _dataset(ray, qa, pending, settings, gpus, tuple(questions), captions,
                        plan_options)
-    for row in dataset.iter_rows():
+    for row in _rows_of(ray, dataset):
         position, kind = int(row["position"]), str(row["kind"])
         state = states[position]
         if state.ended:
@@ -362,6 +365,22 @@ def run_on_ray(
     for state in states.values():
         if not state.ended:  # cannot happen unless Ray dropped rows: say so, never pretend
             yield FileOutcome(state.path, error=f"{state.path}: no result came back from Ray")
+
+
+def _rows_of(ray: Any, dataset: Any) -> Iterator[dict[str, Any]]:
+    """The dataset's rows as they come; a failure of the run itself (a model actor that
+    cannot start: the checkpoint missing on a node, no memory for it) in one line."""
+    try:
+        yield from dataset.iter_rows()
+    except ray.exceptions.RayError as error:
+        text = getattr(error, "error_msg", None) or str(error)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(error).__name__  # the worker's own error
+        reason = re.sub(r"^videoqa\.errors\.\w+: ", "", reason)
+        if getattr(error, "actor_init_failed", False):
+            raise ModelError(None, f"a model actor could not start: {reason}",
+                             setting="model") from None  # fmt: skip
+        raise VideoQAError(None, f"the Ray run stopped: {reason}") from None
 
 
 def _deliver(

@@ -29,6 +29,17 @@ class VideoQAError(Exception):
         where = readable(self.path) if self.path else setting  # one line of valid UTF-8
         super().__init__(f"{where}: {reason}" if where else reason)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as built, so the error crosses processes whole (a Ray worker's error
+        reaches the driver as itself, not as an exception that failed to unpickle)."""
+        return _rebuild, (type(self), self.path, self.reason, self.setting)
+
+
+def _rebuild(
+    kind: type[VideoQAError], path: str | None, reason: str, setting: str | None
+) -> VideoQAError:
+    return kind(path, reason, setting=setting)
+
 
 class MediaError(VideoQAError):
     """The input file cannot be used as a video (missing, empty, not media, no video, ...)."""
