@@ -69,7 +69,8 @@ def test_ray_only_options_without_ray_are_refused(tmp_path):
 def test_planning_and_decoding_run_without_torch(demo, tmp_path):
     """What a planning/decoding process gets (Ray's planning copy of ``VideoQA``, and the
     ``FilePlan`` the local runner's decoding processes get) works in a process where torch and
-    transformers cannot be imported, and gives the model the bits this process gives it."""
+    transformers cannot be imported, and gives the model the bits this process gives it; a
+    Ray driver reads the checkpoint's facts there too."""
     import pickle
 
     import numpy as np
@@ -90,12 +91,15 @@ def test_planning_and_decoding_run_without_torch(demo, tmp_path):
         " captions=True)\n"
         "clips = [item.pixels for item in decode_clips(pickle.loads(pickle.dumps(plan)))"
         " if hasattr(item, 'pixels')]\n"
-        "open(sys.argv[3], 'wb').write(pickle.dumps((plan, clips)))\n"
+        "from videoqa.preprocess import ModelFacts\n"
+        "facts = ModelFacts.load('demo')\n"
+        "open(sys.argv[3], 'wb').write(pickle.dumps((plan, clips, facts)))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "planner.pickle"), str(video),
                     str(tmp_path / "out.pickle")], check=True, timeout=120)  # fmt: skip
-    there_plan, there = pickle.loads((tmp_path / "out.pickle").read_bytes())
+    there_plan, there, facts = pickle.loads((tmp_path / "out.pickle").read_bytes())
     assert there_plan == plan
+    assert facts == demo.caption_engine.facts()
     assert len(there) == len(here) == len(plan.clips)
     for ours, theirs in zip(here, there, strict=True):
         assert ours.keys() == theirs.keys()

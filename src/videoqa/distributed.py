@@ -143,6 +143,25 @@ class RaySettings:
 # --------------------------------------------------------------------------- the stages
 
 
+def read_model_facts(
+    qa: VideoQA, questions: Sequence[str] = (), captions: bool = True
+) -> VideoQA:
+    """A copy of ``qa`` holding the ``ModelFacts`` of each checkpoint the run needs and ``qa``
+    has not loaded (read from its config files: no weights, no torch). All a driver needs to
+    plan: the model actors load the weights. ``qa`` itself is left as it was (its engines
+    still load on use). Raises ``ModelError`` for a checkpoint that is missing or not GIT, as
+    loading it would."""
+    from videoqa.preprocess import ModelFacts
+
+    planner = copy.copy(qa)
+    planner._engines = dict(qa._engines)
+    for model, revision in needed_models(qa, questions, captions):
+        if (model, revision) not in planner._engines:
+            facts = ModelFacts.load(model, revision=revision)
+            planner._engines[(model, revision)] = facts  # type: ignore[assignment]
+    return planner
+
+
 def planning_copy(qa: VideoQA) -> VideoQA:
     """A copy of ``qa`` for the planning tasks: the same settings, and in place of each engine
     its ``ModelFacts`` (names, kind, frames, preprocessing): it pickles small, and a task
@@ -301,20 +320,21 @@ def run_on_ray(
 ) -> Iterator[FileOutcome]:
     """Process ``videos`` on a Ray cluster; yield each file's outcome as it ends.
 
-    ``qa`` is the driver's ``VideoQA`` with its checkpoints loaded (the driver checks them and
-    ships their names and preprocessing to the planning tasks; each model actor loads its own
-    copy by the same name). ``videos`` are files, folders (searched as ``find_videos`` does)
-    or paths only the workers see. ``formats``, ``output_dir``, ``overwrite`` and
-    ``sidecar_options`` go to ``write_sidecars``; ``index`` (an ``ArchiveIndex``) gets each
-    report too. ``plan_options`` are ``VideoQA.plan``'s. ``search_folders=False`` takes
-    ``videos`` as they are, without looking at them on the driver (a long list of files that
-    only the workers see).
+    ``qa`` is the driver's ``VideoQA``; it need not load its checkpoints: the driver reads
+    their config files (``read_model_facts``) and ships their names and preprocessing to the
+    planning tasks, and each model actor loads the weights by the same name. ``videos`` are
+    files, folders (searched as ``find_videos`` does) or paths only the workers see.
+    ``formats``, ``output_dir``, ``overwrite`` and ``sidecar_options`` go to
+    ``write_sidecars``; ``index`` (an ``ArchiveIndex``) gets each report too.
+    ``plan_options`` are ``VideoQA.plan``'s. ``search_folders=False`` takes ``videos`` as they
+    are, without looking at them on the driver (a long list of files only the workers see).
     """
     from videoqa.collection import find_videos
     from videoqa.sidecars import check_targets
 
     settings = settings or RaySettings()
     ray = require_ray()
+    qa = read_model_facts(qa, questions, captions)
     connect(settings.address)
     gpus = _gpus_per_actor(ray, settings, qa)
     listed = find_videos(videos) if search_folders else videos
@@ -423,7 +443,7 @@ def _dataset(
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     job = _Job(planning_copy(qa), questions, captions, dict(plan_options))
-    roles = _roles(qa, questions, captions)
+    roles = needed_models(qa, questions, captions)
     models = {
         "model": qa.model, "caption_model": qa.caption_model, "revision": qa.revision,
         "caption_revision": qa.caption_revision, "device": qa.device, "dtype": qa.dtype,
@@ -462,10 +482,10 @@ def _gpus_per_actor(ray: Any, settings: RaySettings, qa: VideoQA) -> float:
     return settings.gpus_per_actor
 
 
-def _roles(
-    qa: VideoQA, questions: tuple[str, ...], captions: bool
+def needed_models(
+    qa: VideoQA, questions: Sequence[str], captions: bool
 ) -> tuple[tuple[str, str | None], ...]:
-    """The checkpoints a model actor loads: (name, revision) of each role the run needs."""
+    """The checkpoints a run needs (each model actor loads them): (name, revision), once each."""
     wanted = ([(qa.model, qa.revision)] if questions else []) + (
         [(qa.caption_model, qa.caption_revision)] if captions else []
     )

@@ -13,7 +13,6 @@ decoding loop is ours, and the tests hold it to token-for-token agreement with `
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from videoqa.models import (
     locate_checkpoint,
     resolve_model,
 )
-from videoqa.preprocess import FramePreprocessing, FrameQueries, ModelFacts
+from videoqa.preprocess import FramePreprocessing, FrameQueries, ModelFacts, load_preprocessing
 
 if TYPE_CHECKING:
     from transformers import GitConfig, GitForCausalLM, PreTrainedTokenizerBase
@@ -154,7 +153,7 @@ class GitEngine(FrameQueries):
         torch_dtype = choose_dtype(dtype, torch_device)
         checkpoint = locate_checkpoint(model, revision=revision)
         git_model, tokenizer = _load_weights_and_tokenizer(checkpoint, torch_dtype)
-        preprocessing = _load_preprocessing(checkpoint, image_size=_image_size(git_model.config))
+        preprocessing = load_preprocessing(checkpoint, image_size=_image_size(git_model.config))
         # transformers declares .to through functools.wraps, which mypy reads as unbound.
         git_model.to(torch_device)  # type: ignore[arg-type]
         logger.info(
@@ -634,17 +633,3 @@ def _load_weights_and_tokenizer(
         reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
         raise ModelError(checkpoint.model_id, f"cannot load the checkpoint: {reason}") from None
     return model, tokenizer
-
-
-def _load_preprocessing(checkpoint: Checkpoint, *, image_size: int) -> FramePreprocessing:
-    path = checkpoint.folder / "preprocessor_config.json"
-    if not path.is_file():
-        logger.warning(
-            "%s: no preprocessor_config.json; using CLIP's defaults", checkpoint.model_id
-        )
-        return FramePreprocessing.from_config({}, image_size=image_size)
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(str(path), f"unreadable ({error})") from None
-    return FramePreprocessing.from_config(config, image_size=image_size)

@@ -9,16 +9,27 @@ operations), so the model sees the same bits.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
 
 from videoqa.errors import ModelError
 from videoqa.fit import FITS, check_fit
+
+if TYPE_CHECKING:
+    from videoqa.models import Checkpoint
+
+logger = logging.getLogger("videoqa.preprocess")
+
+GIT_VISION_IMAGE_SIZE = 224
+"""``GitVisionConfig``'s ``image_size`` when a config leaves it out (transformers' default)."""
 
 __all__ = ["FramePreprocessing", "ModelFacts"]
 
@@ -240,3 +251,56 @@ class ModelFacts(FrameQueries):
     frames_per_clip: int | None
     image_size: int
     preprocessing: FramePreprocessing
+
+    def facts(self) -> ModelFacts:
+        """Itself: a driver plans with facts or engines alike."""
+        return self
+
+    @classmethod
+    def load(cls, model: str, *, revision: str | None = None) -> ModelFacts:
+        """A checkpoint's facts read from its config files alone (a hub id is fetched as for
+        loading), without the weights and without torch: what a Ray driver needs to plan,
+        while the model actors load the weights. Raises ``ModelError`` as loading would for a
+        missing checkpoint or one that is not GIT."""
+        from videoqa.models import locate_checkpoint
+
+        checkpoint = locate_checkpoint(model, revision=revision)
+        config = _read_json(checkpoint.folder / "config.json")
+        if config.get("model_type") != "git":
+            raise ModelError(
+                checkpoint.model_id,
+                f"not a GIT checkpoint (model_type {config.get('model_type')!r})",
+            )
+        frames = config.get("num_image_with_embedding")
+        image_size = (config.get("vision_config") or {}).get("image_size", GIT_VISION_IMAGE_SIZE)
+        if not isinstance(image_size, int):
+            raise ModelError(None, "the checkpoint's vision_config has no square image_size")
+        return cls(
+            model_id=checkpoint.model_id,
+            revision=checkpoint.revision,
+            kind="video" if frames else "image",
+            frames_per_clip=frames,
+            image_size=image_size,
+            preprocessing=load_preprocessing(checkpoint, image_size=image_size),
+        )
+
+
+def load_preprocessing(checkpoint: Checkpoint, *, image_size: int) -> FramePreprocessing:
+    """The checkpoint's ``preprocessor_config.json`` (CLIP's defaults without one)."""
+    path = checkpoint.folder / "preprocessor_config.json"
+    if not path.is_file():
+        logger.warning(
+            "%s: no preprocessor_config.json; using CLIP's defaults", checkpoint.model_id
+        )
+        return FramePreprocessing.from_config({}, image_size=image_size)
+    return FramePreprocessing.from_config(_read_json(path), image_size=image_size)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ModelError(str(path), "not a JSON object")
+    return data

@@ -91,7 +91,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
     """``ask``/``caption`` with ``--ray``: the same lines, sidecars and exit codes as on one
     machine, each file's printed when it is done (files finish in any order)."""
     from videoqa.cli.progress import RunProgress, end_run, say
-    from videoqa.cli.qa_commands import _clip_summary, _load_models
+    from videoqa.cli.qa_commands import _clip_summary
     from videoqa.collection import find_videos
     from videoqa.distributed import DEFAULT_BATCH_SIZE, RaySettings, connect, run_on_ray
     from videoqa.pathnames import readable
@@ -114,8 +114,8 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
             index = ArchiveIndex(ray["db"])
             closing.callback(index.close)
         try:
-            qa = _load_models(models, questions=questions, captions=captions,
-                              frames_per_clip=plan_options.get("frames_per_clip"))
+            qa = _check_models(models, questions=questions, captions=captions,
+                               frames_per_clip=plan_options.get("frames_per_clip"))
             run.began = time.monotonic()  # the clips/s of the summary count from here
             say(f"videoqa: on Ray ({settings.address}): {settings.model_actors} model "
                 f"actor{'s' if settings.model_actors != 1 else ''}, batches of "
@@ -150,6 +150,24 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
         except KeyboardInterrupt:
             interrupted = True
     end_run(run, interrupted=interrupted)
+
+
+def _check_models(models: dict[str, Any], *, questions: tuple[str, ...], captions: bool,
+                  frames_per_clip: int | None) -> Any:
+    """The driver's ``VideoQA``: each checkpoint checked from its config files, as the local
+    command checks it by loading it (one error, before any file), but without the weights:
+    the model actors load those, and the driver needs neither their memory nor torch."""
+    from videoqa.cli.progress import say
+    from videoqa.distributed import needed_models, read_model_facts
+    from videoqa.pipeline import VideoQA, frames_per_clip_for
+
+    wanted = needed_models(VideoQA(**models), questions, captions)
+    say(f"videoqa: checking {', '.join(model for model, _ in wanted)} (the model actors load "
+        f"{'them' if len(wanted) > 1 else 'it'})")
+    qa = read_model_facts(VideoQA(**models), questions, captions)
+    for model, revision in wanted:
+        frames_per_clip_for(qa.engine(model, revision), frames_per_clip)
+    return qa
 
 
 def split_ray_options(options: dict[str, Any]) -> dict[str, Any]:
