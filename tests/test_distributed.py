@@ -156,12 +156,15 @@ def _children(pid: int) -> dict[int, str]:
 def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
     cluster, demo, tmp_path, caplog
 ):
-    """SIGKILL a decoding task's process while it decodes, and the model actor's while it
-    answers a batch: Ray runs the task again and restarts the actor, which takes the batch
-    again; every file still arrives once, complete, as the local runner gives it (rows that
-    come twice are dropped), and no half-written or temporary sidecar is left."""
+    """``caption --ray --json`` while a decoding task's process is SIGKILLed as it decodes,
+    and the model actor's as it answers a batch: Ray runs the task again and restarts the
+    actor, which takes the batch again; every file still arrives once, complete, as the local
+    runner gives it (rows that come twice are dropped), no half-written or temporary sidecar is
+    left, and stdout holds only the reports (Ray's notices of the dead workers go to stderr)."""
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
     from videoqa.collection import run_collection
-    from videoqa.distributed import RaySettings, run_on_ray
 
     caplog.allow_errors = True  # Ray logs the dead workers
     folder = tmp_path / "videos"
@@ -169,10 +172,9 @@ def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
     for number in range(6):
         shutil.copy(SAMPLES / "circle_turns_blue.mp4", folder / f"take{number}.mp4")
     # One clip a batch: the actor's tasks then last long enough for the watcher to catch one.
-    options = {"captions": True, "clip_length": 0.5, "batch_size": 1}
-    (reference,) = run_collection(demo, [folder / "take0.mp4"], **options)
+    (reference,) = run_collection(demo, [folder / "take0.mp4"], captions=True,
+                                  clip_length=0.5, batch_size=1)  # fmt: skip
     expected = reference.report.to_dict()
-    del options["batch_size"]
 
     killed: dict[str, int] = {}
     actors: set[int] = set()
@@ -198,8 +200,10 @@ def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
     watcher.start()
     out = tmp_path / "out"
     try:
-        outcomes = list(run_on_ray(demo, [folder], settings=RaySettings(batch_size=1),
-                                   formats=("json", "srt"), output_dir=out, **options))  # fmt: skip
+        result = CliRunner().invoke(cli, ["caption", str(folder), "--model", "demo",
+                                          "--clip-length", "0.5", "--batch-size", "1",
+                                          "-f", "json,srt", "-o", str(out), "--json",
+                                          "--ray", "local"])  # fmt: skip
     finally:
         done.set()
         watcher.join()
@@ -207,13 +211,16 @@ def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
     assert "decode" in killed, "never saw a decoding task at work"
     assert "actor" in killed, "never saw the model actor at work"
     assert actors - {killed["actor"]}, "no model actor took over from the killed one"
-    assert sorted(Path(o.path).name for o in outcomes) == [f"take{n}.mp4" for n in range(6)]
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-    for outcome in outcomes:
-        report = outcome.report.to_dict()
+    assert result.exit_code == 0, result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines()]  # nothing else there
+    assert sorted(Path(r["video"]["path"]).name for r in reports) == [
+        f"take{n}.mp4" for n in range(6)
+    ]
+    for report in reports:
+        name = Path(report["video"]["path"]).stem
         report["video"]["path"] = expected["video"]["path"]
         assert _without_timing(report) == _without_timing(expected)
-        written = json.loads((out / f"{Path(outcome.path).stem}.videoqa.json").read_text())
+        written = json.loads((out / f"{name}.videoqa.json").read_text())
         assert written["clips"] == expected["clips"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"take{n}.{suffix}" for n in range(6) for suffix in ("videoqa.json", "srt")

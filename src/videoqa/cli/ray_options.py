@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,7 +107,11 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
     # Before the models load: a wrong address fails at once. Ray's info lines only with -v.
     connect(settings.address, quiet=not logging.getLogger("videoqa").isEnabledFor(logging.INFO))
     interrupted = False
+    out = sys.stdout  # ours: the clip lines and --json reports
     with RunProgress(len(listed)) as run, contextlib.ExitStack() as closing:
+        # Ray prints its own notices (a worker died, a task is retried) on stdout, from a
+        # thread of its own: they go to stderr for the run, so stdout stays parseable.
+        closing.enter_context(contextlib.redirect_stdout(sys.stderr))
         index = None
         if ray.get("db") is not None:
             from videoqa.index import ArchiveIndex
@@ -136,13 +141,13 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                             continue
                         span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
                         for line in _clip_summary(clip, captions=captions):
-                            click.echo(f"{name} [{span}] {line}")
+                            click.echo(f"{name} [{span}] {line}", file=out)
                 if outcome.error is not None:
                     say(f"videoqa: error: {outcome.error}")
                     run.file_ended(ok=False)
                     continue
                 if as_json and report is not None:
-                    click.echo(report.to_json(indent=None))
+                    click.echo(report.to_json(indent=None), file=out)
                 for path in outcome.written:
                     if not as_json:
                         say(f"{name}: wrote {readable(path)}")
