@@ -350,3 +350,25 @@ def test_gpus_that_the_local_cluster_cannot_have_are_refused(cluster, demo, tmp_
         "has no GPU"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_more_model_actors_than_the_local_cluster_can_hold_are_refused(cluster, tmp_path):
+    """Two model actors on a two-CPU cluster leave no CPU to decode on, and Ray would wait for
+    ever: one line instead, before any actor starts."""
+    import ray
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    video = str(SAMPLES / "circle_turns_blue.mp4")
+    arguments = ["caption", video, "--model", "demo", "--ray", "local",
+                 "--model-actors", str(cpus), "-o", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"videoqa: error: --model-actors: {cpus} model actors and a decoding task need "
+        f"{cpus + 1} CPUs, the Ray cluster started here has {cpus}"
+    )
+    assert list(tmp_path.iterdir()) == []
+

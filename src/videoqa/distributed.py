@@ -337,6 +337,7 @@ def run_on_ray(
     qa = read_model_facts(qa, questions, captions)
     connect(settings.address)
     gpus = _gpus_per_actor(ray, settings, qa)
+    _check_cpus(ray, settings)
     listed = find_videos(videos) if search_folders else videos
     paths = [os.path.abspath(path) for path in listed]
     sidecars = dict(sidecar_options or {})
@@ -465,6 +466,21 @@ def _dataset(
         compute=ActorPoolStrategy(size=settings.model_actors),
         num_gpus=gpus or None,
     )
+
+
+def _check_cpus(ray: Any, settings: RaySettings) -> None:
+    """Each model actor holds one of the cluster's CPUs and decoding needs one more: with
+    fewer, Ray waits for ever. Refused on a cluster started here; a remote cluster may be
+    adding nodes, so there it is a warning."""
+    cpus = ray.cluster_resources().get("CPU", 0)
+    needed = settings.model_actors + 1
+    if cpus >= needed:
+        return
+    reason = (f"{settings.model_actors} model actor{'s' if settings.model_actors > 1 else ''} "
+              f"and a decoding task need {needed} CPUs, the Ray cluster")  # fmt: skip
+    if settings.address == "local":
+        raise ConfigError(None, f"{reason} started here has {cpus:g}", setting="model_actors")
+    logger.warning("%s has %g now: the run waits for more nodes", reason, cpus)
 
 
 def _gpus_per_actor(ray: Any, settings: RaySettings, qa: VideoQA) -> float:
