@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from tests.indexed_video import write_indexed_video  # noqa: E402
 from videoqa.cli import cli  # noqa: E402
+from videoqa.cli.serve_commands import start_serving  # noqa: E402
 from videoqa.index import ArchiveIndex  # noqa: E402
 from videoqa.media import probe  # noqa: E402
 from videoqa.report import Caption, ClipResult, ModelInfo, Report, Sampling, VideoFacts  # noqa: E402
@@ -44,22 +42,6 @@ QUESTION = "what color is the circle?"
 WAIT = 20  # seconds for anything the page does (the machine may be busy)
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-
-
-def start_server(db: Path, root: Path, cache: Path) -> tuple[subprocess.Popen[str], str]:
-    """``videoqa serve --port 0`` and the address it says it serves at."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "videoqa", "serve", "--db", str(db), "--root", str(root),
-         "--port", "0", "--cache-dir", str(cache)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert server.stderr is not None
-    line = server.stderr.readline()
-    found = re.search(r" at (http://127\.0\.0\.1:\d+/) ", line)
-    if found is None:
-        server.kill()
-        pytest.fail(f"videoqa serve did not start: {line}{server.stderr.read()}")
-    return server, found.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +84,7 @@ def site(browser: webdriver.Chrome,
     with ArchiveIndex(db) as index:
         for json_path in sorted(root.glob("*.videoqa.json")):
             index.add_sidecar(json_path)
-    server, url = start_server(db, root, folder / "cache")
+    server, url = start_serving(db, root, folder / "cache")
     try:
         yield {"url": url, "video": video, "avi": avi}
     finally:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from videoqa.cli import cli
+from videoqa.cli.serve_commands import start_serving
 from videoqa.index import ArchiveIndex
 from videoqa.web.library import video_key
 
@@ -59,17 +58,10 @@ def main() -> None:
 
 
 def shoot(db: Path, root: Path, work: Path, out: Path) -> None:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "videoqa", "serve", "--db", str(db), "--root", str(root),
-         "--port", "0", "--cache-dir", str(work / "cache")], stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert server.stderr is not None
-    line = server.stderr.readline()
-    found = re.search(r" at (http://127\.0\.0\.1:\d+/) ", line)
-    if found is None:
-        server.kill()
-        sys.exit(f"videoqa serve did not start: {line}")
-    url = found.group(1)
+    try:
+        server, url = start_serving(db, root, work / "cache")
+    except RuntimeError as error:
+        sys.exit(str(error))
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",

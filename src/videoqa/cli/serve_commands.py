@@ -6,7 +6,10 @@ one-line error), then runs the app from ``videoqa.web.app`` on uvicorn until Ctr
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,3 +98,22 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 COMMANDS: list[click.Command] = [serve_command]
+
+
+def start_serving(db: Path, root: Path, cache_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """``videoqa serve --port 0`` in a new process, and the address its first line says it
+    serves at (read here, beside the line's making): for the tests and tools that drive a
+    real server. ``RuntimeError`` with the process's output when it does not start."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "videoqa", "serve", "--db", str(db), "--root", str(root),
+         "--port", "0", "--cache-dir", str(cache_dir)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stderr is not None
+    line = server.stderr.readline()
+    found = re.search(r" at (http://127\.0\.0\.1:\d+/) ", line)
+    if found is None:
+        server.kill()
+        raise RuntimeError(f"videoqa serve did not start: {line}{server.stderr.read()}")
+    return server, found.group(1)
+
