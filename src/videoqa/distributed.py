@@ -143,32 +143,24 @@ class RaySettings:
 # --------------------------------------------------------------------------- the stages
 
 
-def read_model_facts(
+def planning_copy(
     qa: VideoQA, questions: Sequence[str] = (), captions: bool = True
 ) -> VideoQA:
-    """A copy of ``qa`` holding the ``ModelFacts`` of each checkpoint the run needs and ``qa``
-    has not loaded (read from its config files: no weights, no torch). All a driver needs to
-    plan: the model actors load the weights. ``qa`` itself is left as it was (its engines
-    still load on use). Raises ``ModelError`` for a checkpoint that is missing or not GIT, as
+    """A copy of ``qa`` for planning: the same settings, and in place of each engine its
+    ``ModelFacts`` (names, kind, frames, preprocessing): a loaded engine's own, else read from
+    the checkpoint's config files, for each checkpoint the run needs. The driver needs no
+    weights and no torch to plan; the copy pickles small, and a planning task unpickles it
+    without importing torch or transformers (seconds and hundreds of MiB a process). ``qa``
+    is left as it was. Raises ``ModelError`` for a checkpoint that is missing or not GIT, as
     loading it would."""
     from videoqa.preprocess import ModelFacts
 
     planner = copy.copy(qa)
-    planner._engines = dict(qa._engines)
+    planner._engines = {key: engine.facts() for key, engine in qa._engines.items()}  # type: ignore[misc]
     for model, revision in needed_models(qa, questions, captions):
         if (model, revision) not in planner._engines:
             facts = ModelFacts.load(model, revision=revision)
             planner._engines[(model, revision)] = facts  # type: ignore[assignment]
-    return planner
-
-
-def planning_copy(qa: VideoQA) -> VideoQA:
-    """A copy of ``qa`` for the planning tasks: the same settings, and in place of each engine
-    its ``ModelFacts`` (names, kind, frames, preprocessing): it pickles small, and a task
-    unpickles it without importing torch or transformers (seconds and hundreds of MiB a
-    process)."""
-    planner = copy.copy(qa)
-    planner._engines = {key: engine.facts() for key, engine in qa._engines.items()}  # type: ignore[misc]
     return planner
 
 
@@ -321,7 +313,7 @@ def run_on_ray(
     """Process ``videos`` on a Ray cluster; yield each file's outcome as it ends.
 
     ``qa`` is the driver's ``VideoQA``; it need not load its checkpoints: the driver reads
-    their config files (``read_model_facts``) and ships their names and preprocessing to the
+    their config files (``planning_copy``) and ships their names and preprocessing to the
     planning tasks, and each model actor loads the weights by the same name. ``videos`` are
     files, folders (searched as ``find_videos`` does) or paths only the workers see.
     ``formats``, ``output_dir``, ``overwrite`` and ``sidecar_options`` go to
@@ -334,7 +326,7 @@ def run_on_ray(
 
     settings = settings or RaySettings()
     ray = require_ray()
-    qa = read_model_facts(qa, questions, captions)
+    qa = planning_copy(qa, questions, captions)
     connect(settings.address)
     gpus = _gpus_per_actor(ray, settings, qa)
     _check_cpus(ray, settings)
@@ -443,7 +435,7 @@ def _dataset(
     """The Ray Data pipeline: files -> plans -> clips -> results (lazy until iterated)."""
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
-    job = _Job(planning_copy(qa), questions, captions, dict(plan_options))
+    job = _Job(qa, questions, captions, dict(plan_options))
     roles = needed_models(qa, questions, captions)
     models = {
         "model": qa.model, "caption_model": qa.caption_model, "revision": qa.revision,

@@ -163,13 +163,14 @@ def _check_models(models: dict[str, Any], *, questions: tuple[str, ...], caption
     command checks it by loading it (one error, before any file), but without the weights:
     the model actors load those, and the driver needs neither their memory nor torch."""
     from videoqa.cli.progress import say
-    from videoqa.distributed import needed_models, read_model_facts
+    from videoqa.distributed import needed_models, planning_copy
     from videoqa.pipeline import VideoQA, frames_per_clip_for
 
-    wanted = needed_models(VideoQA(**models), questions, captions)
+    qa = VideoQA(**models)
+    wanted = needed_models(qa, questions, captions)
     say(f"videoqa: checking {', '.join(model for model, _ in wanted)} (the model actors load "
         f"{'them' if len(wanted) > 1 else 'it'})")
-    qa = read_model_facts(VideoQA(**models), questions, captions)
+    qa = planning_copy(qa, questions, captions)
     for model, revision in wanted:
         frames_per_clip_for(qa.engine(model, revision), frames_per_clip)
     return qa
