@@ -415,8 +415,7 @@ def _deliver(
             written = write_sidecars(report, state.path, formats=formats, output_dir=output_dir,
                                      overwrite=overwrite, **sidecars)  # fmt: skip
         if index is not None:
-            json_path = next((path for path in written if path.name.endswith(".json")), None)
-            index.add_report(report, json_path=json_path)
+            index.add_written(report, written)
     except VideoQAError as error:
         return FileOutcome(state.path, report=report, written=tuple(written), error=str(error))
     return FileOutcome(state.path, report=report, written=tuple(written))

@@ -375,6 +375,12 @@ class ArchiveIndex:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def add_written(self, report: Report, written: Sequence[str | os.PathLike[str]]) -> int:
+        """Index ``report`` as just written to the sidecars ``written``: its JSON sidecar, when
+        among them, is recorded as where it was read from (``add_report``'s ``json_path``)."""
+        json_path = next((path for path in written if os.fspath(path).endswith(".json")), None)
+        return self.add_report(report, json_path)
+
     def add_report(
         self,
         report: Report,

@@ -345,8 +345,7 @@ def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupt
                                      output_dir=sidecars.output_dir, overwrite=sidecars.overwrite,
                                      subtitle_language=sidecars.subtitle_language)
             if sidecars.index is not None:
-                json_path = next((path for path in written if path.name.endswith(".json")), None)
-                sidecars.index.add_report(report, json_path=json_path)
+                sidecars.index.add_written(report, written)
         except VideoQAError as error:
             say(error_line(error, command))
             run.file_ended(ok=False, planned=True)
