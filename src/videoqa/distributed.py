@@ -329,7 +329,7 @@ def run_on_ray(
     qa = planning_copy(qa, questions, captions)
     connect(settings.address)
     gpus = _gpus_per_actor(ray, settings, qa)
-    _check_cpus(ray, settings)
+    decode_tasks = _decode_tasks(ray, settings)
     listed = find_videos(videos) if search_folders else videos
     paths = [os.path.abspath(path) for path in listed]
     sidecars = dict(sidecar_options or {})
@@ -349,8 +349,8 @@ def run_on_ray(
     if not pending:
         return
 
-    dataset = _dataset(ray, qa, pending, settings, gpus, tuple(questions), captions,
-                       plan_options)
+    dataset = _dataset(ray, qa, pending, settings, gpus, decode_tasks, tuple(questions),
+                       captions, plan_options)
     for row in _rows_of(ray, dataset):
         position, kind = int(row["position"]), str(row["kind"])
         state = states[position]
@@ -427,6 +427,7 @@ def _dataset(
     rows: list[dict[str, Any]],
     settings: RaySettings,
     gpus: float,
+    decode_tasks: int,
     questions: tuple[str, ...],
     captions: bool,
     plan_options: dict[str, Any],
@@ -445,7 +446,6 @@ def _dataset(
     if not gpus:  # Ray hides no GPU from an actor that reserved none: keep it off them
         models["device"] = "cpu"
         cpu_share = settings.model_actors
-    decode_tasks = settings.decode_tasks or _spare_cpus(ray, settings.model_actors)
     files = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
     planned = files.map(_plan_row, fn_args=(job,), compute=TaskPoolStrategy(size=decode_tasks))
     decoded = planned.flat_map(_decode_rows, compute=TaskPoolStrategy(size=decode_tasks))
@@ -459,19 +459,23 @@ def _dataset(
     )
 
 
-def _check_cpus(ray: Any, settings: RaySettings) -> None:
-    """Each model actor holds one of the cluster's CPUs and decoding needs one more: with
-    fewer, Ray waits for ever. Refused on a cluster started here; a remote cluster may be
-    adding nodes, so there it is a warning."""
+def _decode_tasks(ray: Any, settings: RaySettings) -> int:
+    """Decoding tasks at once: as asked, else the cluster's CPUs less one per model actor.
+
+    Each model actor holds one of the cluster's CPUs and decoding needs one more: with fewer,
+    Ray waits for ever. Refused on a cluster started here; a remote cluster may be adding
+    nodes, so there it is a warning."""
     cpus = ray.cluster_resources().get("CPU", 0)
+    spare = int(cpus) - settings.model_actors
+    if spare >= 1:
+        return settings.decode_tasks or spare
     needed = settings.model_actors + 1
-    if cpus >= needed:
-        return
     reason = (f"{settings.model_actors} model actor{'s' if settings.model_actors > 1 else ''} "
               f"and a decoding task need {needed} CPUs, the Ray cluster")  # fmt: skip
     if settings.address == "local":
         raise ConfigError(None, f"{reason} started here has {cpus:g}", setting="model_actors")
     logger.warning("%s has %g now: the run waits for more nodes", reason, cpus)
+    return settings.decode_tasks or 1
 
 
 def _gpus_per_actor(ray: Any, settings: RaySettings, qa: VideoQA) -> float:
@@ -506,8 +510,3 @@ def _cpu_threads(model_actors: int) -> int:
     OMP_NUM_THREADS to it, which would hold torch to one thread."""
     return max(1, (os.cpu_count() or 1) // model_actors)
 
-
-def _spare_cpus(ray: Any, model_actors: int) -> int:
-    """Decoding tasks by default: the cluster's CPUs less one per model actor, at least one."""
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(1, cpus - model_actors)
