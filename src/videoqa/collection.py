@@ -1139,7 +1139,10 @@ def run_collection(
     its last clip is done (``write_sidecars``'s ``output_dir`` and ``overwrite``). A file that
     fails yields an outcome with its one-line ``error``; the others go on.
     """
-    from videoqa.sidecars import check_targets, write_sidecars
+    from videoqa.delivery import Delivery
+    from videoqa.sidecars import check_targets
+
+    delivery = Delivery(tuple(formats), output_dir, overwrite)
 
     def precheck(path: Path) -> None:
         if formats:
@@ -1151,12 +1154,9 @@ def run_collection(
             if isinstance(event, FileFailed):
                 yield FileOutcome(event.path, error=event.error)
             elif isinstance(event, FileDone):
-                written: list[Path] = []
-                if formats:
-                    try:
-                        written = write_sidecars(event.report, event.path, formats=tuple(formats),
-                                                 output_dir=output_dir, overwrite=overwrite)
-                    except VideoQAError as error:
-                        yield FileOutcome(event.path, report=event.report, error=str(error))
-                        continue
+                try:
+                    written = delivery.deliver(event.report, event.path)
+                except VideoQAError as error:
+                    yield FileOutcome(event.path, report=event.report, error=str(error))
+                    continue
                 yield FileOutcome(event.path, report=event.report, written=tuple(written))

@@ -537,6 +537,7 @@ class VideoQA:
             caption_max_new_tokens=caption_max_new_tokens if captions else None,
             clip_mode=plan.mode,
             shots=plan.shots,
+            deinterlace=deinterlace,
         )
         return VideoJob(
             path=path,

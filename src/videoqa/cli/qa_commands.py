@@ -337,15 +337,13 @@ def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
 def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupts: Interrupts,
              sidecars: _SidecarOptions, command: click.Command) -> None:
     """One file's sidecars (or its JSON line) now that its last clip is done."""
-    from videoqa.sidecars import write_sidecars
+    from videoqa.delivery import Delivery
 
+    delivery = Delivery(sidecars.formats, sidecars.output_dir, sidecars.overwrite,
+                        sidecars.subtitle_language, sidecars.index)
     with interrupts.deferred():
         try:
-            written = write_sidecars(report, video, formats=sidecars.formats,
-                                     output_dir=sidecars.output_dir, overwrite=sidecars.overwrite,
-                                     subtitle_language=sidecars.subtitle_language)
-            if sidecars.index is not None:
-                sidecars.index.add_written(report, written)
+            written = delivery.deliver(report, video)
         except VideoQAError as error:
             say(error_line(error, command))
             run.file_ended(ok=False, planned=True)
