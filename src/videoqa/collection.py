@@ -51,6 +51,7 @@ from videoqa.clips import Clip, frame_times_in
 from videoqa.errors import ConfigError, VideoQAError
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers
 from videoqa.report import ClipResult, ModelInfo, Report, Sampling
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 if TYPE_CHECKING:
     from videoqa.pipeline import ModelRole, VideoQA
@@ -88,8 +89,6 @@ def find_videos(
     fails alone, with its reason, when processed.
     """
     if extensions is None:
-        from videoqa.watch.config import DEFAULT_EXTENSIONS
-
         extensions = DEFAULT_EXTENSIONS
     suffixes = {suffix.lower() for suffix in extensions}
     found: list[Path] = []

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
 from videoqa.pathnames import path_from_sqlite as _loaded
 from videoqa.pathnames import sqlite_path
 from videoqa.report import Report, ReportFormatError
 from videoqa.sidecars import JSON_SUFFIX
+from videoqa.version import __version__
 
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of an index this module writes."""

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
 from videoqa.pathnames import dumps_json
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.report")
 

@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from videoqa import __version__
 from videoqa.errors import ConfigError, OutputError
+from videoqa.formats.lines import clip_lines
 from videoqa.pathnames import dumps_json, readable
 from videoqa.record import KeptEdits, adopt, merge_records
-from videoqa.report import ClipResult, Report, ReportFormatError
+from videoqa.report import Report, ReportFormatError
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.sidecars")
 
@@ -83,21 +84,6 @@ def format_timestamp(
     secs, milliseconds = divmod(milliseconds, 1000)
     hours_part = f"{hours:02d}:" if always_include_hours or hours else ""
     return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{milliseconds:03d}"
-
-
-def _one_line(text: str) -> str:
-    """Subtitle text may not contain blank lines (they end a cue): keep it on one line."""
-    return " ".join(text.split())
-
-
-def clip_lines(clip: ClipResult, *, captions: bool) -> tuple[str, ...]:
-    """What a clip's cue says: its caption, or one ``question: answer`` line per question."""
-    if captions:
-        text = _one_line(clip.caption.text) if clip.caption else ""
-        return (text,) if text else ()
-    return tuple(
-        f"{_one_line(qa.question)}: {_one_line(qa.answer)}" for qa in clip.answers
-    )
 
 
 def build_cues(report: Report) -> list[Cue]:
