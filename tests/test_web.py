@@ -359,3 +359,61 @@ def test_serve_refuses_a_port_in_use_in_one_line(archive):
     assert result.exit_code == 1
     assert result.stderr == (f"videoqa: error: --port: cannot listen on 127.0.0.1:{port}: "
                              "Address already in use\n")  # fmt: skip
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = next((folder for folder in (PROJECT / "shared" / "media",
+                                           PROJECT.parent / "shared" / "media",
+                                           PROJECT.parent.parent / "shared" / "media")
+                     if folder.is_dir()), PROJECT / "shared" / "media")  # fmt: skip
+"""The project's shared test media (../shared/media beside the checkout, or a worktree's)."""
+
+
+def test_a_note_says_when_the_player_shows_another_stream_than_the_report(archive):
+    source = SHARED_MEDIA / "nasa_13013.mp4"
+    if not source.is_file():
+        pytest.skip(f"{source} is not here")
+    nasa = archive["root"] / "nasa.mp4"
+    shutil.copyfile(source, nasa)
+    info = probe(nasa)  # FFmpeg picks stream #3 (480x270); browsers play the first, #0
+    assert (info.video_stream, info.streams[0].kind) == (3, "video")
+    model = ModelInfo("demo", None, "video", 6, (32, 32), "pad")
+    clips = [ClipResult(0, 0.0, 5.0, (2.5,), Caption("a rocket on the pad", -0.1))]
+    report = Report(VideoFacts.from_info(info), model, Sampling(5.0, 5.0, 0.0, 5.0, 20, 30), (),
+                    model, clips)  # fmt: skip
+    index_video(archive["db"], nasa, report)
+    client = TestClient(create_app(archive["db"], [archive["root"]], cache_dir=archive["cache"]))
+    html = client.get(f"/video/{key_of(nasa)}").text
+    assert ("The player shows the first video stream, #0 (320x180); the captions and "
+            "answers describe stream #3 (480x270).") in html  # fmt: skip
+    assert "h264 in mp4 · stream #3" in html
+    assert "stream-note" not in client.get(f"/video/{key_of(archive['video'])}").text
+
+
+def test_codecs_and_containers_have_the_names_people_know(tmp_path):
+    from videoqa.ffmpeg_names import codec_name, container_name
+
+    av1 = tmp_path / "av1.mp4"
+    try:
+        write_indexed_video(av1, codec="libsvtav1", frames=8, height=64,
+                            options={"g": "8"})  # fmt: skip
+    except Exception as error:  # an FFmpeg build without the encoder
+        pytest.skip(f"cannot write AV1 here: {error}")
+    info = probe(av1)
+    stream = info.streams[info.video_stream]
+    assert (stream.codec, info.container) == ("av1", "mp4")
+    assert stream.decoder in (None, "libdav1d", "libaom-av1")  # the decoder, apart
+    assert VideoFacts.from_info(info).codec == "av1"
+    assert browser_media_type("av1", info.format_name) == "video/mp4"
+    assert browser_media_type("libdav1d", info.format_name) == "video/mp4"  # an older report
+    assert codec_name("libdav1d") == "av1" and codec_name("h264") == "h264"
+    samples = Path(__file__).resolve().parents[1] / "sample_media"
+    assert probe(samples / "triangle_joins.webm").container == "webm"
+    mkv = tmp_path / "x.mkv"
+    write_indexed_video(mkv, frames=4)
+    assert probe(mkv).container == "matroska"
+    mov = tmp_path / "x.mov"
+    write_indexed_video(mov, frames=4)
+    assert probe(mov).container == "mov"  # FFmpeg's mov muxer writes the qt brand
+    assert container_name("mov,mp4,m4a,3gp,3g2,mj2", brand="M4A ") == "m4a"
+    assert container_name("avi") == "avi"

@@ -166,7 +166,7 @@ def test_pages_cannot_be_framed_or_sniffed(archive, loopback):
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert "script-src 'self';" in response.headers["content-security-policy"]
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
 
 
 def test_an_edit_over_the_limit_gets_413_and_nothing_is_written(archive, loopback):

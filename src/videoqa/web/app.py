@@ -251,7 +251,7 @@ class _Review:
         analysed = next((s for s in streams if s.index == report.video.stream), None)
         note = None
         if first is not None and analysed is not None and first.index != analysed.index:
-            note = (f"The player shows the file's first video stream, #{first.index} "
+            note = (f"The player shows the first video stream, #{first.index} "
                     f"({first.width}x{first.height}); the captions and answers describe "
                     f"stream #{analysed.index} ({analysed.width}x{analysed.height}).")
         return {"codec": codec_name(report.video.codec) or "?",

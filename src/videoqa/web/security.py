@@ -12,7 +12,8 @@ One ASGI layer in front of every route, so no route can forget a check:
   must carry the per-session CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) or
   the server's token as ``Authorization: Bearer`` (a header no other site's page can add).
 - **Headers** on every answer: no framing, a Content-Security-Policy that allows this origin
-  only, ``nosniff``, and no ``Referer`` (addresses may hold the token).
+  only, ``nosniff``, and no ``Referer`` to other sites (``same-origin``: with ``no-referrer``
+  Chromium sends ``Origin: null`` on the page's own form posts).
 
 Why the session and CSRF tokens are HMACs of a random key made at start: nothing to store,
 and a restart invalidates them.
@@ -51,7 +52,7 @@ SECURITY_HEADERS = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 )
