@@ -94,6 +94,8 @@ def test_off_loopback_every_request_needs_the_token(archive, everywhere):
         assert first.status_code == 303 and first.headers["location"] == "/?q=blue"
         assert "HttpOnly" in first.headers["set-cookie"]
         assert "SameSite=Strict" in first.headers["set-cookie"]
+        sideways = httpx.get(f"{url}/evil.example/", params={"token": token})  # //evil.example/
+        assert sideways.status_code == 303 and sideways.headers["location"] == "/evil.example/"
         assert client.get("/", params={"q": "blue"}).status_code == 200  # the cookie now
         assert client.get(f"/video/{k}/media", headers={"Range": "bytes=0-9"}).status_code == 206
     bearer = httpx.get(f"{url}api/videos", headers={"Authorization": f"Bearer {token}"})

@@ -36,6 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_COOKIE = "videoqa_token"
 SESSION_COOKIE = "videoqa_session"
+"""Cookie names, followed by ``_PORT``: a browser keeps cookies per host, not per port, and two
+servers on one machine must not overwrite each other's session."""
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -123,7 +125,8 @@ class Guard:
             await refusal(scope, receive, send_with_headers)
             return
         cookies = _cookies(headers)
-        session = cookies.get(SESSION_COOKIE) or ""
+        session_cookie = _named(SESSION_COOKIE, scope)
+        session = cookies.get(session_cookie) or ""
         new_session = not _valid_session(session)
         if new_session:
             session = secrets.token_hex(16)
@@ -134,7 +137,7 @@ class Guard:
         async def send_cookies(message: Message) -> None:
             if message["type"] == "http.response.start" and new_session:
                 MutableHeaders(scope=message).append(
-                    "set-cookie", _cookie(SESSION_COOKIE, session, http_only=True))
+                    "set-cookie", _cookie(session_cookie, session, http_only=True))
             await send_with_headers(message)
 
         await self.app(scope, receive, send_cookies)
@@ -147,16 +150,18 @@ class Guard:
                                      "(start it with --allowed-host NAME to add one)", 400)
         if self.token is not None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            cookie = _cookies(headers).get(TOKEN_COOKIE)
+            cookie = _cookies(headers).get(_named(TOKEN_COOKIE, scope))
             bearer = _bearer(headers)
             if self._token_ok(query.get("token")) and scope["method"] in ("GET", "HEAD"):
                 # the link printed at start: keep it as a cookie and drop it from the address
                 rest = urlencode([(k, v) for k, v in parse_qsl(
                     scope.get("query_string", b"").decode("latin-1")) if k != "token"])
-                target = scope.get("path", "/") + (f"?{rest}" if rest else "")
+                path = "/" + str(scope.get("path", "/")).lstrip("/")  # never //other.host
+                target = path + (f"?{rest}" if rest else "")
                 response = RedirectResponse(target, 303)
-                response.headers.append("set-cookie", _cookie(TOKEN_COOKIE, self.token,
-                                                              http_only=True))
+                cookie_name = _named(TOKEN_COOKIE, scope)
+                response.headers.append("set-cookie",
+                                        _cookie(cookie_name, self.token, http_only=True))
                 return response
             if not (self._token_ok(cookie) or self._token_ok(bearer)):
                 return PlainTextResponse(
@@ -214,6 +219,11 @@ def _same_origin(origin: str, host_header: str) -> bool:
     host_port = int(tail.rsplit(":", 1)[1]) if ":" in tail and tail.rsplit(":", 1)[1].isdigit() \
         else default
     return parts.hostname.lower() == host and port == host_port
+
+
+def _named(cookie: str, scope: Scope) -> str:
+    server = scope.get("server")
+    return f"{cookie}_{server[1]}" if server and server[1] else cookie
 
 
 def _cookies(headers: Headers) -> dict[str, str]:
