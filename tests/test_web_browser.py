@@ -193,6 +193,13 @@ def test_a_video_the_browser_cannot_play_shows_frames_and_a_note(site, browser):
         assert time.monotonic() - started < WAIT, "the frame did not load"
         time.sleep(0.1)
     assert browser.execute_script("return arguments[0].naturalWidth", frame) == 240
+    # Its edit page shows the clip's frames beside the texts instead of a player.
+    browser.get(f"{site['url']}video/{key}/clip/0/edit")
+    assert browser.find_elements(By.TAG_NAME, "video") == []
+    wait_for(browser, "const i = document.querySelectorAll('#clip-frames img');"
+                      "return i.length && Array.from(i).every(x => x.complete && x.naturalWidth)",
+             "the clip's frames did not load")  # fmt: skip
+    assert browser.find_element(By.ID, "clip-frames").is_displayed()
 
 
 def test_the_edit_page_plays_the_clip_in_a_loop_beside_its_texts(site, browser):
@@ -215,7 +222,8 @@ def test_the_edit_page_plays_the_clip_in_a_loop_beside_its_texts(site, browser):
             break
         time.sleep(0.05)
     assert seen[-1] < 9.0, "the clip did not loop back to its start"
-    assert all(5.0 <= t <= 10.05 for t in seen), seen
+    # never more than a few frames past the end (timeupdate alone overshot by 0.25 s)
+    assert all(5.0 <= t <= 10.12 for t in seen), seen
     assert browser.find_element(By.ID, "caption").is_displayed()
 
 

@@ -23,8 +23,9 @@
   if (player) {
     var start = parseFloat(player.dataset.start);
     var end = parseFloat(player.dataset.end);
-    var loop = function () {
-      if (player.currentTime >= end - 0.01 || player.currentTime < start) {
+    var FRAME = 0.05;  // loop a frame before the end: the next clip's first frame never shows
+    var loop = function (now) {
+      if (now >= end - FRAME || now < start - FRAME) {
         player.currentTime = start + INSIDE;
         if (player.paused) { player.play().catch(function () {}); }
       }
@@ -36,9 +37,18 @@
         player.currentTime = start + INSIDE;
       }
     });
-    player.addEventListener("timeupdate", loop);
+    // Each frame shown where the browser says so (timeupdate comes only every 250 ms or so,
+    // too late to stop at the end); timeupdate as well, for browsers without it.
+    if (player.requestVideoFrameCallback) {
+      var onFrame = function (_now, frame) {
+        loop(frame.mediaTime);
+        player.requestVideoFrameCallback(onFrame);
+      };
+      player.requestVideoFrameCallback(onFrame);
+    }
+    player.addEventListener("timeupdate", function () { loop(player.currentTime); });
     player.addEventListener("pause", function () {  // the #t= end pauses it: loop on
-      if (player.currentTime >= end - 0.05) { loop(); }
+      if (player.currentTime >= end - 0.1) { loop(player.currentTime); }
     });
   }
 
