@@ -139,7 +139,9 @@ def test_api_edits_are_checked_as_the_form_is(site):
 def test_off_loopback_the_api_needs_the_token(site):
     wide = site["wide"]
     for path in ("api/videos", "api/search?q=blue", f"api/videos/{site['key']}"):
-        assert httpx.get(f"{wide}{path}").status_code == 401, path
+        refused = httpx.get(f"{wide}{path}")
+        assert refused.status_code == 401, path
+        assert refused.json()["error"].startswith("authentication needed")
         assert httpx.get(f"{wide}{path}",
                          headers={"Authorization": "Bearer " + TOKEN[::-1]}).status_code == 401
     bearer = {"Authorization": f"Bearer {TOKEN}"}

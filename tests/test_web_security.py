@@ -209,6 +209,8 @@ def test_times_within_one_frame_make_one_cache_file(archive, loopback):
             images.add(response.content)
     assert len(images) == 1
     assert len(set(cache.rglob("*.jpg")) - before) == 1
+    with httpx.Client(base_url=loopback) as client:  # far past the end: the last frame
+        assert client.get(f"/video/{k}/thumbnail", params={"t": "1e300"}).status_code == 200
 
 
 def test_the_thumbnail_cache_stays_under_its_size(tmp_path):

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_COOKIE = "videoqa_token"
@@ -146,8 +146,8 @@ class Guard:
         """The answer that refuses this request, or None when it may go on."""
         host = host_name(headers.get("host", ""))
         if self.allowed is not None and host not in self.allowed:
-            return PlainTextResponse(f"refused: {host or 'no'} Host is not this server's "
-                                     "(start it with --allowed-host NAME to add one)", 400)
+            return _refuse(scope, f"refused: {host or 'no'} Host is not this server's (start it "
+                                  "with --allowed-host NAME to add one)", 400)
         if self.token is not None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             cookie = _cookies(headers).get(_named(TOKEN_COOKIE, scope))
@@ -164,15 +164,15 @@ class Guard:
                                         _cookie(cookie_name, self.token, http_only=True))
                 return response
             if not (self._token_ok(cookie) or self._token_ok(bearer)):
-                return PlainTextResponse(
-                    "authentication needed: open the address with ?token= that videoqa serve "
-                    "printed when it started, or send Authorization: Bearer TOKEN", 401,
+                return _refuse(
+                    scope, "authentication needed: open the address with ?token= that videoqa "
+                    "serve printed when it started, or send Authorization: Bearer TOKEN", 401,
                     headers={"www-authenticate": 'Bearer realm="videoqa"'})
         if scope["method"] in WRITE_METHODS:
             origin = headers.get("origin")
             if origin is not None and not _same_origin(origin, headers.get("host", "")):
-                return PlainTextResponse("refused: the request came from another site's page "
-                                         f"({origin})", 403)
+                return _refuse(scope, "refused: the request came from another site's page "
+                                      f"({origin})", 403)
         return None
 
     def _csrf_given(self, scope: Scope, headers: Headers, session: str, new: bool) -> bool:
@@ -185,6 +185,14 @@ class Guard:
         given = headers.get(CSRF_HEADER)
         return (not new and given is not None
                 and hmac.compare_digest(given.encode(), self.csrf_for(session).encode()))
+
+
+def _refuse(scope: Scope, reason: str, status: int,
+            headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    """One line: as ``{"error": ...}`` under ``/api/``, plain text elsewhere."""
+    if str(scope.get("path", "")).startswith("/api/"):
+        return JSONResponse({"error": reason}, status, headers=headers)
+    return PlainTextResponse(reason, status, headers=headers)
 
 
 def csrf_field_ok(scope_state: Any, form_value: str | None) -> bool:

@@ -153,7 +153,7 @@ def snap(time: float, rate: float, last: float | None) -> float:
     """The start of the frame slot ``time`` falls in on a grid of ``rate`` frames a second
     (clamped to the last frame): every time within one frame gives one number, so one cache
     file. A time less than 1 µs before a slot counts as that slot's (as the sampler does)."""
-    time = max(0.0, time)
+    time = min(max(0.0, time), 1e9)  # a video of unknown length: still a finite slot
     if last is not None:
         time = min(time, last)
     slot = math.floor(time * rate + 1e-6 * rate)
