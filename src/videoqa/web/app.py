@@ -35,13 +35,13 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from videoqa import __version__
 from videoqa.errors import MediaError, OutputError, VideoQAError
 from videoqa.ffmpeg_names import codec_name, container_name
 from videoqa.index import KINDS
 from videoqa.pathnames import dumps_json, readable
 from videoqa.report import ClipResult, Report, ReportFormatError
 from videoqa.sidecars import VttWriter, format_timestamp
+from videoqa.version import __version__
 from videoqa.web.edits import EditError, edit_clip
 from videoqa.web.library import Colours, Library, ServedVideo, browser_media_type
 from videoqa.web.security import CSRF_FIELD, Guard, csrf_field_ok, refused_csrf
