@@ -63,9 +63,11 @@ def everywhere(archive) -> Iterator[tuple[str, str]]:
     server, url = serve(archive, "everywhere", host="0.0.0.0")
     assert server.stderr is not None
     line = server.stderr.readline()
-    found = re.search(r"open (http://0\.0\.0\.0:\d+/\?token=([A-Za-z0-9_-]+)) once", line)
+    port = url.rsplit(":", 1)[1].strip("/")
+    found = re.search(rf"open http://{re.escape(socket.gethostname())}:{port}/"
+                      r"\?token=([A-Za-z0-9_-]{32}) once", line)  # fmt: skip
     assert found, line
-    yield url, found.group(2)
+    yield url, found.group(1)
     server.terminate()
     server.wait(timeout=30)
 

@@ -93,8 +93,10 @@ def serve_command(db: Path | None, host: str, port: int, roots: Sequence[Path],
     click.echo(f"videoqa: serving {readable(db)} at http://{shown}:{bound}/ "
                f"(videos under {served}); Ctrl-C stops", err=True)  # fmt: skip
     if token is not None:
-        where = (f"http://{shown}:{bound}/?token={token}" if not given
-                 else f"the token from --token or ${TOKEN_ENV}")  # fmt: skip
+        wildcard = host.strip("[]") in ("0.0.0.0", "::")
+        name = socket.gethostname() if wildcard else shown  # 0.0.0.0 is no address to open
+        where = (f"http://{name}:{bound}/?token={token}" if not given
+                 else f"the address with ?token= and the token from --token or ${TOKEN_ENV}")
         click.echo(f"videoqa: every request needs the token: open {where} once (it is "
                    "kept as a cookie), or send Authorization: Bearer TOKEN", err=True)
     if not loopback:
