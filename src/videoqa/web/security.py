@@ -137,7 +137,7 @@ class Guard:
         async def send_cookies(message: Message) -> None:
             if message["type"] == "http.response.start" and new_session:
                 MutableHeaders(scope=message).append(
-                    "set-cookie", _cookie(session_cookie, session, http_only=True))
+                    "set-cookie", _cookie(session_cookie, session))
             await send_with_headers(message)
 
         await self.app(scope, receive, send_cookies)
@@ -159,9 +159,11 @@ class Guard:
                 path = "/" + str(scope.get("path", "/")).lstrip("/")  # never //other.host
                 target = path + (f"?{rest}" if rest else "")
                 response = RedirectResponse(target, 303)
-                cookie_name = _named(TOKEN_COOKIE, scope)
-                response.headers.append("set-cookie",
-                                        _cookie(cookie_name, self.token, http_only=True))
+                # Lax: the link opened from another site's page (a chat, a mail) is a
+                # cross-site navigation, and this redirect's target would not get a Strict
+                # cookie; another site's writes are refused by Origin and CSRF all the same
+                set_token = _cookie(_named(TOKEN_COOKIE, scope), self.token, same_site="Lax")
+                response.headers.append("set-cookie", set_token)
                 return response
             if not (self._token_ok(cookie) or self._token_ok(bearer)):
                 return _refuse(
@@ -253,7 +255,6 @@ def _valid_session(session: str) -> bool:
     return len(session) == 32 and all(c in "0123456789abcdef" for c in session)
 
 
-def _cookie(name: str, value: str, *, http_only: bool) -> str:
-    """A cookie for this server's pages only, never sent by another site's request."""
-    flags = "; HttpOnly" if http_only else ""
-    return f"{name}={value}; Path=/; SameSite=Strict{flags}"
+def _cookie(name: str, value: str, *, same_site: str = "Strict") -> str:
+    """A cookie for this server's pages, out of reach of scripts."""
+    return f"{name}={value}; Path=/; SameSite={same_site}; HttpOnly"
