@@ -86,7 +86,7 @@ def site(browser: webdriver.Chrome,
             index.add_sidecar(json_path)
     server, url = start_serving(db, root, folder / "cache")
     try:
-        yield {"url": url, "video": video, "avi": avi}
+        yield {"url": url, "video": video, "avi": avi, "db": db, "root": root, "folder": folder}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -269,3 +269,30 @@ def test_pages_fit_the_window_without_sideways_scrolling(site, browser, width):
             assert right <= inner, f"the Search button is cut off on {path}"
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_off_loopback_the_printed_link_lets_the_browser_in_and_nothing_else_does(site, browser):
+    token = "browser-token-0123456789abcdef"
+    server, url = start_serving(site["db"], site["root"], site["folder"] / "cache-wide",
+                                host="0.0.0.0", options=["--token", token])  # fmt: skip
+    key = video_key(os.fspath(site["video"]))
+    try:
+        browser.get(f"{url}video/{key}")
+        assert "authentication needed" in browser.find_element(By.TAG_NAME, "body").text
+        browser.get(f"{url}video/{key}?t=5&token={token}")
+        assert browser.current_url == f"{url}video/{key}?t=5"  # the token left the address
+        wait_for(browser, "const p = document.getElementById('player');"
+                          "return p && p.readyState >= 2 && Math.abs(p.currentTime - 5) < 0.05",
+                 "the video did not play with the cookie")  # fmt: skip
+        browser.get(f"{url}video/{key}/clip/1/edit")
+        box = browser.find_element(By.ID, "caption")
+        box.clear()
+        box.send_keys("a circle corrected off loopback", Keys.ENTER)
+        WebDriverWait(browser, WAIT).until(
+            lambda driver: driver.find_elements(By.CLASS_NAME, "saved"), "no saved message"
+        )
+        assert captions(site["video"])[1] == (5.0, "a circle corrected off loopback")
+    finally:
+        browser.delete_all_cookies()
+        server.terminate()
+        server.wait(timeout=30)
