@@ -126,7 +126,8 @@ class VideoInfo:
     """What the sampler works with: the container and the video stream it uses.
 
     ``duration`` is the timeline's length: the used video stream's end (its own duration, or the
-    container's when the stream declares none, ``duration_source``) minus the start time.
+    container's when the stream declares none, or its last packet's end when neither declares
+    one, ``duration_source``) minus the start time.
     ``width``/``height`` are the size a player shows the first frame at: sample aspect ratio
     applied, then the rotation (the stored size is in ``streams``).
     """
@@ -144,7 +145,8 @@ class VideoInfo:
     frame_count: int | None
     default_video_stream: int = 0
     duration_source: str = "video stream"
-    """``"video stream"`` or ``"container"``: where ``duration`` comes from."""
+    """``"video stream"``, ``"container"`` or ``"packets"`` (neither declares a believable one:
+    the end of the stream's last packet, as ffprobe finds it): where ``duration`` comes from."""
     container_duration: float | None = None
     """The container's own duration (FFmpeg's: its longest audio or video stream)."""
     bit_rate: int | None = None
@@ -814,6 +816,36 @@ def _container_duration(container: av.container.InputContainer) -> float | None:
     return container.duration / av.time_base if container.duration is not None else None
 
 
+MAX_PLAUSIBLE_DURATION = 7 * 24 * 3600.0
+"""A container duration beyond a week (or none, zero, negative) is not believed: the video
+stream's packets say where it ends instead (``duration_source`` ``"packets"``)."""
+
+
+def _plausible(duration: float | None) -> bool:
+    return duration is not None and 0.0 < duration <= MAX_PLAUSIBLE_DURATION
+
+
+def _demuxed_end(path: str, index: int, start: Fraction) -> float:
+    """Where the video stream's last packet ends (timeline seconds), read from the packets.
+
+    What ffprobe and players do for a file whose header declares no length (a browser's
+    MediaRecorder WebM): every packet of the stream is read, none decoded, in a container of
+    its own so the sampler's read position is untouched. Costs one read of the file.
+    """
+    end: int | None = None
+    with _open_container(path) as container:
+        stream = container.streams[index]
+        time_base = stream.time_base
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None:
+                stop = stamp + (packet.duration or 0)
+                end = stop if end is None else max(end, stop)
+    if end is None or not time_base:
+        return 0.0
+    return max(0.0, float(end * time_base - start))
+
+
 def _tag_seconds(text: str | None) -> float | None:
     """Seconds from a Matroska ``DURATION`` tag (``00:00:10.333000000``); None if not one."""
     try:
@@ -901,8 +933,10 @@ def _video_info(
     source = "video stream"
     if stream.duration is not None and stream.start_time is not None and stream.time_base:
         duration = float((stream.start_time + stream.duration) * stream.time_base - start)
-    else:
+    elif _plausible(container_duration):
         duration, source = container_duration or 0.0, "container"
+    else:
+        duration, source = _demuxed_end(path, stream.index, start), "packets"
     best = container.streams.best("video")
     return VideoInfo(
         path=path,
