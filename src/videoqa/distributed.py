@@ -405,7 +405,7 @@ def _deliver(
     index: Any,
 ) -> FileOutcome:
     """A file's report, sidecars and index rows, once every clip is in."""
-    from videoqa.sidecars import write_sidecars
+    from videoqa.delivery import Delivery
 
     assert state.plan is not None and state.decoded is not None
     try:  # a file that decoded to no clip fails here, as in the local runner
@@ -414,12 +414,9 @@ def _deliver(
     except VideoQAError as error:
         return FileOutcome(state.path, error=str(error))
     written: list[Path] = []
+    delivery = Delivery(formats, output_dir, overwrite, index=index, **sidecars)
     try:
-        if formats:
-            written = write_sidecars(report, state.path, formats=formats, output_dir=output_dir,
-                                     overwrite=overwrite, **sidecars)  # fmt: skip
-        if index is not None:
-            index.add_written(report, written)
+        written = delivery.deliver(report, state.path)
     except VideoQAError as error:
         return FileOutcome(state.path, report=report, written=tuple(written), error=str(error))
     return FileOutcome(state.path, report=report, written=tuple(written))
