@@ -825,13 +825,35 @@ def _plausible(duration: float | None) -> bool:
     return duration is not None and 0.0 < duration <= MAX_PLAUSIBLE_DURATION
 
 
+_DEMUXED_ENDS: dict[tuple[Any, ...], float] = {}
+"""Ends read from the packets, by path, stream, size, mtime and start: every sampler of such a
+file (one per frame size, each thumbnail of the review page) reads it once, not each."""
+
+
 def _demuxed_end(path: str, index: int, start: Fraction) -> float:
     """Where the video stream's last packet ends (timeline seconds), read from the packets.
 
     What ffprobe and players do for a file whose header declares no length (a browser's
     MediaRecorder WebM): every packet of the stream is read, none decoded, in a container of
-    its own so the sampler's read position is untouched. Costs one read of the file.
+    its own so the sampler's read position is untouched. Costs one read of the file, once
+    while the file stays the same.
     """
+    try:
+        status = os.stat(path)
+        key: tuple[Any, ...] | None = (path, index, status.st_size, status.st_mtime_ns, start)
+    except OSError:
+        key = None
+    if key is not None and key in _DEMUXED_ENDS:
+        return _DEMUXED_ENDS[key]
+    seconds = _read_demuxed_end(path, index, start)
+    if key is not None:
+        if len(_DEMUXED_ENDS) >= 256:
+            _DEMUXED_ENDS.clear()
+        _DEMUXED_ENDS[key] = seconds
+    return seconds
+
+
+def _read_demuxed_end(path: str, index: int, start: Fraction) -> float:
     end: int | None = None
     with _open_container(path) as container:
         stream = container.streams[index]
