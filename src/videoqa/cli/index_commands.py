@@ -59,6 +59,7 @@ def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, check: 
 
     A video indexed before has its rows replaced; an unchanged sidecar is skipped. A file that
     is not a readable report is one line on stderr, and the others go on (exit 1 at the end).
+    A damaged index is one line too: --check verifies it, --rebuild PATHS makes it again.
     """
     db = db or default_db_path()
     if check:
