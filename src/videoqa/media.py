@@ -129,7 +129,8 @@ class VideoInfo:
     """What the sampler works with: the container and the video stream it uses.
 
     ``duration`` is the timeline's length: the used video stream's end (its own duration, or the
-    container's when the stream declares none, ``duration_source``) minus the start time.
+    container's when the stream declares none, or its last packet's end when neither declares
+    one, ``duration_source``) minus the start time.
     ``width``/``height`` are the size a player shows the first frame at: sample aspect ratio
     applied, then the rotation (the stored size is in ``streams``).
     """
@@ -147,7 +148,8 @@ class VideoInfo:
     frame_count: int | None
     default_video_stream: int = 0
     duration_source: str = "video stream"
-    """``"video stream"`` or ``"container"``: where ``duration`` comes from."""
+    """``"video stream"``, ``"container"`` or ``"packets"`` (neither declares a believable one:
+    the end of the stream's last packet, as ffprobe finds it): where ``duration`` comes from."""
     container_duration: float | None = None
     """The container's own duration (FFmpeg's: its longest audio or video stream)."""
     bit_rate: int | None = None
@@ -828,6 +830,58 @@ def _container_name(container: av.container.InputContainer, path: str) -> str | 
     return ffmpeg_names.container_name(container.format.name, brand=brand, path=path)
 
 
+MAX_PLAUSIBLE_DURATION = 7 * 24 * 3600.0
+"""A container duration beyond a week (or none, zero, negative) is not believed: the video
+stream's packets say where it ends instead (``duration_source`` ``"packets"``)."""
+
+
+def _plausible(duration: float | None) -> bool:
+    return duration is not None and 0.0 < duration <= MAX_PLAUSIBLE_DURATION
+
+
+_DEMUXED_ENDS: dict[tuple[Any, ...], float] = {}
+"""Ends read from the packets, by path, stream, size, mtime and start: every sampler of such a
+file (one per frame size, each thumbnail of the review page) reads it once, not each."""
+
+
+def _demuxed_end(path: str, index: int, start: Fraction) -> float:
+    """Where the video stream's last packet ends (timeline seconds), read from the packets.
+
+    What ffprobe and players do for a file whose header declares no length (a browser's
+    MediaRecorder WebM): every packet of the stream is read, none decoded, in a container of
+    its own so the sampler's read position is untouched. Costs one read of the file, once
+    while the file stays the same.
+    """
+    try:
+        status = os.stat(path)
+        key: tuple[Any, ...] | None = (path, index, status.st_size, status.st_mtime_ns, start)
+    except OSError:
+        key = None
+    if key is not None and key in _DEMUXED_ENDS:
+        return _DEMUXED_ENDS[key]
+    seconds = _read_demuxed_end(path, index, start)
+    if key is not None:
+        if len(_DEMUXED_ENDS) >= 256:
+            _DEMUXED_ENDS.clear()
+        _DEMUXED_ENDS[key] = seconds
+    return seconds
+
+
+def _read_demuxed_end(path: str, index: int, start: Fraction) -> float:
+    end: int | None = None
+    with _open_container(path) as container:
+        stream = container.streams[index]
+        time_base = stream.time_base
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None:
+                stop = stamp + (packet.duration or 0)
+                end = stop if end is None else max(end, stop)
+    if end is None or not time_base:
+        return 0.0
+    return max(0.0, float(end * time_base - start))
+
+
 def _tag_seconds(text: str | None) -> float | None:
     """Seconds from a Matroska ``DURATION`` tag (``00:00:10.333000000``); None if not one."""
     try:
@@ -918,8 +972,10 @@ def _video_info(
     source = "video stream"
     if stream.duration is not None and stream.start_time is not None and stream.time_base:
         duration = float((stream.start_time + stream.duration) * stream.time_base - start)
-    else:
+    elif _plausible(container_duration):
         duration, source = container_duration or 0.0, "container"
+    else:
+        duration, source = _demuxed_end(path, stream.index, start), "packets"
     best = container.streams.best("video")
     return VideoInfo(
         path=path,

@@ -34,7 +34,7 @@ from videoqa.clips import (
     frame_times_in,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.errors import ConfigError
+from videoqa.errors import ConfigError, TruncatedError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
@@ -118,8 +118,10 @@ class VideoJob:
         return self.build_report(list(self.results(progress)))
 
     def build_report(self, clips: list[ClipResult]) -> Report:
-        """The ``Report`` of this job from results already gathered from ``results()``."""
-        return make_report(
+        """The ``Report`` of this job from results already gathered from ``results()``.
+
+        Raises ``TruncatedError`` when the file decodes to no clip (:func:`check_decoded`)."""
+        report = make_report(
             self.info,
             model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
             caption_model=self.captioning.info if self.captioning else None,
@@ -128,6 +130,8 @@ class VideoJob:
             clips=clips,
             decodable_end=self.decodable_end,
         )
+        check_decoded(self.path, report)
+        return report
 
     def _generate(self, progress: ProgressCallback | None) -> Iterator[ClipResult]:
         total = len(self.clips)
@@ -296,6 +300,20 @@ def make_report(
         questions=questions,
         clips=clips,
     )
+
+
+def check_decoded(path: str | os.PathLike[str], report: Report, *, partial: bool = True) -> None:
+    """Fail a file that decodes only partway, the one rule of every path that runs a video.
+
+    A file that ends before its first clip (or decodes to nothing past its first frame) has no
+    result to write: ``TruncatedError`` ("truncated at X s of Y s"), so the CLI, the collection
+    runner, Ray and the daemon fail it alike instead of writing empty sidecars. A partial decode
+    keeps its decodable clips (``video.decodable_end`` says where it ends) unless ``partial``
+    is false: the daemon never marks such a file done.
+    """
+    end = report.video.decodable_end
+    if end is not None and (not partial or not report.clips):
+        raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
 
 
 def _sample(

@@ -94,6 +94,9 @@ def _info_table(info: VideoInfo) -> str:
     used = info.streams[info.video_stream]
     if info.duration_source == "container":
         source = f"the container's (video stream {info.video_stream} declares none)"
+    elif info.duration_source == "packets":
+        source = (f"from video stream {info.video_stream}'s packets (neither it nor the "
+                  "container declares one)")
     else:
         source = f"video stream {info.video_stream}'s"
     interlaced = "interlaced (deinterlaced by default)" if info.interlaced else "progressive"

@@ -63,13 +63,15 @@ def serve_command(db: Path | None, host: str, port: int, roots: Sequence[Path],
         raise VideoQAError(None, f"{INSTALL_HINT} ({missing} is missing)")
     import uvicorn
 
-    from videoqa.index import default_db_path
+    from videoqa.index import ArchiveIndex, default_db_path
     from videoqa.web.app import create_app
     from videoqa.web.library import roots_or_cwd
 
     db = db if db is not None else default_db_path()
     if not db.is_file():
         raise ConfigError(db, "no index here (make one with: videoqa index FOLDER --db FILE)")
+    ArchiveIndex.checked(db).close()  # a damaged, newer-layout or foreign file: refused here,
+    # not answered with 500s once a browser asks
     folders = roots_or_cwd(roots)
     for folder in folders:
         if not folder.is_dir():
