@@ -141,34 +141,19 @@ class VideoJob:
                                      stream=self.stream, deinterlace=self.deinterlace)  # fmt: skip
             done = 0
             for first in range(0, total, self.clip_batch_size):
-                batch = self.clips[first : first + self.clip_batch_size]
-                requests = []
-                if self.answering:
-                    requests.append((self.answering, [clip.frame_times for clip in batch]))
-                if self.captioning:
-                    times = [
-                        frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
-                        for clip in batch
-                    ]
-                    requests.append((self.captioning, times))
-                sampled = _sample(requests, samplers)
-                kept, any_past_end = _clips_before_end(sampled)
-                if any_past_end:
-                    self._note_truncation(samplers.values())
-                cut_short = kept < len(batch)
-                if cut_short:
-                    batch = batch[:kept]
-                    requests = [(role, times[:kept]) for role, times in requests]
-                    sampled = [request[:kept] for request in sampled]
+                batch, requests, frames = self._decode_batch(
+                    self.clips[first : first + self.clip_batch_size], samplers)
                 if not batch:
                     return
-                frames = [[[f.rgb for f in clip] for clip in request] for request in sampled]
                 answers = self._answer(batch, frames[0]) if self.answering else None
                 captions = (
                     self._caption(requests[-1][1], frames[-1]) if self.captioning else None
                 )
                 for position, clip in enumerate(batch):
-                    result = ClipResult(
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    yield ClipResult(
                         index=clip.index,
                         start=clip.start,
                         end=clip.end,
@@ -176,12 +161,31 @@ class VideoJob:
                         caption=captions[position] if captions else None,
                         answers=answers[position] if answers else (),
                     )
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield result
-                if cut_short:  # every later clip lies past the end too
-                    return
+                if len(batch) < self.clip_batch_size and first + len(batch) < total:
+                    return  # cut short by the end of decodable video: every later clip too
+
+    def _decode_batch(
+        self, batch: list[Clip], samplers: dict[tuple[int, int], FrameSampler]
+    ) -> tuple[list[Clip], list[tuple[ModelRole, list[tuple[float, ...]]]],
+               list[list[list[np.ndarray]]]]:
+        """A batch's frames for each role (``[request][clip][frame]``), the batch cut at the
+        end of decodable video (a truncated file: that end is noted once)."""
+        requests = []
+        if self.answering:
+            requests.append((self.answering, [clip.frame_times for clip in batch]))
+        if self.captioning:
+            times = [frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
+                     for clip in batch]  # fmt: skip
+            requests.append((self.captioning, times))
+        sampled = _sample(requests, samplers)
+        kept, any_past_end = _clips_before_end(sampled)
+        if any_past_end:
+            self._note_truncation(samplers.values())
+        if kept < len(batch):
+            batch = batch[:kept]
+            requests = [(role, times[:kept]) for role, times in requests]
+            sampled = [request[:kept] for request in sampled]
+        return batch, requests, [[[f.rgb for f in clip] for clip in request] for request in sampled]
 
     def _note_truncation(self, samplers: Iterable[FrameSampler]) -> None:
         """Record (once) that the video decodes only to ``decodable_end``, and say so."""
