@@ -579,79 +579,102 @@ class CollectionRunner:
             decoder_threads=self.decoder_threads,
         )
         planner.start(pool)
-        files: dict[int, _FileState] = {}
-        pending: deque[_Waiting] = deque()
-        finished = 0
-        pin = self.device == "cuda"
+        run = _Run(self, pool, len(paths))
         try:
-            while finished < len(paths):
-                message = pool.next_message(block=not pending)
-                if message is None and pending:
-                    batch = _take_batch(pending, self.batch_size)
-                    results = infer_batch(self.qa, [(plan, clip) for plan, clip, _ in batch],
-                                          pin_memory=pin)  # fmt: skip
-                    self.batches += 1
-                    self.largest_batch = max(self.largest_batch, len(batch))
-                    for (_plan, _clip, release), _result in zip(batch, results, strict=True):
-                        release()
-                    for (plan, _clip, _release), result in zip(batch, results, strict=True):
-                        state = files[plan.position]
-                        if state.failed:
-                            continue
-                        state.results.append(result)
-                        yield ClipDone(plan.position, plan.path, result, len(plan.clips))
-                        if _complete(state):
-                            finished += 1
-                            yield _finished(state)
-                    continue
-                if message is None:
-                    continue
-                kind = message[0]
-                if kind == "planned":
-                    plan = message[1]
-                    files[plan.position] = _FileState(plan)
-                    yield FilePlanned(plan.position, plan.path, plan)
-                elif kind == "clip":
-                    _, decoded, release = message
-                    state = files[decoded.position]
-                    if state.failed:
-                        release()
-                    else:
-                        pending.append((state.plan, decoded, release))
-                        self.most_waiting = max(self.most_waiting, len(pending))
-                        if len(pending) >= self.batch_size:
-                            pool.hold()  # run the batch before reading more
-                elif kind == "decoded":
-                    end: FileDecoded = message[1]
-                    state = files[end.position]
-                    if not state.failed:
-                        state.decoded = end
-                        if _complete(state):
-                            finished += 1
-                            yield _finished(state)
-                elif kind == "failed":
-                    _, position, path, error, cause = message
-                    failed = files.get(position)
-                    if failed is not None and failed.failed:
-                        continue
-                    if failed is not None:
-                        failed.failed = True
-                        for item in [item for item in pending if item[0].position == position]:
-                            pending.remove(item)
-                            item[2]()
-                    finished += 1
-                    done = len(failed.results) if failed else 0
-                    total = len(failed.plan.clips) if failed else 0
-                    yield FileFailed(position, path, error, done, total, cause)
+            while run.finished < len(paths):
+                message = pool.next_message(block=not run.pending)
+                if message is None and run.pending:
+                    yield from run.infer()
+                elif message is not None:
+                    yield from run.receive(message)
         except BaseException:
             planner.stop()
             self.close(wait=False)
             raise
         finally:
-            for _plan, _clip, release in pending:
+            for _plan, _clip, release in run.pending:
                 release()
             planner.stop()
             self.close()
+
+
+class _Run:
+    """One ``CollectionRunner.run``'s state: each file's, the decoded clips waiting for the
+    model, and how many files have ended; the decoders' messages and the batches turn into
+    the run's events here."""
+
+    def __init__(self, runner: CollectionRunner, pool: _DecoderPool, files: int) -> None:
+        self.runner = runner
+        self.pool = pool
+        self.files: dict[int, _FileState] = {}
+        self.pending: deque[_Waiting] = deque()
+        self.finished = 0
+        self.pin = runner.device == "cuda"
+
+    def infer(self) -> Iterator[Event]:
+        """One batch of the waiting clips through the model; a clip done each, a file's end
+        when its last clip is."""
+        runner = self.runner
+        batch = _take_batch(self.pending, runner.batch_size)
+        results = infer_batch(runner.qa, [(plan, clip) for plan, clip, _ in batch],
+                              pin_memory=self.pin)  # fmt: skip
+        runner.batches += 1
+        runner.largest_batch = max(runner.largest_batch, len(batch))
+        for (_plan, _clip, release), _result in zip(batch, results, strict=True):
+            release()
+        for (plan, _clip, _release), result in zip(batch, results, strict=True):
+            state = self.files[plan.position]
+            if state.failed:
+                continue
+            state.results.append(result)
+            yield ClipDone(plan.position, plan.path, result, len(plan.clips))
+            yield from self._end_if_complete(state)
+
+    def receive(self, message: tuple[Any, ...]) -> Iterator[Event]:
+        """What one message of the decoders means: a file planned, a clip decoded (it waits
+        for a batch), a file decoded to its end, a file failed."""
+        kind = message[0]
+        if kind == "planned":
+            plan = message[1]
+            self.files[plan.position] = _FileState(plan)
+            yield FilePlanned(plan.position, plan.path, plan)
+        elif kind == "clip":
+            _, decoded, release = message
+            state = self.files[decoded.position]
+            if state.failed:
+                release()
+                return
+            self.pending.append((state.plan, decoded, release))
+            self.runner.most_waiting = max(self.runner.most_waiting, len(self.pending))
+            if len(self.pending) >= self.runner.batch_size:
+                self.pool.hold()  # run the batch before reading more
+        elif kind == "decoded":
+            end: FileDecoded = message[1]
+            state = self.files[end.position]
+            if not state.failed:
+                state.decoded = end
+                yield from self._end_if_complete(state)
+        elif kind == "failed":
+            yield from self._failed(*message[1:])
+
+    def _end_if_complete(self, state: _FileState) -> Iterator[Event]:
+        if _complete(state):
+            self.finished += 1
+            yield _finished(state)
+
+    def _failed(self, position: int, path: str, error: str, cause: Any) -> Iterator[Event]:
+        failed = self.files.get(position)
+        if failed is not None and failed.failed:
+            return
+        if failed is not None:
+            failed.failed = True
+            for item in [item for item in self.pending if item[0].position == position]:
+                self.pending.remove(item)
+                item[2]()
+        self.finished += 1
+        done = len(failed.results) if failed else 0
+        total = len(failed.plan.clips) if failed else 0
+        yield FileFailed(position, path, error, done, total, cause)
 
 
 def _take_batch(pending: deque[_Waiting], size: int) -> list[_Waiting]:
