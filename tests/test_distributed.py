@@ -225,7 +225,7 @@ def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
         report["video"]["path"] = expected["video"]["path"]
         assert _without_timing(report) == _without_timing(expected)
         written = json.loads((out / f"{name}.videoqa.json").read_text())
-        assert written["clips"] == expected["clips"]
+        assert _without_timing(written["clips"]) == _without_timing(expected["clips"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"take{n}.{suffix}" for n in range(6) for suffix in ("videoqa.json", "srt")
     )
