@@ -195,6 +195,12 @@ class Report:
     clips: list[ClipResult] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
     generator: str = f"videoqa {__version__}"
+    subtitles: dict[str, Any] | None = None
+    """How the subtitle files were shaped (``videoqa.formats.cues.SubtitleStyle``'s figures),
+    so a rewrite (an edit on the review page) writes them alike; optional, absent when none."""
+    speech: dict[str, Any] | None = None
+    """Where people speak and where the description cues went (``videoqa.speech``), when
+    ``avoid_speech`` was asked for; optional, absent otherwise."""
 
     @property
     def has_captions(self) -> bool:
@@ -211,6 +217,9 @@ class Report:
             "sampling": _sampling_to_dict(self.sampling),
             "questions": list(self.questions),
             "clips": [_clip_to_dict(clip) for clip in self.clips],
+            # Optional keys: only when set, so reports without them are as before.
+            **({"subtitles": self.subtitles} if self.subtitles is not None else {}),
+            **({"speech": self.speech} if self.speech is not None else {}),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -244,6 +253,8 @@ class Report:
                 sampling=_sampling_from_dict(data["sampling"]),
                 questions=tuple(str(q) for q in data.get("questions", ())),
                 clips=[_clip_from_dict(clip) for clip in data["clips"]],
+                subtitles=_optional_object(data.get("subtitles")),
+                speech=_optional_object(data.get("speech")),
             )
         except (KeyError, TypeError, ValueError) as error:
             missing = f"missing key {error}" if isinstance(error, KeyError) else str(error)
@@ -261,6 +272,11 @@ class Report:
         except json.JSONDecodeError as error:
             raise ReportFormatError(path, f"not JSON: {error}") from None
         return cls.from_dict(data, source=os.fspath(path))
+
+
+def _optional_object(value: Any) -> dict[str, Any] | None:
+    """An optional key's JSON object (a copy), or None when absent or not an object."""
+    return json.loads(json.dumps(value)) if isinstance(value, Mapping) else None
 
 
 def _video_to_dict(video: VideoFacts) -> dict[str, Any]:

@@ -40,7 +40,9 @@ from videoqa.report import ClipResult, Report, ReportFormatError
 
 logger = logging.getLogger("videoqa.sidecars")
 
-FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "txt", "otio", "xmp")
+FORMATS: tuple[str, ...] = (
+    "json", "srt", "vtt", "txt", "otio", "xmp", "ttml", "ebutt", "descriptions",
+)  # fmt: skip
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
@@ -154,7 +156,7 @@ class SrtWriter(SidecarWriter):
 
     def render(self, report: Report) -> str:
         blocks = []
-        for number, cue in enumerate(build_cues(report), start=1):
+        for number, cue in enumerate(_styled_cues(report), start=1):
             start = format_timestamp(cue.start, decimal_marker=",")
             end = format_timestamp(cue.end, decimal_marker=",")
             # An arrow inside the text would read as a timing line to SRT parsers.
@@ -169,12 +171,69 @@ class VttWriter(SidecarWriter):
 
     def render(self, report: Report) -> str:
         parts = ["WEBVTT\n"]
-        for cue in build_cues(report):
+        for cue in self.cues(report):
             start = format_timestamp(cue.start)
             end = format_timestamp(cue.end)
             text = "\n".join(_escape_vtt(line) for line in cue.lines)
             parts.append(f"{start} --> {end}\n{text}\n")
         return "\n".join(parts)
+
+
+    def cues(self, report: Report) -> list[Cue]:
+        return _styled_cues(report)
+
+
+def _styled_cues(report: Report) -> list[Cue]:
+    """The subtitle cues in the report's style (``videoqa.formats.cues``; ``none``: one cue
+    per clip, as ``build_cues``)."""
+    from videoqa.formats.cues import subtitle_cues  # imports this module: loaded on first use
+
+    return subtitle_cues(report)
+
+
+class DescriptionsWriter(VttWriter):
+    """The captions as a WebVTT ``kind="descriptions"`` track, ``<stem>.descriptions.vtt``:
+    placed between speech when the report says where people speak (``videoqa.formats.
+    descriptions``)."""
+
+    format = "descriptions"
+
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        from videoqa.formats.descriptions import descriptions_target
+
+        return descriptions_target(stem, folder, language)
+
+    def cues(self, report: Report) -> list[Cue]:
+        from videoqa.formats.descriptions import description_cues
+
+        return description_cues(report)
+
+
+class TtmlWriter(SidecarWriter):
+    """IMSC 1.1 Text profile TTML (``videoqa.formats.ttml``)."""
+
+    format = "ttml"
+    takes_language = True
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import ttml
+
+        return ttml.render(report)
+
+
+class EbuttWriter(SidecarWriter):
+    """EBU-TT-D (``videoqa.formats.ttml``), named ``<stem>[.LANG].ebutt.xml`` as delivered."""
+
+    format = "ebutt"
+    takes_language = True
+
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        return super().target(stem, folder, language).with_suffix(".ebutt.xml")
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import ttml
+
+        return ttml.render(report, ebu=True)
 
 
 def _escape_vtt(line: str) -> str:
@@ -249,7 +308,8 @@ class XmpWriter(SidecarWriter):
 
 WRITERS: dict[str, SidecarWriter] = {
     writer.format: writer
-    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter())
+    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter(),
+                   TtmlWriter(), EbuttWriter(), DescriptionsWriter())
 }
 
 
