@@ -9,8 +9,8 @@ from fractions import Fraction
 
 import pytest
 import srt
-
 from test_subtitles import CAPTIONS, make_report
+
 from videoqa.formats.cues import resolve_style
 from videoqa.sidecars import write_sidecars
 
