@@ -130,10 +130,17 @@ def _silero_segments(samples: np.ndarray) -> list[tuple[float, float]]:
     from silero_vad import get_speech_timestamps, load_silero_vad
 
     if _SILERO is None:
-        _SILERO = load_silero_vad()  # the JIT model inside the wheel: no download
+        import warnings
+
+        with warnings.catch_warnings():  # the package's own deprecated calls, not the user's
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _SILERO = load_silero_vad()  # the JIT model inside the wheel: no download
     with torch.inference_mode():
+        # Pauses under 0.3 s (between words) stay inside one segment: no description fits
+        # there, and the segments read as phrases.
         stamps = get_speech_timestamps(torch.from_numpy(samples), _SILERO,
-                                       sampling_rate=SAMPLE_RATE)  # fmt: skip
+                                       sampling_rate=SAMPLE_RATE,
+                                       min_silence_duration_ms=300)  # fmt: skip
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
 
