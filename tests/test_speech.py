@@ -85,7 +85,9 @@ def _espeak(text: str, path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def spoken_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
+def spoken_video(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[tuple[float, float]]]:
     """The sample video (15 s, no audio) with espeak-ng's speech muxed in at known times, and
     where each utterance truly sounds (its samples above a small threshold)."""
     if shutil.which("espeak-ng") is None:
