@@ -193,3 +193,33 @@ def test_a_file_without_audio_behaves_as_without_avoid_speech(tmp_path):
     prepare_report(report, SAMPLE, SpeechOptions(avoid_speech=True))
     assert report.speech is None and "speech" not in report.to_dict()
     assert description_cues(report) == [Cue(0.0, 5.0, ("a circle",))]
+
+
+def test_the_daemon_takes_style_and_speech_per_folder_and_refuses_bad_ones(tmp_path,
+                                                                          spoken_video):
+    pytest.importorskip("silero_vad", reason="silero-vad (the speech extra) is not installed")
+    from videoqa.errors import ConfigError
+    from videoqa.watch.config import load_config
+    from videoqa.watch.worker import _shape_subtitles
+
+    (tmp_path / "talks").mkdir()
+    head = f"[[folders]]\npath = '{tmp_path / 'talks'}'\ncaptions = true\n"
+    config_file = tmp_path / "watch.toml"
+    config_file.write_text(head + "subtitle_style = 'bbc'\nmax_cps = 15\navoid_speech = true\n"
+                           "speech_gap = 0.8\nformats = ['json', 'vtt', 'descriptions']\n")
+    (settings,) = load_config(config_file).folders
+    assert (settings.subtitle_style, settings.max_cps, settings.avoid_speech,
+            settings.speech_gap) == ("bbc", 15.0, True, 0.8)  # fmt: skip
+    for bad, message in (("subtitle_style = 'hbo'", "'subtitle_style': unknown style 'hbo'"),
+                         ("max_lines = 0", "'max_lines' must be positive")):  # fmt: skip
+        config_file.write_text(head + bad + "\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(config_file)
+    # What the worker does with a report before the adapters write it.
+    source, _ = spoken_video
+    report = make_report(["a circle", "a blue circle", "a circle"], clip_length=5.0)
+    _shape_subtitles(source, report, settings)
+    assert report.subtitles is not None and report.subtitles["name"] == "bbc"
+    assert report.subtitles["max_cps"] == 15.0
+    assert report.speech is not None and report.speech["min_gap"] == 0.8
+    assert len(report.speech["segments"]) == 3

@@ -58,6 +58,18 @@ class SpeechOptions:
         return self.avoid_speech or (self.style is not None and self.style.shapes)
 
 
+def speech_options(settings: Any) -> SpeechOptions:
+    """The options of the daemon's ``FolderSettings`` (``subtitle_style``, ``max_line_chars``,
+    ``max_lines``, ``max_cps``, ``avoid_speech``, ``speech_gap``); ``ConfigError`` on a bad
+    one."""
+    from videoqa.formats.cues import resolve_style
+
+    style = resolve_style(settings.subtitle_style, max_line_chars=settings.max_line_chars,
+                          max_lines=settings.max_lines, max_cps=settings.max_cps)  # fmt: skip
+    return SpeechOptions(style=style, avoid_speech=settings.avoid_speech,
+                         min_gap=settings.speech_gap)  # fmt: skip
+
+
 def check_speech_options(options: SpeechOptions) -> None:
     """Refuse an unknown detector, a gap that is not positive, or ``avoid_speech`` without its
     detector installed: one line, before any model loads."""
