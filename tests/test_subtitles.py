@@ -289,3 +289,17 @@ def test_the_demo_models_captions_obey_netflix_through_the_cli(tmp_path):
         lint = CliRunner().invoke(cli, ["lint-subs", "--fps", f"{report.video.fps}",
                                         str(video.with_suffix(".srt"))])  # fmt: skip
         assert lint.exit_code == 0, lint.output
+
+
+def test_cli_refuses_styles_with_ray_and_unknown_styles_before_any_model_loads(tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["caption", str(video), "--ray", "local",
+                                      "--subtitle-style", "netflix"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == ("videoqa: error: --ray: --subtitle-style, --max-* and "
+                             "--avoid-speech are not supported with --ray yet\n")  # fmt: skip
+    unknown = CliRunner().invoke(cli, ["caption", str(video), "--subtitle-style", "hbo"])
+    assert unknown.exit_code == 2 and "'hbo' is not one of" in unknown.stderr
+    short = CliRunner().invoke(cli, ["lint-subs", "--max-line-chars", "5", str(video)])
+    assert short.exit_code == 2 and "--max-line-chars" in short.stderr
