@@ -88,6 +88,17 @@ def cpu(call, rounds: int = 1) -> tuple[float, float, object]:
     return best_cpu, best_wall, result
 
 
+def cpu_model() -> str:
+    """The CPU's name as /proc/cpuinfo gives it (Linux), else what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def caption_cpu_per_clip(tokens: int) -> float:
     """CPU seconds one 5 s clip costs git-base-vatex's shape (after one warm-up clip)."""
     import torch
@@ -135,7 +146,7 @@ def main() -> None:
         per_clip = caption_cpu_per_clip(args.caption_tokens)
     caption_hour = per_clip * 3600 / 5.0
     result = {
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.processor() or '?'}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {cpu_model()}",
         "load_average": round(os.getloadavg()[0], 1),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "audio_minutes": args.minutes, "speech_seconds": round(spoken, 1),
