@@ -182,6 +182,8 @@ def _break_cost(before: str, after: str) -> float:
         return 25.0
     if last in _PRONOUNS or last in _AUXILIARIES:
         return 15.0
+    if last in _PREPOSITIONS:  # a preposition stays with its object
+        return 12.0
     if first in _CONJUNCTIONS:
         return 1.0
     if first in _PREPOSITIONS:
@@ -347,6 +349,12 @@ def _layout(span: _Span, end: float, style: SubtitleStyle, gap: float) -> list[C
         preferred.append(position)
     words = text.split()
     available = end - span.start
+    if style.max_cps:  # no more characters than the span can show: skip hopeless layouts
+        while len(words) > 1 and len(" ".join(words)) > available * style.max_cps + 1:
+            words = words[:-1]
+        if len(words) < len(text.split()):
+            words[-1] = words[-1].rstrip(",.;:") + ELLIPSIS
+            preferred = [k for k in preferred if k < len(words)]
     while True:
         chunks = _item_lines(span.items, style) if len(words) == len(text.split()) else None
         chunks = chunks or break_text(" ".join(words), style, preferred=preferred)
