@@ -5,7 +5,7 @@ it is installed, else bursts of noise) of ``--minutes`` minutes, then measures i
 process, in CPU seconds (``time.process_time``: every thread), scaled to one hour of audio:
 
 * ``decode``   PyAV decoding + swresample to 8 kHz mono (what both detectors are given);
-* ``silero``   ``videoqa.speech.detect_speech(detector="silero")``: decode + Silero VAD;
+* ``silero``   ``videoqa.vad.detect_speech(detector="silero")``: decode + Silero VAD;
 * ``silero_16k`` the same at 16 kHz (Silero's other rate), for comparison;
 * ``webrtc``   the same with WebRTC's VAD;
 * ``caption``  one 5 s clip captioned by a randomly initialised git-base-vatex-shaped engine
@@ -125,8 +125,8 @@ def main() -> None:
 
     import torch
 
-    import videoqa.speech
-    from videoqa.speech import _silero_segments, decode_audio, detect_speech
+    import videoqa.vad
+    from videoqa.vad import _silero_segments, decode_audio, detect_speech
 
     with tempfile.TemporaryDirectory() as folder:
         audio = Path(folder) / "soundtrack.wav"
@@ -136,9 +136,9 @@ def main() -> None:
         decode_cpu, decode_wall, _ = cpu(lambda: decode_audio(audio), rounds)
         silero_cpu, silero_wall, silero = cpu(lambda: detect_speech(audio, "silero"), rounds)
         webrtc_cpu, webrtc_wall, webrtc = cpu(lambda: detect_speech(audio, "webrtc"), rounds)
-        rate, videoqa.speech.SAMPLE_RATE = videoqa.speech.SAMPLE_RATE, 16_000
+        rate, videoqa.vad.SAMPLE_RATE = videoqa.vad.SAMPLE_RATE, 16_000
         wide_cpu, wide_wall, wide = cpu(lambda: detect_speech(audio, "silero"), rounds)
-        videoqa.speech.SAMPLE_RATE = rate
+        videoqa.vad.SAMPLE_RATE = rate
     hours = args.minutes / 60
     per_clip = args.caption_cpu_per_clip
     measured = per_clip is None

@@ -172,7 +172,7 @@ def test_avoid_speech_places_descriptions_between_real_speech(spoken_video, tmp_
 
 def test_webrtc_finds_the_same_utterances_roughly(spoken_video):
     pytest.importorskip("webrtcvad", reason="webrtcvad-wheels is not installed")
-    from videoqa.speech import detect_speech
+    from videoqa.vad import detect_speech
 
     source, truth = spoken_video
     detection = detect_speech(source, detector="webrtc")
@@ -186,7 +186,8 @@ def test_a_file_without_audio_behaves_as_without_avoid_speech(tmp_path):
     pytest.importorskip("silero_vad", reason="silero-vad (the speech extra) is not installed")
     if not SAMPLE.exists():
         pytest.skip("sample_media is absent")
-    from videoqa.speech import SpeechOptions, detect_speech, prepare_report
+    from videoqa.speech import SpeechOptions
+    from videoqa.vad import detect_speech, prepare_report
 
     assert detect_speech(SAMPLE) is None
     report = make_report(["a circle"], clip_length=5.0)

@@ -51,6 +51,7 @@ from videoqa.clips import Clip, frame_times_in
 from videoqa.errors import ConfigError, VideoQAError
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers
 from videoqa.report import ClipResult, ModelInfo, Report, Sampling
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 if TYPE_CHECKING:
     from videoqa.pipeline import ModelRole, VideoQA
@@ -88,8 +89,6 @@ def find_videos(
     fails alone, with its reason, when processed.
     """
     if extensions is None:
-        from videoqa.watch.config import DEFAULT_EXTENSIONS
-
         extensions = DEFAULT_EXTENSIONS
     suffixes = {suffix.lower() for suffix in extensions}
     found: list[Path] = []
@@ -326,15 +325,13 @@ def infer_batch(
             pixels = pixels.pin_memory()
         times = [role.frame_times(plan.clips[decoded.number]) for plan, decoded in items]
         if role.task == "answer":
-            prompts = engine.question_prompts(first.questions, first.sampling.max_new_tokens)
-            rows = engine.run_pixels(
-                pixels, prompts, max_new_tokens=first.sampling.max_new_tokens
-            )
+            rows = engine.answer_pixels(pixels, first.questions,
+                                        max_new_tokens=first.sampling.max_new_tokens)
             answers = clip_answers(role.kind, first.questions, times, rows)
         else:
             tokens = first.sampling.caption_max_new_tokens or 30
-            rows = engine.run_pixels(pixels, engine.caption_prompts(), max_new_tokens=tokens)
-            captions = clip_captions(role.kind, times, [row[0] for row in rows])
+            captions = clip_captions(role.kind, times,
+                                     engine.caption_pixels(pixels, max_new_tokens=tokens))
     results = []
     for position, (plan, decoded) in enumerate(items):
         clip = plan.clips[decoded.number]
@@ -1139,7 +1136,10 @@ def run_collection(
     its last clip is done (``write_sidecars``'s ``output_dir`` and ``overwrite``). A file that
     fails yields an outcome with its one-line ``error``; the others go on.
     """
-    from videoqa.sidecars import check_targets, write_sidecars
+    from videoqa.delivery import Delivery
+    from videoqa.sidecars import check_targets
+
+    delivery = Delivery(tuple(formats), output_dir, overwrite)
 
     def precheck(path: Path) -> None:
         if formats:
@@ -1151,12 +1151,9 @@ def run_collection(
             if isinstance(event, FileFailed):
                 yield FileOutcome(event.path, error=event.error)
             elif isinstance(event, FileDone):
-                written: list[Path] = []
-                if formats:
-                    try:
-                        written = write_sidecars(event.report, event.path, formats=tuple(formats),
-                                                 output_dir=output_dir, overwrite=overwrite)
-                    except VideoQAError as error:
-                        yield FileOutcome(event.path, report=event.report, error=str(error))
-                        continue
+                try:
+                    written = delivery.deliver(event.report, event.path)
+                except VideoQAError as error:
+                    yield FileOutcome(event.path, report=event.report, error=str(error))
+                    continue
                 yield FileOutcome(event.path, report=event.report, written=tuple(written))

@@ -1,8 +1,9 @@
 """Ask questions of a video and caption it, clip by clip, lazily.
 
 ``VideoQA`` ties the steps together: probe the file (``media.probe``), plan clips
-(``clips.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
-input size (``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
+(``planning.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
+input size (``media.FrameSampler``), and run the checkpoints (``videoqa.engines.load_engine``:
+GIT's engine, or another family's). Like
 faster-whisper's ``transcribe``, ``ask`` and ``caption`` return an iterator of results and the
 video's facts at once: nothing is decoded until the caller asks for the next clip.
 
@@ -31,13 +32,13 @@ from videoqa.clips import (
     Clip,
     check_clip_options,
     frame_times_in,
-    plan_video_clips,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
+from videoqa.planning import plan_video_clips
 from videoqa.report import (
     Caption,
     ClipResult,
@@ -49,8 +50,8 @@ from videoqa.report import (
     VideoFacts,
 )
 
-if TYPE_CHECKING:  # the engine (torch) is imported when a model loads, not to plan
-    from videoqa.engine import Answer, GitEngine
+if TYPE_CHECKING:  # an engine (torch) is imported when a model loads, not to plan
+    from videoqa.engines import Answer, Engine
 
 logger = logging.getLogger("videoqa.pipeline")
 
@@ -67,7 +68,7 @@ ProgressCallback = Callable[[int, int], None]
 class ModelRole:
     """One model's part in a job: answering or captioning, with its own frames per clip."""
 
-    engine: GitEngine
+    engine: Engine
     frames_per_clip: int
     frame_size: tuple[int, int]
     fit: str = "crop"
@@ -381,13 +382,13 @@ class VideoQA:
         self.device = device
         self.dtype = dtype
         self.clip_batch_size = clip_batch_size
-        self._engines: dict[tuple[str, str | None], GitEngine] = {}
+        self._engines: dict[tuple[str, str | None], Engine] = {}
 
     @classmethod
     def from_engines(
         cls,
-        answer_engine: GitEngine | None = None,
-        caption_engine: GitEngine | None = None,
+        answer_engine: Engine | None = None,
+        caption_engine: Engine | None = None,
         *,
         clip_batch_size: int = 1,
     ) -> VideoQA:
@@ -410,24 +411,24 @@ class VideoQA:
 
     # -- models -------------------------------------------------------------------------------
 
-    def engine(self, model: str, revision: str | None = None) -> GitEngine:
+    def engine(self, model: str, revision: str | None = None) -> Engine:
         """The loaded engine for ``model`` (loaded once, then reused)."""
         key = (model, revision)
         if key not in self._engines:
-            from videoqa.engine import GitEngine
+            from videoqa.engines import load_engine
 
             logger.info("loading %s", model)
-            self._engines[key] = GitEngine.load(
+            self._engines[key] = load_engine(
                 model, revision=revision, device=self.device, dtype=self.dtype
             )
         return self._engines[key]
 
     @property
-    def answer_engine(self) -> GitEngine:
+    def answer_engine(self) -> Engine:
         return self.engine(self.model, self.revision)
 
     @property
-    def caption_engine(self) -> GitEngine:
+    def caption_engine(self) -> Engine:
         return self.engine(self.caption_model, self.caption_revision)
 
     # -- work ---------------------------------------------------------------------------------
@@ -537,6 +538,7 @@ class VideoQA:
             caption_max_new_tokens=caption_max_new_tokens if captions else None,
             clip_mode=plan.mode,
             shots=plan.shots,
+            deinterlace=deinterlace,
         )
         return VideoJob(
             path=path,
@@ -735,7 +737,7 @@ def _clean_questions(questions: Sequence[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
+def frames_per_clip_for(engine: Engine, requested: int | None = None) -> int:
     """Frames per clip for ``engine``: a video checkpoint's own count, else ``requested`` or 3.
 
     Raises ``ConfigError`` when a video checkpoint is asked for another count than it was
@@ -757,7 +759,7 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
 
 
 def _role(
-    engine: GitEngine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
+    engine: Engine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
 ) -> ModelRole:
     """How many frames this engine sees per clip, how they fit its square, and at what size
     the sampler decodes them."""

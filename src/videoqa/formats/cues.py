@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from videoqa.errors import ConfigError
+from videoqa.formats.cuelist import Cue, build_cues
+from videoqa.formats.lines import clip_lines
 from videoqa.report import Report
-from videoqa.sidecars import Cue, build_cues, clip_lines
 
 ELLIPSIS = "\u2026"
 """Ends the last cue of a caption cut short because its clip is too short to read it all."""

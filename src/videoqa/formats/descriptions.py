@@ -8,7 +8,7 @@ last word as the language, Jellyfin and Kodi make ``descriptions`` the track's t
 docs/integrations/media-servers.md).
 
 A description spoken over dialogue drowns one or the other. When the report says where people
-speak (``report.speech``, from ``videoqa.speech`` with ``avoid_speech``), each description cue
+speak (``report.speech``, from ``videoqa.vad`` with ``avoid_speech``), each description cue
 goes into the first stretch without speech inside its clip that lasts at least ``min_gap``
 seconds, shortened to that stretch; a clip with no such stretch gets no description cue (its
 caption stays in the JSON, and ``speech.descriptions`` marks it ``dropped``).
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from videoqa.formats.cuelist import Cue, build_cues
 from videoqa.report import Report
-from videoqa.sidecars import Cue, build_cues
 
 SUFFIX = "descriptions"
 

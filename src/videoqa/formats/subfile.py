@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from videoqa.errors import VideoQAError
-from videoqa.sidecars import Cue
+from videoqa.formats.cuelist import Cue
 
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s.*)?$")

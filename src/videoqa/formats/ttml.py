@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from xml.sax.saxutils import escape, quoteattr
 
+from videoqa.formats.cuelist import Cue, format_timestamp
 from videoqa.formats.cues import subtitle_cues
 from videoqa.report import Report
-from videoqa.sidecars import Cue, format_timestamp
 
 IMSC_TEXT_PROFILE = "http://www.w3.org/ns/ttml/profile/imsc1.1/text"
 EBU_TT_D = "urn:ebu:tt:distribution:2014-01"

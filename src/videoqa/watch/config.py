@@ -20,15 +20,10 @@ from videoqa.fit import FITS
 from videoqa.formats.cues import DEFAULT_STYLE
 from videoqa.sidecars import DEFAULT_FORMATS, FORMATS, check_subtitle_language
 from videoqa.speech import DEFAULT_MIN_GAP
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
 """The processing seam: ``module:function`` called as ``function(path, settings) -> Report``."""
-
-DEFAULT_EXTENSIONS = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
-    ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv",
-)  # fmt: skip
-"""File suffixes the daemon treats as videos (case-insensitive); ``[]`` in the config means any."""
 
 DEINTERLACE_MODES = ("auto", "on", "off")
 """``deinterlace`` values (``videoqa.deinterlace``'s, repeated: reading a config needs no av)."""

@@ -112,8 +112,9 @@ def process_files(paths: Sequence[Path], settings: FolderSettings) -> Iterator[t
 
 def _shape_subtitles(path: Path, report: Any, settings: FolderSettings) -> None:
     """The folder's subtitle style and, with ``avoid_speech``, where people speak, into the
-    report before the adapters write it (``videoqa.speech.prepare_report``)."""
-    from videoqa.speech import prepare_report, speech_options
+    report before the adapters write it (``videoqa.vad.prepare_report``)."""
+    from videoqa.speech import speech_options
+    from videoqa.vad import prepare_report
 
     options = speech_options(settings)
     if options.shapes_report:
