@@ -303,3 +303,14 @@ def test_cli_refuses_styles_with_ray_and_unknown_styles_before_any_model_loads(t
     assert unknown.exit_code == 2 and "'hbo' is not one of" in unknown.stderr
     short = CliRunner().invoke(cli, ["lint-subs", "--max-line-chars", "5", str(video)])
     assert short.exit_code == 2 and "--max-line-chars" in short.stderr
+
+
+def test_a_later_run_without_a_style_keeps_the_records_style_and_an_edit_too(tmp_path):
+    styled = make_report([LONG, "a cat"])
+    styled.subtitles = resolve_style("netflix").to_dict()
+    write_sidecars(styled, tmp_path / "v.mp4", formats=("json", "srt"))
+    first = (tmp_path / "v.srt").read_text(encoding="utf-8")
+    write_sidecars(make_report([LONG, "a cat"]), tmp_path / "v.mp4", formats=("json", "srt"))
+    assert Report.load(tmp_path / "v.videoqa.json").subtitles == styled.subtitles
+    assert (tmp_path / "v.srt").read_text(encoding="utf-8") == first
+    assert max(len(line) for line in first.splitlines()) <= 42
