@@ -94,7 +94,9 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Weights' precision (auto: half on GPU, float32 on CPU)."),
         click.option("-f", "--format", "formats", default="json,srt,vtt", show_default=True,
                      help="Sidecars to write, comma-separated: json, srt, vtt, txt, otio "
-                          "(an OpenTimelineIO timeline), xmp (XMP with markers); all or none."),
+                          "(an OpenTimelineIO timeline), xmp (XMP with markers), ttml (IMSC "
+                          "1.1 Text), ebutt (EBU-TT-D), descriptions (a WebVTT descriptions "
+                          "track); all or none."),
         click.option("--subtitle-language", metavar="LANG", default=None,
                      help="Name the subtitles <stem>.LANG.srt and <stem>.LANG.vtt (an ISO 639 "
                           "code: en, deu, pt-BR), the language media servers show."),
