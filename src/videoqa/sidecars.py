@@ -53,7 +53,8 @@ FORMATS: tuple[str, ...] = (
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
-"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio`` and ``xmp``)."""
+"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio``, ``xmp``, ``ttml``,
+``ebutt`` and ``descriptions``)."""
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{2,4}|-[0-9]{3})?")
 _FLAGS = {"cc", "sdh", "forced", "default", "foreign", "none", "normal"}
