@@ -314,3 +314,8 @@ def test_a_later_run_without_a_style_keeps_the_records_style_and_an_edit_too(tmp
     assert Report.load(tmp_path / "v.videoqa.json").subtitles == styled.subtitles
     assert (tmp_path / "v.srt").read_text(encoding="utf-8") == first
     assert max(len(line) for line in first.splitlines()) <= 42
+
+
+def test_without_a_style_identical_shots_are_two_cues_too():
+    report = make_report(["a dog"] * 4, clip_length=3.0, cuts=(3.0, 9.0))
+    assert [(c.start, c.end) for c in build_cues(report)] == [(0.0, 3.0), (3.0, 9.0), (9.0, 12.0)]

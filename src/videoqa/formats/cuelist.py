@@ -41,9 +41,12 @@ def build_cues(report: Report) -> list[Cue]:
 
     Captions are shown when the report has them, otherwise the answers. Where clips overlap
     (a stride shorter than the clip) a cue ends when the next one starts, so cues never stack
-    on screen; clips that say nothing get no cue.
+    on screen; clips that say nothing get no cue. With ``--clips shots`` no cue crosses a shot
+    cut: two shots that say the same thing are two cues.
     """
     captions = report.has_captions
+    shots = getattr(report.sampling, "shots", None)
+    cuts = tuple(shots.cuts) if shots is not None else ()
     clips = sorted(report.clips, key=lambda clip: clip.start)
     cues: list[Cue] = []
     for position, clip in enumerate(clips):
@@ -54,7 +57,9 @@ def build_cues(report: Report) -> list[Cue]:
         if not lines or end <= clip.start:
             continue
         previous = cues[-1] if cues else None
-        if previous and previous.lines == lines and clip.start <= previous.end + 1e-6:
+        touches = previous is not None and clip.start <= previous.end + 1e-6
+        at_cut = any(abs(cut - clip.start) < 1e-3 for cut in cuts)
+        if previous and previous.lines == lines and touches and not at_cut:
             cues[-1] = Cue(previous.start, max(previous.end, end), lines)
         else:
             cues.append(Cue(clip.start, end, lines))

@@ -22,7 +22,6 @@ from typing import Any
 
 from videoqa.errors import ConfigError
 from videoqa.formats.cuelist import Cue, build_cues
-from videoqa.formats.lines import clip_lines
 from videoqa.report import Report
 
 ELLIPSIS = "\u2026"
@@ -287,16 +286,6 @@ def break_text(text: str, style: SubtitleStyle, *, preferred: Iterable[int] = ()
 # -- timing ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Span:
-    """Consecutive clips that say the same thing: one stretch of timeline, one text."""
-
-    start: float
-    end: float
-    items: tuple[str, ...]
-    """The text: a caption, or one ``question: answer`` per question."""
-
-
 def reading_seconds(lines: Sequence[str], style: SubtitleStyle) -> float:
     """The shortest time the style lets ``lines`` be on screen."""
     need = style.min_duration or 0.0
@@ -308,44 +297,18 @@ def reading_seconds(lines: Sequence[str], style: SubtitleStyle) -> float:
     return need
 
 
-def _spans(report: Report) -> list[_Span]:
-    """The clips as spans: identical consecutive touching captions merged, but never across a
-    shot cut; overlapping clips end where the next begins (as in ``build_cues``)."""
-    cuts: tuple[float, ...] = ()
-    shots = getattr(report.sampling, "shots", None)
-    if shots is not None:
-        cuts = tuple(shots.cuts)
-    clips = sorted(report.clips, key=lambda clip: clip.start)
-    spans: list[_Span] = []
-    for position, clip in enumerate(clips):
-        items = clip_lines(clip, captions=report.has_captions)
-        end = clip.end
-        if position + 1 < len(clips):
-            end = min(end, clips[position + 1].start)
-        if not items or end <= clip.start:
-            continue
-        previous = spans[-1] if spans else None
-        at_cut = any(abs(cut - clip.start) < 1e-3 for cut in cuts)
-        if (previous and previous.items == items and clip.start <= previous.end + 1e-6
-                and not at_cut):  # fmt: skip
-            spans[-1] = replace(previous, end=max(previous.end, end))
-        else:
-            spans.append(_Span(clip.start, end, items))
-    return spans
-
-
 def _ms(seconds: float) -> float:
     return round(seconds * 1000) / 1000
 
 
-def _layout(span: _Span, end: float, style: SubtitleStyle, gap: float) -> list[Cue]:
+def _layout(span: Cue, end: float, style: SubtitleStyle, gap: float) -> list[Cue]:
     """The cues of one span, between its start and ``end``: the text broken into cues, each
     long enough to read, none longer than the style allows, ``gap`` apart. Words are cut
     from the end (an ellipsis says so) while the span is too short to read the whole text."""
-    text = " ".join(span.items)
+    text = " ".join(span.lines)  # a caption, or one ``question: answer`` per question
     preferred = []
     position = 0
-    for item in span.items[:-1]:
+    for item in span.lines[:-1]:
         position += len(item.split())
         preferred.append(position)
     words = text.split()
@@ -357,7 +320,7 @@ def _layout(span: _Span, end: float, style: SubtitleStyle, gap: float) -> list[C
             words[-1] = words[-1].rstrip(",.;:") + ELLIPSIS
             preferred = [k for k in preferred if k < len(words)]
     while True:
-        chunks = _item_lines(span.items, style) if len(words) == len(text.split()) else None
+        chunks = _item_lines(span.lines, style) if len(words) == len(text.split()) else None
         chunks = chunks or break_text(" ".join(words), style, preferred=preferred)
         needs = [reading_seconds(chunk, style) for chunk in chunks]
         if sum(needs) + gap * (len(chunks) - 1) <= available + 1e-9 or len(words) <= 1:
@@ -418,7 +381,7 @@ def subtitle_cues(report: Report, style: SubtitleStyle | None = None) -> list[Cu
     if not style.shapes:
         return build_cues(report)
     gap = style.min_gap(report.video.fps)
-    spans = _spans(report)
+    spans = build_cues(report)  # identical captions merged, never across a shot cut
     cuts = tuple(getattr(getattr(report.sampling, "shots", None), "cuts", ()) or ())
     cues: list[Cue] = []
     for position, span in enumerate(spans):
