@@ -396,6 +396,45 @@ def test_ray_local_builds_the_same_record_as_the_command_line(cluster, demo, tmp
                  "a cobalt disc")
 
 
+def test_a_file_that_decodes_to_no_clip_fails_on_ray_as_it_does_locally(cluster, tmp_path):
+    """Issue 20 (3): a file that ends before its first clip (here: decodable to under 2 s,
+    asked from --start 5) fails with the daemon's one line on Ray as on one machine, exit 1,
+    no sidecar for it; the other file is done."""
+    import re
+
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+    from videoqa.demo import Actor, Scene, write_scene_video
+    from videoqa.demo.world import RADIUS
+
+    circle = Actor("circle", RADIUS, ((0.0, 0.25, 0.5), (12.0, 0.75, 0.5)), ((0.0, "red"),))
+    folder = tmp_path / "media"
+    folder.mkdir()
+    whole = folder / "whole.mp4"
+    write_scene_video(whole, Scene((circle,)), duration=12.0, options={"g": "25"},
+                      container_options={"movflags": "faststart"})  # fmt: skip
+    cut = folder / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 26 // 100])
+    listing = tmp_path / "paths.txt"
+    listing.write_text(f"{cut}\n{whole}\n")
+    lines = {}
+    for name, extra in (
+        ("local", [str(folder)]),
+        ("ray", ["--ray", "local", "--paths-from", str(listing)]),
+    ):
+        result = CliRunner().invoke(cli, ["caption", "--model", "demo", "--start", "5", "-f",
+                                          "json", "-o", str(tmp_path / name), *extra])  # fmt: skip
+        assert result.exit_code == 1, result.output
+        lines[name] = [line for line in result.stderr.splitlines()
+                       if line.startswith("videoqa: error:")]  # fmt: skip
+        assert [path.name for path in (tmp_path / name).iterdir()] == ["whole.videoqa.json"]
+    assert lines["ray"] == lines["local"]
+    assert len(lines["ray"]) == 1
+    assert re.fullmatch(rf"videoqa: error: {re.escape(str(cut))}: truncated at 1\.\d s of 12\.0 s",
+                        lines["ray"][0])  # fmt: skip
+
+
 def test_ray_runs_another_model_family_through_the_engine_seam(cluster, tmp_path):
     """The test-only family (tests/mean_colour_engine.py) on Ray's planning tasks and model
     actors, unchanged: its facts are read on the driver without loading it, the actors load it

@@ -205,6 +205,10 @@ def test_ask_caption_find_edit_ask_accumulate_in_one_record(tmp_path):
     record = json.loads((work / "v.videoqa.json").read_text())
     check_record(record, work / db, elsewhere, "a cobalt disc glides left")
     assert "a cobalt disc glides left" in (work / "v.srt").read_text()
+    # The index is derived from the records: rebuilt from them, it finds every kind again.
+    (work / db).unlink()
+    run("index", "--rebuild", str(work), "--db", str(work / db), cwd=elsewhere)
+    check_record(record, work / db, elsewhere, "a cobalt disc glides left")
 
 
 def test_the_daemon_builds_the_same_record_as_the_command_line(tmp_path):

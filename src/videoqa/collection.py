@@ -354,19 +354,16 @@ def infer_batch(
 def finish_file(
     plan: FilePlan, results: Sequence[ClipResult], decodable_end: float | None = None
 ) -> Report:
-    """The file's ``Report`` from its clips' results (any order; reported in time order)."""
-    from videoqa.pipeline import make_report
+    """The file's ``Report`` from its clips' results (any order; reported in time order).
+
+    Raises ``TruncatedError`` when the file decodes to no clip (``pipeline.check_decoded``,
+    the rule the one-file path and the daemon apply too): no empty sidecars.
+    """
+    from videoqa.pipeline import check_decoded, make_report
 
     primary = plan.answering or plan.captioning
     assert primary is not None
-    if decodable_end is not None:
-        logger.warning(
-            "%s: truncated: video decodes only to %.1f s of %.1f s; later clips are left out",
-            plan.path,
-            decodable_end,
-            plan.info.duration,
-        )
-    return make_report(
+    report = make_report(
         plan.info,
         model=primary.model,
         caption_model=plan.captioning.model if plan.captioning else None,
@@ -375,6 +372,15 @@ def finish_file(
         clips=sorted(results, key=lambda result: result.index),
         decodable_end=decodable_end,
     )
+    check_decoded(plan.path, report)
+    if decodable_end is not None:
+        logger.warning(
+            "%s: truncated: video decodes only to %.1f s of %.1f s; later clips are left out",
+            plan.path,
+            decodable_end,
+            plan.info.duration,
+        )
+    return report
 
 
 # --------------------------------------------------------------------------- defaults
@@ -596,7 +602,7 @@ class CollectionRunner:
                         yield ClipDone(plan.position, plan.path, result, len(plan.clips))
                         if _complete(state):
                             finished += 1
-                            yield FileDone(plan.position, plan.path, _report(state))
+                            yield _finished(state)
                     continue
                 if message is None:
                     continue
@@ -622,7 +628,7 @@ class CollectionRunner:
                         state.decoded = end
                         if _complete(state):
                             finished += 1
-                            yield FileDone(state.plan.position, state.plan.path, _report(state))
+                            yield _finished(state)
                 elif kind == "failed":
                     _, position, path, error, cause = message
                     failed = files.get(position)
@@ -665,9 +671,16 @@ def _complete(state: _FileState) -> bool:
     return state.decoded is not None and len(state.results) == state.decoded.clips
 
 
-def _report(state: _FileState) -> Report:
+def _finished(state: _FileState) -> FileDone | FileFailed:
+    """A file whose last clip is done: its report, or its failure when it decoded to no clip."""
     assert state.decoded is not None
-    return finish_file(state.plan, state.results, state.decoded.decodable_end)
+    plan = state.plan
+    try:
+        report = finish_file(plan, state.results, state.decoded.decodable_end)
+    except VideoQAError as error:
+        return FileFailed(plan.position, plan.path, str(error), len(state.results),
+                          len(plan.clips), error)  # fmt: skip
+    return FileDone(plan.position, plan.path, report)
 
 
 def _device_type(qa: VideoQA) -> str:

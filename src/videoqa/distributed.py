@@ -408,7 +408,11 @@ def _deliver(
     from videoqa.delivery import Delivery
 
     assert state.plan is not None and state.decoded is not None
-    report = finish_file(state.plan, list(state.results.values()), state.decoded.decodable_end)
+    try:  # a file that decoded to no clip fails here, as in the local runner
+        report = finish_file(state.plan, list(state.results.values()),
+                             state.decoded.decodable_end)  # fmt: skip
+    except VideoQAError as error:
+        return FileOutcome(state.path, error=str(error))
     written: list[Path] = []
     delivery = Delivery(formats, output_dir, overwrite, index=index, **sidecars)
     try:

@@ -34,7 +34,7 @@ from videoqa.clips import (
     frame_times_in,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.errors import ConfigError
+from videoqa.errors import ConfigError, TruncatedError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
@@ -118,8 +118,10 @@ class VideoJob:
         return self.build_report(list(self.results(progress)))
 
     def build_report(self, clips: list[ClipResult]) -> Report:
-        """The ``Report`` of this job from results already gathered from ``results()``."""
-        return make_report(
+        """The ``Report`` of this job from results already gathered from ``results()``.
+
+        Raises ``TruncatedError`` when the file decodes to no clip (:func:`check_decoded`)."""
+        report = make_report(
             self.info,
             model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
             caption_model=self.captioning.info if self.captioning else None,
@@ -128,6 +130,8 @@ class VideoJob:
             clips=clips,
             decodable_end=self.decodable_end,
         )
+        check_decoded(self.path, report)
+        return report
 
     def _generate(self, progress: ProgressCallback | None) -> Iterator[ClipResult]:
         total = len(self.clips)
@@ -137,34 +141,19 @@ class VideoJob:
                                      stream=self.stream, deinterlace=self.deinterlace)  # fmt: skip
             done = 0
             for first in range(0, total, self.clip_batch_size):
-                batch = self.clips[first : first + self.clip_batch_size]
-                requests = []
-                if self.answering:
-                    requests.append((self.answering, [clip.frame_times for clip in batch]))
-                if self.captioning:
-                    times = [
-                        frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
-                        for clip in batch
-                    ]
-                    requests.append((self.captioning, times))
-                sampled = _sample(requests, samplers)
-                kept, any_past_end = _clips_before_end(sampled)
-                if any_past_end:
-                    self._note_truncation(samplers.values())
-                cut_short = kept < len(batch)
-                if cut_short:
-                    batch = batch[:kept]
-                    requests = [(role, times[:kept]) for role, times in requests]
-                    sampled = [request[:kept] for request in sampled]
+                batch, requests, frames = self._decode_batch(
+                    self.clips[first : first + self.clip_batch_size], samplers)
                 if not batch:
                     return
-                frames = [[[f.rgb for f in clip] for clip in request] for request in sampled]
                 answers = self._answer(batch, frames[0]) if self.answering else None
                 captions = (
                     self._caption(requests[-1][1], frames[-1]) if self.captioning else None
                 )
                 for position, clip in enumerate(batch):
-                    result = ClipResult(
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    yield ClipResult(
                         index=clip.index,
                         start=clip.start,
                         end=clip.end,
@@ -172,12 +161,31 @@ class VideoJob:
                         caption=captions[position] if captions else None,
                         answers=answers[position] if answers else (),
                     )
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield result
-                if cut_short:  # every later clip lies past the end too
-                    return
+                if len(batch) < self.clip_batch_size and first + len(batch) < total:
+                    return  # cut short by the end of decodable video: every later clip too
+
+    def _decode_batch(
+        self, batch: list[Clip], samplers: dict[tuple[int, int], FrameSampler]
+    ) -> tuple[list[Clip], list[tuple[ModelRole, list[tuple[float, ...]]]],
+               list[list[list[np.ndarray]]]]:
+        """A batch's frames for each role (``[request][clip][frame]``), the batch cut at the
+        end of decodable video (a truncated file: that end is noted once)."""
+        requests = []
+        if self.answering:
+            requests.append((self.answering, [clip.frame_times for clip in batch]))
+        if self.captioning:
+            times = [frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
+                     for clip in batch]  # fmt: skip
+            requests.append((self.captioning, times))
+        sampled = _sample(requests, samplers)
+        kept, any_past_end = _clips_before_end(sampled)
+        if any_past_end:
+            self._note_truncation(samplers.values())
+        if kept < len(batch):
+            batch = batch[:kept]
+            requests = [(role, times[:kept]) for role, times in requests]
+            sampled = [request[:kept] for request in sampled]
+        return batch, requests, [[[f.rgb for f in clip] for clip in request] for request in sampled]
 
     def _note_truncation(self, samplers: Iterable[FrameSampler]) -> None:
         """Record (once) that the video decodes only to ``decodable_end``, and say so."""
@@ -296,6 +304,20 @@ def make_report(
         questions=questions,
         clips=clips,
     )
+
+
+def check_decoded(path: str | os.PathLike[str], report: Report, *, partial: bool = True) -> None:
+    """Fail a file that decodes only partway, the one rule of every path that runs a video.
+
+    A file that ends before its first clip (or decodes to nothing past its first frame) has no
+    result to write: ``TruncatedError`` ("truncated at X s of Y s"), so the CLI, the collection
+    runner, Ray and the daemon fail it alike instead of writing empty sidecars. A partial decode
+    keeps its decodable clips (``video.decodable_end`` says where it ends) unless ``partial``
+    is false: the daemon never marks such a file done.
+    """
+    end = report.video.decodable_end
+    if end is not None and (not partial or not report.clips):
+        raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
 
 
 def _sample(

@@ -84,6 +84,10 @@ def find_command(videos: Sequence[Path], what: str | None, question: str | None,
     elif not question or not question.strip():
         raise ConfigError("--question", "is empty")
     check_fit(options["fit"])
+    if db is not None:  # a damaged or foreign index: one line before the model loads
+        from videoqa.index import ArchiveIndex
+
+        ArchiveIndex.checked(db).close()
     command = click.get_current_context().command
     engine = _load_engine(model, revision=revision, device=device, dtype=dtype)
     failed = 0

@@ -239,7 +239,7 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
             if ray["db"] is not None:  # opened first: a file that is not an index stops here
                 from videoqa.index import ArchiveIndex
 
-                sidecars.index = ArchiveIndex(ray["db"])
+                sidecars.index = ArchiveIndex.checked(ray["db"])  # damaged: stops here too
                 closing.callback(sidecars.index.close)
             qa = _load_models(models, questions=questions, captions=captions,
                               frames_per_clip=plan_options.get("frames_per_clip"))

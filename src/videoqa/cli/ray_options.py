@@ -115,7 +115,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
         if ray.get("db") is not None:
             from videoqa.index import ArchiveIndex
 
-            index = ArchiveIndex(ray["db"])
+            index = ArchiveIndex.checked(ray["db"])  # a damaged file: one line, first
             closing.callback(index.close)
         try:
             qa = _check_models(models, questions=questions, captions=captions,

@@ -165,10 +165,11 @@ def _clip_options(settings: FolderSettings) -> dict[str, Any]:
 
 
 def _check_complete(path: Path, report: Any) -> None:
-    """Never "done" with clips that describe frames the file does not hold."""
-    end = report.video.decodable_end
-    if end is not None:
-        raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
+    """Never "done" with clips that describe frames the file does not hold: the CLI's rule
+    (``pipeline.check_decoded``), stricter, as a partial decode fails here too."""
+    from videoqa.pipeline import check_decoded
+
+    check_decoded(path, report, partial=False)
 
 
 def _through_runner(
