@@ -135,6 +135,9 @@ def merge_records(previous: Report | None, new: Report, *, time: str | None = No
         runs=list(runs.values()),
         schema_version=new.schema_version,
         generator=new.generator,
+        # How the subtitles are shaped, where people speak: this run's, else the record's.
+        subtitles=new.subtitles if new.subtitles is not None else previous.subtitles,
+        speech=new.speech if new.speech is not None else previous.speech,
     )
     return _tidy(merged), kept
 

@@ -268,6 +268,12 @@ class Report:
     """``videoqa find`` ranges, one entry per query, model and options (schema 1.3)."""
     alternatives: list[Alternative] = field(default_factory=list)
     """Entries displaced from ``clips`` by a later run (schema 1.3)."""
+    subtitles: dict[str, Any] | None = None
+    """How the subtitle files were shaped (``videoqa.formats.cues.SubtitleStyle``'s figures),
+    so a rewrite (an edit on the review page) writes them alike; optional, absent when none."""
+    speech: dict[str, Any] | None = None
+    """Where people speak and where the description cues went (``videoqa.vad``), when
+    ``avoid_speech`` was asked for; optional, absent otherwise."""
 
     @property
     def has_captions(self) -> bool:
@@ -287,6 +293,9 @@ class Report:
             "findings": [_finding_to_dict(finding) for finding in self.findings],
             "alternatives": [_alternative_to_dict(alt) for alt in self.alternatives],
             "runs": [_run_to_dict(run) for run in self.runs],
+            # Optional keys: only when set, so reports without them are as before.
+            **({"subtitles": self.subtitles} if self.subtitles is not None else {}),
+            **({"speech": self.speech} if self.speech is not None else {}),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -324,6 +333,8 @@ class Report:
                 findings=[_finding_from_dict(found) for found in data.get("findings") or ()],
                 alternatives=[_alternative_from_dict(alt)
                               for alt in data.get("alternatives") or ()],
+                subtitles=_optional_object(data.get("subtitles")),
+                speech=_optional_object(data.get("speech")),
             )
         except (KeyError, TypeError, ValueError) as error:
             missing = f"missing key {error}" if isinstance(error, KeyError) else str(error)
@@ -341,6 +352,11 @@ class Report:
         except json.JSONDecodeError as error:
             raise ReportFormatError(path, f"not JSON: {error}") from None
         return cls.from_dict(data, source=os.fspath(path))
+
+
+def _optional_object(value: Any) -> dict[str, Any] | None:
+    """An optional key's JSON object (a copy), or None when absent or not an object."""
+    return json.loads(json.dumps(value)) if isinstance(value, Mapping) else None
 
 
 def _video_to_dict(video: VideoFacts) -> dict[str, Any]:

@@ -30,11 +30,15 @@ import re
 import socket
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from videoqa.errors import ConfigError, OutputError
+from videoqa.formats.cuelist import (  # build_cues: re-exported, as before
+    Cue,
+    build_cues,  # noqa: F401
+    format_timestamp,
+)
 from videoqa.formats.lines import clip_lines
 from videoqa.pathnames import dumps_json, readable
 from videoqa.record import KeptEdits, adopt, merge_records
@@ -43,11 +47,14 @@ from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.sidecars")
 
-FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "txt", "otio", "xmp")
+FORMATS: tuple[str, ...] = (
+    "json", "srt", "vtt", "txt", "otio", "xmp", "ttml", "ebutt", "descriptions",
+)  # fmt: skip
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
-"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio`` and ``xmp``)."""
+"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio``, ``xmp``, ``ttml``,
+``ebutt`` and ``descriptions``)."""
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{2,4}|-[0-9]{3})?")
 _FLAGS = {"cc", "sdh", "forced", "default", "foreign", "none", "normal"}
@@ -61,54 +68,6 @@ TEMP_SUFFIX = ".videoqa-tmp"
 _TEMP_NAME = re.compile(
     r"\.(?s:.+)\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]+" + re.escape(TEMP_SUFFIX)
 )
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One subtitle: a span of the timeline (seconds) and its lines of text."""
-
-    start: float
-    end: float
-    lines: tuple[str, ...]
-
-
-def format_timestamp(
-    seconds: float, *, always_include_hours: bool = True, decimal_marker: str = "."
-) -> str:
-    """``HH:MM:SS.mmm`` in whole milliseconds; SRT uses ``,`` as the decimal marker."""
-    if seconds < 0:
-        raise ValueError(f"timestamps are not negative, got {seconds}")
-    milliseconds = round(seconds * 1000.0)
-    hours, milliseconds = divmod(milliseconds, 3_600_000)
-    minutes, milliseconds = divmod(milliseconds, 60_000)
-    secs, milliseconds = divmod(milliseconds, 1000)
-    hours_part = f"{hours:02d}:" if always_include_hours or hours else ""
-    return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{milliseconds:03d}"
-
-
-def build_cues(report: Report) -> list[Cue]:
-    """One cue per clip, consecutive touching clips that say the same thing merged into one.
-
-    Captions are shown when the report has them, otherwise the answers. Where clips overlap
-    (a stride shorter than the clip) a cue ends when the next one starts, so cues never stack
-    on screen; clips that say nothing get no cue.
-    """
-    captions = report.has_captions
-    clips = sorted(report.clips, key=lambda clip: clip.start)
-    cues: list[Cue] = []
-    for position, clip in enumerate(clips):
-        lines = clip_lines(clip, captions=captions)
-        end = clip.end
-        if position + 1 < len(clips):
-            end = min(end, clips[position + 1].start)
-        if not lines or end <= clip.start:
-            continue
-        previous = cues[-1] if cues else None
-        if previous and previous.lines == lines and clip.start <= previous.end + 1e-6:
-            cues[-1] = Cue(previous.start, max(previous.end, end), lines)
-        else:
-            cues.append(Cue(clip.start, end, lines))
-    return cues
 
 
 class SidecarWriter:
@@ -142,7 +101,7 @@ class SrtWriter(SidecarWriter):
 
     def render(self, report: Report) -> str:
         blocks = []
-        for number, cue in enumerate(build_cues(report), start=1):
+        for number, cue in enumerate(_styled_cues(report), start=1):
             start = format_timestamp(cue.start, decimal_marker=",")
             end = format_timestamp(cue.end, decimal_marker=",")
             # An arrow inside the text would read as a timing line to SRT parsers.
@@ -157,12 +116,69 @@ class VttWriter(SidecarWriter):
 
     def render(self, report: Report) -> str:
         parts = ["WEBVTT\n"]
-        for cue in build_cues(report):
+        for cue in self.cues(report):
             start = format_timestamp(cue.start)
             end = format_timestamp(cue.end)
             text = "\n".join(_escape_vtt(line) for line in cue.lines)
             parts.append(f"{start} --> {end}\n{text}\n")
         return "\n".join(parts)
+
+
+    def cues(self, report: Report) -> list[Cue]:
+        return _styled_cues(report)
+
+
+def _styled_cues(report: Report) -> list[Cue]:
+    """The subtitle cues in the report's style (``videoqa.formats.cues``; ``none``: one cue
+    per clip, as ``build_cues``)."""
+    from videoqa.formats.cues import subtitle_cues
+
+    return subtitle_cues(report)
+
+
+class DescriptionsWriter(VttWriter):
+    """The captions as a WebVTT ``kind="descriptions"`` track, ``<stem>.descriptions.vtt``:
+    placed between speech when the report says where people speak (``videoqa.formats.
+    descriptions``)."""
+
+    format = "descriptions"
+
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        from videoqa.formats.descriptions import descriptions_target
+
+        return descriptions_target(stem, folder, language)
+
+    def cues(self, report: Report) -> list[Cue]:
+        from videoqa.formats.descriptions import description_cues
+
+        return description_cues(report)
+
+
+class TtmlWriter(SidecarWriter):
+    """IMSC 1.1 Text profile TTML (``videoqa.formats.ttml``)."""
+
+    format = "ttml"
+    takes_language = True
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import ttml
+
+        return ttml.render(report)
+
+
+class EbuttWriter(SidecarWriter):
+    """EBU-TT-D (``videoqa.formats.ttml``), named ``<stem>[.LANG].ebutt.xml`` as delivered."""
+
+    format = "ebutt"
+    takes_language = True
+
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        return super().target(stem, folder, language).with_suffix(".ebutt.xml")
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import ttml
+
+        return ttml.render(report, ebu=True)
 
 
 def _escape_vtt(line: str) -> str:
@@ -237,7 +253,8 @@ class XmpWriter(SidecarWriter):
 
 WRITERS: dict[str, SidecarWriter] = {
     writer.format: writer
-    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter())
+    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter(),
+                   TtmlWriter(), EbuttWriter(), DescriptionsWriter())
 }
 
 

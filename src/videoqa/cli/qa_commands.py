@@ -31,7 +31,10 @@ from videoqa.clips import (
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, OutputError, VideoQAError
 from videoqa.fit import check_fit
+from videoqa.formats.cues import DEFAULT_STYLE
+from videoqa.formats.cues import PRESETS as SUBTITLE_PRESETS
 from videoqa.pathnames import readable
+from videoqa.speech import DEFAULT_MIN_GAP, SpeechOptions, check_speech_options
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
     from videoqa.index import ArchiveIndex
@@ -91,10 +94,32 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Weights' precision (auto: half on GPU, float32 on CPU)."),
         click.option("-f", "--format", "formats", default="json,srt,vtt", show_default=True,
                      help="Sidecars to write, comma-separated: json, srt, vtt, txt, otio "
-                          "(an OpenTimelineIO timeline), xmp (XMP with markers); all or none."),
+                          "(an OpenTimelineIO timeline), xmp (XMP with markers), ttml (IMSC "
+                          "1.1 Text), ebutt (EBU-TT-D), descriptions (a WebVTT descriptions "
+                          "track); all or none."),
         click.option("--subtitle-language", metavar="LANG", default=None,
                      help="Name the subtitles <stem>.LANG.srt and <stem>.LANG.vtt (an ISO 639 "
                           "code: en, deu, pt-BR), the language media servers show."),
+        click.option("--subtitle-style", type=click.Choice(list(SUBTITLE_PRESETS)),
+                     default=DEFAULT_STYLE, show_default=True,
+                     help="Readability rules of the SRT, WebVTT and TTML files: line length, "
+                          "lines, reading speed, duration, gap (docs/subtitles.md); none: one "
+                          "cue per clip, as the model said it."),
+        click.option("--max-line-chars", type=click.IntRange(min=10), default=None,
+                     help="Longest subtitle line in characters [default: the style's]."),
+        click.option("--max-lines", type=click.IntRange(min=1), default=None,
+                     help="Most lines in a subtitle cue [default: the style's]."),
+        click.option("--max-cps", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Fastest reading speed in characters per second [default: the "
+                          "style's]."),
+        click.option("--avoid-speech", is_flag=True,
+                     help="Detect speech in the audio (Silero VAD, the speech extra) and "
+                          "place the descriptions track's cues between it; the segments go "
+                          "into the JSON."),
+        click.option("--speech-gap", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_MIN_GAP, show_default=True,
+                     help="With --avoid-speech: shortest pause (seconds) a description cue "
+                          "may go into."),
         click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="Write sidecars here [default: beside each video]."),
         click.option("--overwrite", is_flag=True,
@@ -171,6 +196,7 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     file, and end with a summary; exit 1 when any file failed, 130 on Ctrl-C."""
     from videoqa.sidecars import check_subtitle_language, parse_formats
 
+    subtitles = _subtitle_options(plan_options)  # before the models load
     ray = split_ray_options(plan_options)  # --ray and its options: cli/ray_options.py
     workers, glob_pattern = plan_options.pop("workers"), plan_options.pop("glob_pattern")
     wanted = parse_formats(formats)
@@ -185,6 +211,9 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
         except OSError as error:
             raise OutputError(output_dir, f"cannot create: {error.strerror or error}") from None
     if ray["ray"] is not None:
+        if subtitles.shapes_report:
+            raise ConfigError("--ray", "--subtitle-style, --max-* and --avoid-speech are not "
+                              "supported with --ray yet")
         if glob_pattern is not None:
             from videoqa.collection import find_videos
 
@@ -201,7 +230,8 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     videos = find_videos(listed_videos(videos, ray), glob=glob_pattern)
     if not videos:
         raise ConfigError(None, "the folders given hold no video files", setting="glob_pattern")
-    sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json)
+    sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json,
+                               subtitles=subtitles)
 
     interrupted = False
     with Interrupts() as interrupts, RunProgress(len(videos)) as run, ExitStack() as closing:
@@ -276,6 +306,22 @@ class _SidecarOptions:
     subtitle_language: str | None
     as_json: bool
     index: ArchiveIndex | None = None  # --db: each delivered report goes into it too
+    subtitles: SpeechOptions | None = None  # --subtitle-style, --avoid-speech: into the report
+
+
+def _subtitle_options(plan_options: dict[str, Any]) -> SpeechOptions:
+    """The subtitle style and speech options, taken out of ``plan_options`` and checked (the
+    VAD installed) before any model loads."""
+    from videoqa.formats.cues import resolve_style
+
+    style = resolve_style(plan_options.pop("subtitle_style"),
+                          max_line_chars=plan_options.pop("max_line_chars"),
+                          max_lines=plan_options.pop("max_lines"),
+                          max_cps=plan_options.pop("max_cps"))  # fmt: skip
+    options = SpeechOptions(style=style, avoid_speech=plan_options.pop("avoid_speech"),
+                            min_gap=plan_options.pop("speech_gap"))  # fmt: skip
+    check_speech_options(options)
+    return options
 
 
 def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
@@ -339,6 +385,15 @@ def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupt
     """One file's sidecars (or its JSON line) now that its last clip is done."""
     from videoqa.delivery import Delivery
 
+    if sidecars.subtitles is not None and sidecars.subtitles.shapes_report:
+        from videoqa.vad import prepare_report
+
+        try:  # speech detection: before the sidecars, outside the Ctrl-C deferral
+            prepare_report(report, video, sidecars.subtitles)
+        except VideoQAError as error:
+            say(error_line(error, command))
+            run.file_ended(ok=False, planned=True)
+            return
     delivery = Delivery(sidecars.formats, sidecars.output_dir, sidecars.overwrite,
                         sidecars.subtitle_language, sidecars.index)
     with interrupts.deferred():

@@ -40,7 +40,7 @@ from videoqa.ffmpeg_names import codec_name, container_name
 from videoqa.index import KINDS
 from videoqa.pathnames import dumps_json, readable
 from videoqa.report import ClipResult, Report, ReportFormatError
-from videoqa.sidecars import VttWriter, format_timestamp
+from videoqa.sidecars import DescriptionsWriter, VttWriter, format_timestamp
 from videoqa.version import __version__
 from videoqa.web.edits import EditError, edit_clip
 from videoqa.web.library import Colours, Library, ServedVideo, browser_media_type
@@ -86,6 +86,7 @@ def create_app(
         Route("/video/{key:str}", review.video_page),
         Route("/video/{key:str}/media", review.media, methods=["GET", "HEAD"]),
         Route("/video/{key:str}/captions.vtt", review.captions),
+        Route("/video/{key:str}/descriptions.vtt", review.descriptions),
         Route("/video/{key:str}/thumbnail", review.thumbnail),
         Route("/video/{key:str}/clip/{index:int}/edit", review.edit_page,
               methods=["GET", "POST"]),
@@ -362,6 +363,14 @@ class _Review:
         video = await self._video(request)
         report = await run_in_threadpool(_report_of, video)
         return Response(VttWriter().render(report), media_type="text/vtt; charset=utf-8",
+                        headers={"cache-control": "no-cache"})  # fmt: skip
+
+    async def descriptions(self, request: Request) -> Response:
+        """The descriptions track (``-f descriptions``), from the JSON sidecar as it is now."""
+        video = await self._video(request)
+        report = await run_in_threadpool(_report_of, video)
+        return Response(DescriptionsWriter().render(report),
+                        media_type="text/vtt; charset=utf-8",
                         headers={"cache-control": "no-cache"})  # fmt: skip
 
     async def thumbnail(self, request: Request) -> Response:
