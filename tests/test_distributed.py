@@ -453,3 +453,26 @@ def test_ray_runs_another_model_family_through_the_engine_seam(cluster, tmp_path
     record = json.loads((tmp_path / "v.videoqa.json").read_text())
     assert [c["caption"]["text"] for c in record["clips"]] == [
         "a red thing", "a blue thing", "a blue thing"]
+
+
+def test_ray_shapes_subtitles_as_the_local_runner_does(cluster, demo, tmp_path):
+    """--subtitle-style on Ray: the same delivery step shapes the files (they were refused)."""
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+
+    files = {}
+    for name, extra in (("local", []), ("ray", ["--ray", "local"])):
+        out = tmp_path / name
+        shutil.copyfile(SAMPLES / "circle_turns_blue.mp4", tmp_path / f"{name}.mp4")
+        result = CliRunner().invoke(cli, ["caption", str(tmp_path / f"{name}.mp4"), "--model",
+                                          "demo", "--subtitle-style", "netflix",
+                                          "--max-line-chars", "12", "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / f"{name}.videoqa.json").read_text())
+        assert record["subtitles"]["max_line_chars"] == 12
+        files[name] = (out / f"{name}.srt").read_text()
+    assert files["ray"] == files["local"]
+    texts = [line for line in files["ray"].splitlines()
+             if line and "-->" not in line and not line.isdigit()]
+    assert texts and all(len(line) <= 12 for line in texts)

@@ -291,14 +291,9 @@ def test_the_demo_models_captions_obey_netflix_through_the_cli(tmp_path):
         assert lint.exit_code == 0, lint.output
 
 
-def test_cli_refuses_styles_with_ray_and_unknown_styles_before_any_model_loads(tmp_path):
+def test_cli_refuses_unknown_styles_before_any_model_loads(tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")
-    result = CliRunner().invoke(cli, ["caption", str(video), "--ray", "local",
-                                      "--subtitle-style", "netflix"])  # fmt: skip
-    assert result.exit_code == 1
-    assert result.stderr == ("videoqa: error: --ray: --subtitle-style, --max-* and "
-                             "--avoid-speech are not supported with --ray yet\n")  # fmt: skip
     unknown = CliRunner().invoke(cli, ["caption", str(video), "--subtitle-style", "hbo"])
     assert unknown.exit_code == 2 and "'hbo' is not one of" in unknown.stderr
     short = CliRunner().invoke(cli, ["lint-subs", "--max-line-chars", "5", str(video)])

@@ -6,6 +6,8 @@ index adapters (plugins/videoqa_plugins) call the same two functions it does. So
 rules (``videoqa.record``: results accumulate, edits are kept) and the index hold whichever
 runner made the report:
 
+0. With a subtitle style or ``--avoid-speech`` (``subtitles``), the style and where people
+   speak go into the report first (``videoqa.vad.prepare_report``).
 1. ``write_sidecars`` merges the report into the video's record (its JSON sidecar) and
    renders the subtitle and text files from the merged record; the report object becomes
    the merged record (so what the caller prints or hands on is what was delivered).
@@ -24,6 +26,7 @@ from videoqa.sidecars import DEFAULT_FORMATS, write_sidecars
 
 if TYPE_CHECKING:
     from videoqa.index import ArchiveIndex
+    from videoqa.speech import SpeechOptions
 
 
 @dataclass
@@ -36,8 +39,24 @@ class Delivery:
     overwrite: bool = False
     subtitle_language: str | None = None
     index: ArchiveIndex | None = None
+    subtitles: SpeechOptions | None = None
+    """The subtitle style and speech placement asked for, if any."""
 
     def deliver(self, report: Report, video: str | os.PathLike[str]) -> list[Path]:
+        """:meth:`prepare`, then :meth:`write`: what every runner does with a finished report."""
+        self.prepare(report, video)
+        return self.write(report, video)
+
+    def prepare(self, report: Report, video: str | os.PathLike[str]) -> None:
+        """The subtitle style and, with ``avoid_speech``, where people speak, into ``report``
+        (speech detection decodes the audio: seconds, so the CLI does it before it defers
+        Ctrl-C for the writing). Raises ``MediaError`` when the audio does not decode."""
+        if self.subtitles is not None and self.subtitles.shapes_report:
+            from videoqa.vad import prepare_report
+
+            prepare_report(report, video, self.subtitles)
+
+    def write(self, report: Report, video: str | os.PathLike[str]) -> list[Path]:
         """Merge ``report`` into ``video``'s record, write its sidecars, index it; return the
         files written (the JSON sidecar first). Raises ``OutputError`` (nothing written) or
         ``IndexDatabaseError``."""

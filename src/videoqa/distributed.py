@@ -316,7 +316,8 @@ def run_on_ray(
     their config files (``planning_copy``) and ships their names and preprocessing to the
     planning tasks, and each model actor loads the weights by the same name. ``videos`` are
     files, folders (searched as ``find_videos`` does) or paths only the workers see.
-    ``formats``, ``output_dir``, ``overwrite`` and ``sidecar_options`` go to
+    ``formats``, ``output_dir``, ``overwrite`` and ``sidecar_options`` (``subtitle_language``,
+    ``subtitles``: the ``videoqa.delivery.Delivery`` fields) go to
     ``write_sidecars``; ``index`` (an ``ArchiveIndex``) gets each report too.
     ``plan_options`` are ``VideoQA.plan``'s. ``search_folders=False`` takes ``videos`` as they
     are, without looking at them on the driver (a long list of files only the workers see).
@@ -340,7 +341,7 @@ def run_on_ray(
         try:
             if wanted:
                 check_targets(path, formats=wanted, output_dir=output_dir, overwrite=overwrite,
-                              **sidecars)  # fmt: skip
+                              subtitle_language=sidecars.get("subtitle_language"))
         except VideoQAError as error:
             states[position].ended = True
             yield FileOutcome(path, error=str(error))

@@ -211,9 +211,6 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
         except OSError as error:
             raise OutputError(output_dir, f"cannot create: {error.strerror or error}") from None
     if ray["ray"] is not None:
-        if subtitles.shapes_report:
-            raise ConfigError("--ray", "--subtitle-style, --max-* and --avoid-speech are not "
-                              "supported with --ray yet")
         if glob_pattern is not None:
             from videoqa.collection import find_videos
 
@@ -221,7 +218,8 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
         process_on_ray(models, videos, ray, questions=questions, captions=captions,
                        formats=wanted, output_dir=output_dir, overwrite=overwrite,
                        as_json=as_json, batch_size=plan_options.pop("batch_size", None),
-                       sidecar_options={"subtitle_language": subtitle_language},
+                       sidecar_options={"subtitle_language": subtitle_language,
+                                        "subtitles": subtitles},
                        **plan_options)  # fmt: skip
         return
     from videoqa.collection import find_videos
@@ -385,20 +383,17 @@ def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupt
     """One file's sidecars (or its JSON line) now that its last clip is done."""
     from videoqa.delivery import Delivery
 
-    if sidecars.subtitles is not None and sidecars.subtitles.shapes_report:
-        from videoqa.vad import prepare_report
-
-        try:  # speech detection: before the sidecars, outside the Ctrl-C deferral
-            prepare_report(report, video, sidecars.subtitles)
-        except VideoQAError as error:
-            say(error_line(error, command))
-            run.file_ended(ok=False, planned=True)
-            return
     delivery = Delivery(sidecars.formats, sidecars.output_dir, sidecars.overwrite,
-                        sidecars.subtitle_language, sidecars.index)
+                        sidecars.subtitle_language, sidecars.index, sidecars.subtitles)
+    try:  # speech detection: before the sidecars, outside the Ctrl-C deferral
+        delivery.prepare(report, video)
+    except VideoQAError as error:
+        say(error_line(error, command))
+        run.file_ended(ok=False, planned=True)
+        return
     with interrupts.deferred():
         try:
-            written = delivery.deliver(report, video)
+            written = delivery.write(report, video)
         except VideoQAError as error:
             say(error_line(error, command))
             run.file_ended(ok=False, planned=True)
