@@ -214,17 +214,7 @@ def find(
     """
     from videoqa.media import FrameSampler, probe
 
-    if (what is None) == (question is None):
-        raise ConfigError(None, "give what to look for or a question, not both", setting="what")
-    if question is not None:
-        asked = " ".join(question.split())
-        if not asked:
-            raise ConfigError(None, "is empty", setting="question")
-        label = asked
-    else:
-        assert what is not None
-        asked = presence_question(what)
-        label = " ".join(what.split())
+    asked, label = _asked(what, question)
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(None, f"must be between 0 and 1, got {threshold:g}", setting="threshold")
     path = os.fspath(video)
@@ -239,27 +229,10 @@ def find(
         clip_length=clip_length,
         stride=stride,
     )
-    moments: list[Moment] = []
     duration = info.duration
     size = engine.frame_size(info.width, info.height, fit)
     with FrameSampler(path, stream=stream, size=size, deinterlace=deinterlace) as sampler:
-        for first in range(0, len(plan), MOMENTS_PER_BATCH):
-            batch = plan[first : first + MOMENTS_PER_BATCH]
-            frames = sampler.sample([t for _, times in batch for t in times])
-            clips, kept = [], 0
-            for position in range(len(batch)):
-                clip = frames[position * frames_per_clip : (position + 1) * frames_per_clip]
-                if all(frame.past_end for frame in clip):
-                    break  # a truncated file: this moment and every later one show nothing
-                clips.append([frame.rgb for frame in clip])
-                kept += 1
-            if clips:
-                scores = engine.yes_probability(clips, [asked], fit=fit)
-                moments.extend(
-                    Moment(batch[i][0], row[0]) for i, row in enumerate(scores)
-                )
-            if kept < len(batch):
-                break
+        moments = _scored(engine, sampler, plan, asked, fit, frames_per_clip)
         if sampler.decodable_end is not None:  # a truncated file: ranges end where it does
             duration = min(duration, sampler.decodable_end)
             logger.warning(
@@ -285,6 +258,40 @@ def find(
                       decodable_end=sampler.decodable_end),
         sampling=sampling,
     )
+
+
+def _asked(what: str | None, question: str | None) -> tuple[str, str]:
+    """The yes/no question asked of every moment, and the label of the finding."""
+    if (what is None) == (question is None):
+        raise ConfigError(None, "give what to look for or a question, not both", setting="what")
+    if question is not None:
+        asked = " ".join(question.split())
+        if not asked:
+            raise ConfigError(None, "is empty", setting="question")
+        return asked, asked
+    assert what is not None
+    return presence_question(what), " ".join(what.split())
+
+
+def _scored(engine: Engine, sampler: Any, plan: Sequence[tuple[float, tuple[float, ...]]],
+            asked: str, fit: str, frames_per_clip: int) -> list[Moment]:
+    """P(yes) of every planned moment, in batches, up to the end of decodable video."""
+    moments: list[Moment] = []
+    for first in range(0, len(plan), MOMENTS_PER_BATCH):
+        batch = plan[first : first + MOMENTS_PER_BATCH]
+        frames = sampler.sample([t for _, times in batch for t in times])
+        clips = []
+        for position in range(len(batch)):
+            clip = frames[position * frames_per_clip : (position + 1) * frames_per_clip]
+            if all(frame.past_end for frame in clip):
+                break  # a truncated file: this moment and every later one show nothing
+            clips.append([frame.rgb for frame in clip])
+        if clips:
+            scores = engine.yes_probability(clips, [asked], fit=fit)
+            moments.extend(Moment(batch[i][0], row[0]) for i, row in enumerate(scores))
+        if len(clips) < len(batch):
+            break
+    return moments
 
 
 __all__ = [
