@@ -915,35 +915,7 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
         "tags": tags,
     }
     if isinstance(stream, VideoStream) and codec_context is not None:
-        video_context = stream.codec_context
-        width, height = video_context.width, video_context.height
-        sar = _declared_sar(stream)
-        shown_width, shown_height = _display_size(width, height, sar or Fraction(1))
-        turned = rotation % 180 == 90
-        pixel_format = video_context.pix_fmt
-        bit_depth = None
-        if pixel_format:
-            components = av.VideoFormat(pixel_format).components
-            bit_depth = components[0].bits if components else None
-        rate = stream.average_rate or stream.guessed_rate
-        names = ffmpeg_names
-        common.update(
-            width=width,
-            height=height,
-            rotation=rotation,
-            upright_width=shown_height if turned else shown_width,
-            upright_height=shown_width if turned else shown_height,
-            average_rate=float(rate) if rate else None,
-            pixel_format=pixel_format,
-            bit_depth=bit_depth,
-            sample_aspect_ratio=_ratio(sar) if sar else None,
-            display_aspect_ratio=_ratio(Fraction(width, height) * (sar or 1)) if height else None,
-            field_order=names.name_of(names.FIELD_ORDERS, field_order(video_context)),
-            color_range=names.name_of(names.COLOR_RANGES, video_context.color_range),
-            color_space=names.name_of(names.COLOR_SPACES, video_context.colorspace),
-            color_primaries=names.name_of(names.COLOR_PRIMARIES, video_context.color_primaries),
-            color_transfer=names.name_of(names.COLOR_TRANSFERS, video_context.color_trc),
-        )
+        common.update(_video_stream_facts(stream, rotation))
     elif isinstance(stream, AudioStream) and codec_context is not None:
         audio_context = stream.codec_context
         layout = getattr(audio_context, "layout", None)
@@ -953,6 +925,40 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
             channel_layout=getattr(layout, "name", None) or None,
         )
     return StreamInfo(**common)
+
+
+def _video_stream_facts(stream: VideoStream, rotation: int) -> dict[str, Any]:
+    """A video stream's size (stored, shown, upright), rate, pixel format and colour, as
+    ffprobe names them."""
+    video_context = stream.codec_context
+    width, height = video_context.width, video_context.height
+    sar = _declared_sar(stream)
+    shown_width, shown_height = _display_size(width, height, sar or Fraction(1))
+    turned = rotation % 180 == 90
+    pixel_format = video_context.pix_fmt
+    bit_depth = None
+    if pixel_format:
+        components = av.VideoFormat(pixel_format).components
+        bit_depth = components[0].bits if components else None
+    rate = stream.average_rate or stream.guessed_rate
+    names = ffmpeg_names
+    return {
+        "width": width,
+        "height": height,
+        "rotation": rotation,
+        "upright_width": shown_height if turned else shown_width,
+        "upright_height": shown_width if turned else shown_height,
+        "average_rate": float(rate) if rate else None,
+        "pixel_format": pixel_format,
+        "bit_depth": bit_depth,
+        "sample_aspect_ratio": _ratio(sar) if sar else None,
+        "display_aspect_ratio": _ratio(Fraction(width, height) * (sar or 1)) if height else None,
+        "field_order": names.name_of(names.FIELD_ORDERS, field_order(video_context)),
+        "color_range": names.name_of(names.COLOR_RANGES, video_context.color_range),
+        "color_space": names.name_of(names.COLOR_SPACES, video_context.colorspace),
+        "color_primaries": names.name_of(names.COLOR_PRIMARIES, video_context.color_primaries),
+        "color_transfer": names.name_of(names.COLOR_TRANSFERS, video_context.color_trc),
+    }
 
 
 def _video_info(
