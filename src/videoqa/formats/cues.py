@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -420,46 +420,60 @@ def check_cues(cues: Sequence[Cue], style: SubtitleStyle, *, fps: float = DEFAUL
                ) -> list[Violation]:  # fmt: skip
     """Every rule of ``style`` that each of ``cues`` (in file order) breaks."""
     found: list[Violation] = []
-    gap = style.min_gap(fps)
     ordered = sorted(enumerate(cues, start=1), key=lambda pair: pair[1].start)
     following = {number: ordered[k + 1][1] for k, (number, _) in enumerate(ordered[:-1])}
     for number, cue in enumerate(cues, start=1):
-        def add(rule: str, detail: str, number: int = number, cue: Cue = cue) -> None:
-            found.append(Violation(number, cue, rule, detail))
-
-        lines = [line for line in cue.lines if line.strip()]
-        duration = cue.end - cue.start
-        text = " ".join(line.strip() for line in lines)
-        if style.max_line_chars is not None:
-            for line in lines:
-                if len(line.strip()) > style.max_line_chars:
-                    add("line-length", f"{len(line.strip())} characters in a line "
-                        f"(at most {style.max_line_chars}): {line.strip()!r}")
-        if style.max_lines is not None and len(lines) > style.max_lines:
-            add("lines", f"{len(lines)} lines (at most {style.max_lines})")
-        if style.max_cps and duration > 0:
-            cps = len(text) / duration
-            if len(text) / (duration + _TIME_TOLERANCE) > style.max_cps:
-                add("cps", f"{cps:.1f} characters per second (at most {style.max_cps:g})")
-        if style.max_wpm and duration > 0:
-            wpm = len(text.split()) * 60 / duration
-            if len(text.split()) * 60 / (duration + _TIME_TOLERANCE) > style.max_wpm:
-                add("wpm", f"{wpm:.0f} words per minute (at most {style.max_wpm:g})")
-        if style.min_duration and duration + _TIME_TOLERANCE < style.min_duration:
-            add("min-duration", f"on screen {duration:.3f} s (at least "
-                f"{style.min_duration:.3f} s)")
-        if style.max_duration and duration - _TIME_TOLERANCE > style.max_duration:
-            add("max-duration", f"on screen {duration:.3f} s (at most {style.max_duration:g} s)")
-        after = following.get(number)
-        if after is not None:
-            space = after.start - cue.end
-            if space < -_TIME_TOLERANCE / 2:
-                add("gap", f"overlaps the next cue by {-space:.3f} s")
-            elif gap and space + _TIME_TOLERANCE / 2 < gap:
-                add("gap", f"{space:.3f} s before the next cue (at least {gap:.3f} s: "
-                    f"{style.min_gap_frames} frames at {fps:g} fps)")
-        if len(lines) > 1 and any(len(line.split()) == 1 for line in lines):
-            relaid = break_text(text, style)
-            if len(relaid) == 1 and not any(len(line.split()) == 1 for line in relaid[0]):
-                add("one-word-line", "a line of one word where the text fits without one")
+        lines = [line.strip() for line in cue.lines if line.strip()]
+        problems = [*_text_problems(lines, style), *_timing_problems(cue, lines, style),
+                    *_gap_problems(cue, following.get(number), style, fps)]  # fmt: skip
+        found.extend(Violation(number, cue, rule, detail) for rule, detail in problems)
     return found
+
+
+def _text_problems(lines: list[str], style: SubtitleStyle) -> Iterator[tuple[str, str]]:
+    """Line length, line count, and a one-word line where the text fits without one."""
+    if style.max_line_chars is not None:
+        for line in lines:
+            if len(line) > style.max_line_chars:
+                yield ("line-length", f"{len(line)} characters in a line "
+                       f"(at most {style.max_line_chars}): {line!r}")  # fmt: skip
+    if style.max_lines is not None and len(lines) > style.max_lines:
+        yield "lines", f"{len(lines)} lines (at most {style.max_lines})"
+    if len(lines) > 1 and any(len(line.split()) == 1 for line in lines):
+        relaid = break_text(" ".join(lines), style)
+        if len(relaid) == 1 and not any(len(line.split()) == 1 for line in relaid[0]):
+            yield "one-word-line", "a line of one word where the text fits without one"
+
+
+def _timing_problems(cue: Cue, lines: list[str], style: SubtitleStyle
+                     ) -> Iterator[tuple[str, str]]:  # fmt: skip
+    """Reading speed (characters or words) and time on screen."""
+    duration = cue.end - cue.start
+    text = " ".join(lines)
+    # Within the tolerance of times written to the millisecond, a cue is not too fast.
+    if style.max_cps and duration > 0 and \
+            len(text) / (duration + _TIME_TOLERANCE) > style.max_cps:
+        yield ("cps", f"{len(text) / duration:.1f} characters per second "
+               f"(at most {style.max_cps:g})")  # fmt: skip
+    words = len(text.split())
+    if style.max_wpm and duration > 0 and words * 60 / (duration + _TIME_TOLERANCE) > style.max_wpm:
+        yield "wpm", f"{words * 60 / duration:.0f} words per minute (at most {style.max_wpm:g})"
+    if style.min_duration and duration + _TIME_TOLERANCE < style.min_duration:
+        yield ("min-duration",
+               f"on screen {duration:.3f} s (at least {style.min_duration:.3f} s)")
+    if style.max_duration and duration - _TIME_TOLERANCE > style.max_duration:
+        yield "max-duration", f"on screen {duration:.3f} s (at most {style.max_duration:g} s)"
+
+
+def _gap_problems(cue: Cue, after: Cue | None, style: SubtitleStyle, fps: float
+                  ) -> Iterator[tuple[str, str]]:  # fmt: skip
+    """An overlap with the next cue, or less space before it than the style's gap."""
+    if after is None:
+        return
+    gap = style.min_gap(fps)
+    space = after.start - cue.end
+    if space < -_TIME_TOLERANCE / 2:
+        yield "gap", f"overlaps the next cue by {-space:.3f} s"
+    elif gap and space + _TIME_TOLERANCE / 2 < gap:
+        yield ("gap", f"{space:.3f} s before the next cue (at least {gap:.3f} s: "
+               f"{style.min_gap_frames} frames at {fps:g} fps)")
