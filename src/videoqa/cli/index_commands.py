@@ -21,6 +21,7 @@ from videoqa.index import (
     KINDS,
     ArchiveIndex,
     IndexDatabaseError,
+    IngestTally,
     SearchHit,
     default_db_path,
     find_sidecars,
@@ -94,7 +95,15 @@ def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, check: 
         kept = "the index is as it was" if rebuild else "the reports indexed so far are kept"
         click.echo(f"videoqa: interrupted; {kept}", err=True)
         click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
-    seconds = time.perf_counter() - began
+    _say_tally(db, tally, pruned, time.perf_counter() - began, rebuild=rebuild, prune=prune,
+               as_json=as_json)  # fmt: skip
+    if tally.failed:
+        click.get_current_context().exit(1)
+
+
+def _say_tally(db: Path, tally: IngestTally, pruned: list[str], seconds: float, *,
+               rebuild: bool, prune: bool, as_json: bool) -> None:
+    """What ``index`` did: one JSON object, or a line per pruned video and a summary line."""
     if as_json:
         click.echo(dumps_json({
             "db": str(db), "indexed": tally.indexed, "unchanged": tally.unchanged,
@@ -112,8 +121,6 @@ def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, check: 
             + f" in {seconds:.1f} s: {readable(db)}",
             err=True,
         )
-    if tally.failed:
-        click.get_current_context().exit(1)
 
 
 def _check_index(db: Path, as_json: bool) -> None:
