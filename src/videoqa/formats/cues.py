@@ -217,70 +217,76 @@ def break_text(text: str, style: SubtitleStyle, *, preferred: Iterable[int] = ()
         return []
     if width is None or len(" ".join(words)) <= width:
         return [(" ".join(words),)]
+    lines = _LineBreaker(words, width, most, set(preferred))
     count = len(words)
-    good = set(preferred)
-    costs = [0.0] + [
-        0.0 if k in good else _break_cost(words[k - 1], words[k]) for k in range(1, count)
-    ]
-
-    def line_fits(i: int, j: int) -> bool:
-        return sum(len(w) for w in words[i:j]) + (j - i - 1) <= width
-
-    def cue_layout(i: int, j: int) -> tuple[float, tuple[str, ...]] | None:
-        """The best way to lay words[i:j] out as one cue, or None when they cannot fit."""
-        best: tuple[float, tuple[str, ...]] | None = None
-        if line_fits(i, j):
-            return 0.0, (" ".join(words[i:j]),)
-        if most < 2:
-            return None
-        # Up to max_lines lines: a small search over the break positions (cues are short).
-        stack: list[tuple[int, float, tuple[str, ...]]] = [(i, 0.0, ())]
-        while stack:
-            at, cost, lines = stack.pop()
-            if len(lines) == most:
-                continue
-            for end in range(at + 1, j + 1):
-                if not line_fits(at, end):
-                    break
-                line = " ".join(words[at:end])
-                if end == j:
-                    if not lines:
-                        continue
-                    total = cost + _LINE_COST * len(lines)
-                    new = (*lines, line)
-                    if any(" " not in one for one in new) and j - i > 2:
-                        total += _ORPHAN_COST
-                    lengths = [len(one) for one in new]
-                    total += (max(lengths) - min(lengths)) / width * 3
-                    if best is None or total < best[0]:
-                        best = (total, new)
-                else:
-                    stack.append((end, cost + costs[end], (*lines, line)))
-        return best
-
     # Fewest, best-broken cues: dynamic programming over the word positions.
     best: list[tuple[float, list[tuple[str, ...]]] | None] = [None] * (count + 1)
     best[0] = (0.0, [])
     for j in range(1, count + 1):
         for i in range(j - 1, -1, -1):
-            if best[i] is None:
+            previous = best[i]
+            if previous is None or not lines.fits(i, min(j, i + 1)):
                 continue
-            if not line_fits(i, min(j, i + 1)):
-                continue
-            layout = cue_layout(i, j)
+            layout = lines.cue(i, j)
             if layout is None:
                 if sum(len(w) + 1 for w in words[i:j]) > (width + 1) * most:
                     break  # longer spans fit even less
                 continue
-            previous = best[i]
-            assert previous is not None
-            total = previous[0] + layout[0] + (costs[i] + _CUE_COST if i else 0.0)
+            total = previous[0] + layout[0] + (lines.costs[i] + _CUE_COST if i else 0.0)
             current = best[j]
             if current is None or total < current[0]:
                 best[j] = (total, [*previous[1], layout[1]])
     result = best[count]
     assert result is not None  # one word per line always fits
     return result[1]
+
+
+class _LineBreaker:
+    """The words of one text, and the best way to lay a span of them out as one cue."""
+
+    def __init__(self, words: list[str], width: int, most: int, good: set[int]) -> None:
+        self.words, self.width, self.most = words, width, most
+        self.costs = [0.0] + [
+            0.0 if k in good else _break_cost(words[k - 1], words[k])
+            for k in range(1, len(words))
+        ]
+
+    def fits(self, i: int, j: int) -> bool:
+        """Whether words[i:j] fit on one line."""
+        return sum(len(w) for w in self.words[i:j]) + (j - i - 1) <= self.width
+
+    def cue(self, i: int, j: int) -> tuple[float, tuple[str, ...]] | None:
+        """The best way to lay words[i:j] out as one cue, or None when they cannot fit."""
+        if self.fits(i, j):
+            return 0.0, (" ".join(self.words[i:j]),)
+        if self.most < 2:
+            return None
+        best: tuple[float, tuple[str, ...]] | None = None
+        # Up to max_lines lines: a small search over the break positions (cues are short).
+        stack: list[tuple[int, float, tuple[str, ...]]] = [(i, 0.0, ())]
+        while stack:
+            at, cost, lines = stack.pop()
+            if len(lines) == self.most:
+                continue
+            for end in range(at + 1, j + 1):
+                if not self.fits(at, end):
+                    break
+                line = " ".join(self.words[at:end])
+                if end < j:
+                    stack.append((end, cost + self.costs[end], (*lines, line)))
+                elif lines:
+                    total = self._finished(cost, (*lines, line), j - i)
+                    if best is None or total < best[0]:
+                        best = (total, (*lines, line))
+        return best
+
+    def _finished(self, cost: float, lines: tuple[str, ...], words: int) -> float:
+        """A whole cue's cost: its breaks, its lines, a one-word line, uneven lengths."""
+        total = cost + _LINE_COST * (len(lines) - 1)
+        if any(" " not in one for one in lines) and words > 2:
+            total += _ORPHAN_COST
+        lengths = [len(one) for one in lines]
+        return total + (max(lengths) - min(lengths)) / self.width * 3
 
 
 # -- timing ----------------------------------------------------------------------------------
