@@ -37,7 +37,7 @@ from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
-from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
+from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL, check_quantize
 from videoqa.report import (
     Caption,
     ClipResult,
@@ -81,6 +81,7 @@ class ModelRole:
             frames_per_clip=self.frames_per_clip,
             frame_size=self.frame_size,
             fit=self.fit,
+            precision=getattr(self.engine, "precision", None),  # ModelFacts (planning) lack it
         )
 
 
@@ -357,6 +358,7 @@ class VideoQA:
     folder, or ``"demo"``). ``fit`` is how frames go into the model's square unless a call says
     otherwise: ``"crop"`` (the checkpoint's own processor), ``"pad"`` (the whole frame,
     letterboxed), or ``None`` for each checkpoint's default (``pad`` for ``demo``, else ``crop``).
+    ``quantize="int8"`` runs the Linear layers in dynamic int8 on the CPU (docs/engine.md).
     """
 
     def __init__(
@@ -370,10 +372,12 @@ class VideoQA:
         dtype: str = "auto",
         clip_batch_size: int = 1,
         fit: str | None = None,
+        quantize: str | None = None,
     ) -> None:
         if clip_batch_size < 1:
             raise ValueError(f"clip_batch_size must be at least 1, got {clip_batch_size}")
         self.fit = check_fit(fit)
+        self.quantize = check_quantize(quantize, device)
         self.model = model
         self.caption_model = caption_model
         self.revision = revision
@@ -403,6 +407,7 @@ class VideoQA:
             caption_revision=caption.revision,
             device=str(answer.device),
             clip_batch_size=clip_batch_size,
+            quantize=answer.quantize,
         )
         qa._engines[(answer.model_id, answer.revision)] = answer
         qa._engines[(caption.model_id, caption.revision)] = caption
@@ -418,7 +423,8 @@ class VideoQA:
 
             logger.info("loading %s", model)
             self._engines[key] = GitEngine.load(
-                model, revision=revision, device=self.device, dtype=self.dtype
+                model, revision=revision, device=self.device, dtype=self.dtype,
+                quantize=self.quantize,
             )
         return self._engines[key]
 

@@ -17,6 +17,7 @@ from typing import Any
 from videoqa.clips import DEFAULT_MAX_CLIP, DEFAULT_MIN_CLIP, check_clip_options
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
+from videoqa.models import check_quantize
 from videoqa.sidecars import DEFAULT_FORMATS, FORMATS, check_subtitle_language
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
@@ -48,6 +49,9 @@ class FolderSettings:
     model: str = "microsoft/git-base-vqav2"
     caption_model: str | None = None
     device: str = "auto"
+    quantize: str | None = None
+    """``int8``: dynamic int8 Linear layers (CPU only; docs/engine.md), else the weights as
+    loaded."""
     threads: int | None = None
     batch_size: int | None = None
     """Clips the model takes at once through the collection runner (decoding in a thread
@@ -122,7 +126,7 @@ _FOLDER_KEYS = {
     "max_new_tokens": int, "caption_max_new_tokens": int, "max_pixels": int,
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
     "recursive": bool, "processor": str, "deinterlace": str, "clips": str, "min_clip": float,
-    "max_clip": float, "detector": str, "subtitle_language": str,
+    "max_clip": float, "detector": str, "subtitle_language": str, "quantize": str,
 }  # fmt: skip
 
 
@@ -186,6 +190,10 @@ def _settings(folder: Path, fields: Mapping[str, Any], adapter_options: dict) ->
         check_clip_options(settings.clips, detector=settings.detector,
                            min_clip=settings.min_clip, max_clip=settings.max_clip,
                            stride=settings.stride)  # fmt: skip
+    except ConfigError as error:
+        raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
+    try:
+        check_quantize(settings.quantize, settings.device)
     except ConfigError as error:
         raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
     if "processor" in fields and ":" not in settings.processor:
