@@ -123,10 +123,9 @@ def test_int8_and_bfloat16_answer_the_demo_sample_as_float32_does(auto_cpu_dtype
     bfloat16 = run_demo(dtype="bfloat16")
     assert texts(int8) == texts(float32)
     assert texts(bfloat16) == texts(float32)
-    assert float32.model.precision == "float32"
-    assert bfloat16.model.precision == "bfloat16"
-    assert int8.model.precision == "int8"
-    assert Report.from_dict(int8.to_dict()).model.precision == "int8"  # written and read back
+    assert float32.model.quantize is None and "quantize" not in float32.to_dict()["model"]
+    assert int8.model.quantize == "int8" and int8.caption_model.quantize == "int8"
+    assert Report.from_dict(int8.to_dict()).model.quantize == "int8"  # written and read back
     for mine, reference in zip(int8.clips, float32.clips, strict=True):
         for a, b in zip(mine.answers, reference.answers, strict=True):
             assert abs(a.score - b.score) < 0.05  # log-probabilities, near 0 for the demo
@@ -192,7 +191,7 @@ def test_the_command_line_says_and_records_int8(tmp_path):
         "videoqa: loading demo on cpu (int8 Linear layers, float32 elsewhere)..."
     )
     report = json.loads((tmp_path / "circle_turns_blue.videoqa.json").read_text())
-    assert report["model"]["precision"] == "int8"
+    assert report["model"]["quantize"] == "int8"
     assert report["clips"][1]["caption"]["text"] == "a blue circle moves left"
 
 

@@ -71,6 +71,7 @@ class ModelRole:
     frames_per_clip: int
     frame_size: tuple[int, int]
     fit: str = "crop"
+    quantize: str | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -81,7 +82,7 @@ class ModelRole:
             frames_per_clip=self.frames_per_clip,
             frame_size=self.frame_size,
             fit=self.fit,
-            precision=getattr(self.engine, "precision", None),  # ModelFacts (planning) lack it
+            quantize=self.quantize,
         )
 
 
@@ -423,7 +424,10 @@ class VideoQA:
 
             logger.info("loading %s", model)
             self._engines[key] = GitEngine.load(
-                model, revision=revision, device=self.device, dtype=self.dtype,
+                model,
+                revision=revision,
+                device=self.device,
+                dtype=self.dtype,
                 quantize=self.quantize,
             )
         return self._engines[key]
@@ -514,8 +518,16 @@ class VideoQA:
                 raise ConfigError(None, f"must be at least 1, got {tokens}", setting=setting)
         # Probe first: a file that is not a usable video fails before any model loads.
         info = probe(path, stream=stream)
-        answering = _role(self.answer_engine, frames_per_clip, info, fit) if questions else None
-        captioning = _role(self.caption_engine, frames_per_clip, info, fit) if captions else None
+        answering = (
+            _role(self.answer_engine, frames_per_clip, info, fit, self.quantize)
+            if questions
+            else None
+        )
+        captioning = (
+            _role(self.caption_engine, frames_per_clip, info, fit, self.quantize)
+            if captions
+            else None
+        )
         primary = answering or captioning
         assert primary is not None
         plan = plan_video_clips(
@@ -763,7 +775,11 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
 
 
 def _role(
-    engine: GitEngine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
+    engine: GitEngine,
+    frames_per_clip: int | None,
+    info: VideoInfo,
+    fit: str | None,
+    quantize: str | None = None,
 ) -> ModelRole:
     """How many frames this engine sees per clip, how they fit its square, and at what size
     the sampler decodes them."""
@@ -771,5 +787,9 @@ def _role(
     fit = engine.resolve_fit(fit)
     width, height = engine.frame_size(info.width, info.height, fit)
     return ModelRole(
-        engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)), fit=fit
+        engine=engine,
+        frames_per_clip=count,
+        frame_size=(int(width), int(height)),
+        fit=fit,
+        quantize=quantize,
     )

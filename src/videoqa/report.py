@@ -150,9 +150,9 @@ class ModelInfo:
     fit: str | None = None
     """How frames went into the model's square: ``crop`` or ``pad`` (schema 1.1; ``None`` in
     older reports)."""
-    precision: str | None = None
-    """The weights' format: ``float32``, ``bfloat16``, ``float16`` or ``int8`` (quantised
-    Linear layers); optional, ``None`` where not known (older reports, Ray's driver)."""
+    quantize: str | None = None
+    """``int8`` when the model ran with dynamically quantised int8 Linear layers
+    (``--quantize int8``); ``None`` (and no key in the JSON) otherwise."""
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,7 @@ def _model_to_dict(model: ModelInfo) -> dict[str, Any]:
         "frames_per_clip": model.frames_per_clip,
         "frame_size": list(model.frame_size) if model.frame_size else None,
         "fit": model.fit,
-        **({"precision": model.precision} if model.precision is not None else {}),
+        **({"quantize": model.quantize} if model.quantize is not None else {}),
     }
 
 
@@ -325,7 +325,7 @@ def _model_from_dict(data: Mapping[str, Any]) -> ModelInfo:
         frames_per_clip=int(data["frames_per_clip"]),
         frame_size=(int(size[0]), int(size[1])) if size else None,
         fit=str(fit) if (fit := data.get("fit")) is not None else None,
-        precision=str(kept) if (kept := data.get("precision")) is not None else None,
+        quantize=str(kept) if (kept := data.get("quantize")) is not None else None,
     )
 
 
