@@ -214,3 +214,20 @@ def test_ray_keeps_quantised_actors_off_gpus(tiny_image_git):
     assert _gpus_per_actor(cluster, RaySettings(), qa) == 0.0
     with pytest.raises(ConfigError, match="runs on the CPU only: no gpus_per_actor"):
         _gpus_per_actor(cluster, RaySettings(gpus_per_actor=1), qa)
+
+
+def test_bfloat16_answers_a_clip_alike_alone_or_batched(tiny_video_git):
+    """What auto now picks on such CPUs keeps the collection runner's promise: a clip's answers
+    and scores, to the last bit, do not depend on the clips batched with it."""
+    import numpy as np
+
+    engine = GitEngine.load(str(tiny_video_git), device="cpu", dtype="bfloat16")
+    rng = np.random.default_rng(0)
+    frames = engine.frames_per_clip or 1
+    clips = [[rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(frames)]
+             for _ in range(4)]  # fmt: skip
+    questions = ["what is it ?", "how many", "what is the man doing"]
+    batched = engine.answer(clips, questions, max_new_tokens=5)
+    alone = [engine.answer([clip], questions, max_new_tokens=5)[0] for clip in clips]
+    assert batched == alone
+    assert len({answer.score for row in batched for answer in row}) > 1  # not degenerate
