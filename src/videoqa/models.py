@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import videoqa
 from videoqa.errors import ConfigError, ModelError
+from videoqa.quantize import check_quantize
 
 if TYPE_CHECKING:
     import torch
@@ -47,8 +47,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float16", "bfloat16")
 """torch dtypes by name (torch is imported only to load a model: planning and decoding
 processes never need it)."""
-QUANTIZATIONS = ("int8",)
-"""``quantize`` values: ``int8`` is dynamic int8 quantisation of the Linear layers (CPU only)."""
 
 #: CPU features with which oneDNN computes bfloat16 matrix products natively (x86: AVX-512
 #: BF16 or AMX; Arm: the BF16 extension), as ``torch.cpu.get_capabilities()`` names them.
@@ -72,7 +70,7 @@ class Checkpoint:
 def resolve_model(name: str) -> str:
     """Map ``"demo"`` to the checkpoint folder shipped inside the package; other names as given."""
     if name == DEMO_MODEL:
-        return str(Path(videoqa.__file__).parent / "demo_model")
+        return str(Path(__file__).parent / "demo_model")
     return name
 
 
@@ -224,32 +222,7 @@ def choose_dtype(
     return chosen
 
 
-def check_quantize(quantize: str | None, device: str = "auto") -> str | None:
-    """Refuse an unknown ``quantize`` value, or int8 asked for on a GPU, without torch.
-
-    By the rule, not by what is present: ``quantize="int8", device="cuda"`` is refused on a
-    machine without a GPU too. ``device="auto"`` is checked again once it is resolved
-    (:func:`check_quantize_device`).
-    """
-    if quantize is None:
-        return None
-    if quantize not in QUANTIZATIONS:
-        raise ConfigError(
-            None,
-            f"must be one of {', '.join(QUANTIZATIONS)} (or not given), not {quantize!r}",
-            setting="quantize",
-        )
-    if device not in ("auto", "cpu"):
-        raise ConfigError(
-            None,
-            f"{quantize} quantisation runs on the CPU only, not {device}: use device cpu "
-            "(or no quantize on a GPU, where float16 is the fast format)",
-            setting="quantize",
-        )
-    return quantize
-
-
 def check_quantize_device(quantize: str | None, device: torch.device) -> None:
-    """:func:`check_quantize` once ``auto`` has picked the device."""
+    """:func:`videoqa.quantize.check_quantize` once ``auto`` has picked the device."""
     if quantize is not None and device.type != "cpu":
         check_quantize(quantize, device.type)
