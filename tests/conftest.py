@@ -16,6 +16,9 @@ else:
     # Tiny models are dominated by per-op overhead: one thread is faster than two, and far
     # faster when the machine is shared (measured: 68 s -> 9 s for the engine tests under load).
     torch.set_num_threads(1)
+# The suite holds the engine to transformers' float32 results: dtype "auto" stays float32 on
+# the CPU here (worker processes inherit it); tests of the bfloat16 choice clear it.
+os.environ.setdefault("VIDEOQA_CPU_DTYPE", "float32")
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 

@@ -3,6 +3,7 @@
     python tools/eval_demo_model.py                       # the shipped checkpoint
     python tools/eval_demo_model.py --model /tmp/run --clips 300 --codec libx264 --codec libvpx-vp9
     python tools/eval_demo_model.py --size 1280x720 --size 720x1280 --fit pad --codec libx265
+    python tools/eval_demo_model.py --size 1280x720 --no-raw --formats float32,bfloat16,int8
 
 Held-out clips come from a seed the training never used, drawn for each video size's aspect
 ratio (``--size``, repeatable; default 320x240). "raw" feeds the rendered frames straight to
@@ -14,6 +15,8 @@ check asks "which way does it move?" with the six frames in reverse order: a mod
 frame order answers the opposite direction. ``presence_score`` is how ``videoqa find`` decides:
 the presence questions ("is there a red circle?") answered yes when P(yes) / (P(yes) + P(no))
 from the first token is over 0.5 (``presence`` is the generated answer's exact match).
+``--formats`` scores the same decoded clips with the checkpoint in each format (float32,
+bfloat16, int8: dynamic int8 Linear layers) and counts the answers equal to the first format's.
 """
 
 from __future__ import annotations
@@ -63,8 +66,10 @@ def score(
     truths: Sequence[ClipTruth],
     fit: str | None = None,
 ):
-    """Accuracy per question kind, caption exact match and the reversed-direction rates."""
+    """Accuracy per question kind, caption exact match and the reversed-direction rates, and
+    under ``"texts"`` every generated text in order (to compare formats)."""
     right: dict[str, list[bool]] = defaultdict(list)
+    texts: list[str] = []
     reversed_same, reversed_opposite = [], []
     try:
         engine.yes_no_ids()
@@ -74,18 +79,20 @@ def score(
     captions = engine.caption(list(clips), fit=fit)
     for frames, truth, caption in zip(clips, truths, captions, strict=True):
         right["caption"].append(caption.text == caption_of(truth))
+        texts.append(caption.text)
         questions = questions_for(truth)
         answers = engine.answer([frames], [q.text for q in questions], fit=fit)[0]
         for question, answer in zip(questions, answers, strict=True):
             right[question.kind].append(answer.text == question.answer)
+            texts.append(answer.text)
         presence = [q for q in questions if q.kind == "presence"] if scores_yes_no else []
         yes = engine.yes_probability([frames], [q.text for q in presence], fit=fit)[0]
         for question, probability in zip(presence, yes, strict=True):
             right["presence_score"].append((probability > 0.5) == (question.answer == "yes"))
         if truth.direction is not None:
-            backwards = engine.answer(
-                [list(frames)[::-1]], ["which way does it move?"], fit=fit
-            )[0][0]
+            backwards = engine.answer([list(frames)[::-1]], ["which way does it move?"], fit=fit)[
+                0
+            ][0]
             reversed_same.append(backwards.text == truth.direction)
             reversed_opposite.append(backwards.text == OPPOSITE[truth.direction])
     kinds = (*QUESTION_KINDS, "presence_score", "caption")
@@ -93,7 +100,16 @@ def score(
     result["reversed_still_correct"] = float(np.mean(reversed_same))
     result["reversed_flipped"] = float(np.mean(reversed_opposite))
     result["questions"] = sum(len(right[kind]) for kind in QUESTION_KINDS)
+    result["texts"] = texts
     return result
+
+
+FORMATS = {
+    "float32": ("float32", None),
+    "bfloat16": ("bfloat16", None),
+    "int8": ("float32", "int8"),
+}
+"""``--formats`` names: (dtype, quantize) for ``GitEngine.load``."""
 
 
 def encoded_clips(
@@ -134,6 +150,11 @@ def encoded_clips(
     return clips, truths, path.stat().st_size
 
 
+def label(name: str, form: str, formats: Sequence[str]) -> str:
+    """A result's name: the input, and the format when several are compared."""
+    return f"{name} {form}" if len(formats) > 1 else name
+
+
 def video_size(text: str) -> tuple[int, int]:
     """``WIDTHxHEIGHT`` (``1280x720``) as a pair of even integers."""
     try:
@@ -154,19 +175,40 @@ def main() -> None:
     parser.add_argument(
         "--size", type=video_size, action="append", help="WIDTHxHEIGHT (default 320x240)"
     )
-    parser.add_argument("--fit", choices=("crop", "pad"), default=None,
-                        help="how frames go into the model's square (default: the checkpoint's)")
+    parser.add_argument(
+        "--fit",
+        choices=("crop", "pad"),
+        default=None,
+        help="how frames go into the model's square (default: the checkpoint's)",
+    )
     parser.add_argument("--no-raw", action="store_true", help="only the encoded videos")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--videos", type=Path, default=None,
+        "--videos",
+        type=Path,
+        default=None,
         help="keep the encoded held-out videos here and reuse them (default: a temporary folder)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--formats",
+        default="float32",
+        help=f"comma-separated, of {', '.join(FORMATS)}: each scores the same clips; "
+        "answers are compared with the first's",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
-    engine = GitEngine.load(resolve_model(args.model), device="cpu")
+    formats = args.formats.split(",")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"--formats: unknown {unknown}")
+    engines = {}
+    for name in formats:
+        dtype, quantize = FORMATS[name]
+        engines[name] = GitEngine.load(
+            resolve_model(args.model), device="cpu", dtype=dtype, quantize=quantize
+        )
+    engine = engines[formats[0]]
     fit = engine.resolve_fit(args.fit)
     frames_per_clip = engine.frames_per_clip or 1
     results: dict[str, dict] = {}
@@ -180,7 +222,10 @@ def main() -> None:
             started = time.monotonic()
             raw = [[render(scene, t, width, height) for t in times] for scene, times in scenes]
             truths = [scene.truth(times) for scene, times in scenes]
-            results[f"{width}x{height} raw"] = score(engine, raw, truths, fit)
+            for form, each in engines.items():
+                results[label(f"{width}x{height} raw", form, formats)] = score(
+                    each, raw, truths, fit
+                )
             del raw  # 200 clips of 720p frames are 3 GB
             print(f"{width}x{height} raw frames: {time.monotonic() - started:.0f} s", flush=True)
         with tempfile.TemporaryDirectory() as temporary:
@@ -191,20 +236,39 @@ def main() -> None:
                 clips, truths, size = encoded_clips(
                     scenes, codec, folder, engine, size=(width, height), fit=fit, seed=args.seed
                 )
-                name = f"{width}x{height} {codec}"
-                results[name] = score(engine, clips, truths, fit)
-                results[name]["video_bytes"] = size
+                for form, each in engines.items():
+                    name = label(f"{width}x{height} {codec}", form, formats)
+                    results[name] = score(each, clips, truths, fit)
+                    results[name]["video_bytes"] = size
                 print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
 
     columns = (
-        *QUESTION_KINDS, "presence_score", "caption", "reversed_still_correct", "reversed_flipped"
+        *QUESTION_KINDS,
+        "presence_score",
+        "caption",
+        "reversed_still_correct",
+        "reversed_flipped",
     )
+    texts = {name: result.pop("texts") for name, result in results.items()}
+    if len(formats) > 1:  # the share of generated texts equal to the first format's
+        for name, result in results.items():
+            reference = texts[name.rsplit(" ", 1)[0] + f" {formats[0]}"]
+            same = [a == b for a, b in zip(texts[name], reference, strict=True)]
+            result[f"same_as_{formats[0]}"] = float(np.mean(same))
+    if len(formats) > 1:
+        columns = (*columns, f"same_as_{formats[0]}")
     print(f"{args.clips} held-out clips per size, model {args.model}, fit {fit}")
-    print(f"{'input':<22}" + "".join(f"{c[:14]:>15}" for c in columns))
+    print(f"{'input':<30}" + "".join(f"{c[:14]:>15}" for c in columns))
     for name, result in results.items():
-        print(f"{name:<22}" + "".join(f"{result[c]:>15.3f}" for c in columns))
+        print(f"{name:<30}" + "".join(f"{result[c]:>15.3f}" for c in columns))
     if args.json:
-        summary = {"clips": args.clips, "model": args.model, "fit": fit, "results": results}
+        summary = {
+            "clips": args.clips,
+            "model": args.model,
+            "fit": fit,
+            "formats": formats,
+            "results": results,
+        }
         args.json.write_text(json.dumps(summary, indent=2))
 
 

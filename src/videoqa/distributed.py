@@ -442,7 +442,7 @@ def _dataset(
     models = {
         "model": qa.model, "caption_model": qa.caption_model, "revision": qa.revision,
         "caption_revision": qa.caption_revision, "device": qa.device, "dtype": qa.dtype,
-        "fit": qa.fit,
+        "fit": qa.fit, "quantize": qa.quantize,
     }  # fmt: skip
     cpu_share = None
     if not gpus:  # Ray hides no GPU from an actor that reserved none: keep it off them
@@ -483,7 +483,13 @@ def _decode_tasks(ray: Any, settings: RaySettings) -> int:
 def _gpus_per_actor(ray: Any, settings: RaySettings, qa: VideoQA) -> float:
     """GPUs each model actor reserves: as asked, else 1 where the cluster has GPUs and the
     models may use them. Asking for GPUs that a cluster started here cannot have is refused
-    (the actors would wait for them for ever); a remote cluster may be adding GPU nodes."""
+    (the actors would wait for them for ever); a remote cluster may be adding GPU nodes.
+    Quantised models run on the CPU: none by default, and asking for GPUs is refused."""
+    if qa.quantize is not None:
+        if settings.gpus_per_actor:
+            raise ConfigError(None, f"{qa.quantize} quantisation runs on the CPU only: no "
+                              "gpus_per_actor with it", setting="quantize")  # fmt: skip
+        return 0.0
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     if settings.gpus_per_actor is None:
         return 1.0 if cluster_gpus > 0 and qa.device != "cpu" else 0.0

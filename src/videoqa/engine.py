@@ -28,6 +28,8 @@ from videoqa.engines import Answer
 from videoqa.errors import ConfigError, ModelError
 from videoqa.models import (
     Checkpoint,
+    check_quantize,
+    check_quantize_device,
     choose_device,
     choose_dtype,
     locate_checkpoint,
@@ -96,8 +98,11 @@ class GitEngine(FrameQueries):
         model_id: str,
         revision: str | None = None,
         max_clips_per_batch: int = 8,
+        quantize: str | None = None,
     ) -> None:
         self.model = model.eval()
+        self.quantize = quantize
+        """``int8`` when the Linear layers were quantised (:func:`quantize_linear_layers`)."""
         self.tokenizer = tokenizer
         self.preprocessing = preprocessing
         self.model_id = model_id
@@ -132,26 +137,33 @@ class GitEngine(FrameQueries):
         device: str = "auto",
         dtype: str = "auto",
         max_clips_per_batch: int = 8,
+        quantize: str | None = None,
     ) -> GitEngine:
         """Load a GIT checkpoint by hub id or folder (``"demo"``: the shipped one).
 
         Weights load from safetensors only and never with remote code; raises ``ModelError``
-        when the checkpoint cannot be found or read, ``ConfigError`` for a bad device/dtype.
+        when the checkpoint cannot be found or read, ``ConfigError`` for a bad device, dtype
+        or ``quantize`` (``int8``: dynamic int8 Linear layers, CPU only).
         """
+        check_quantize(quantize, device)
         torch_device = choose_device(device)
-        torch_dtype = choose_dtype(dtype, torch_device)
+        check_quantize_device(quantize, torch_device)
+        torch_dtype = choose_dtype(dtype, torch_device, quantize=quantize)
         checkpoint = locate_checkpoint(model, revision=revision)
         git_model, tokenizer = _load_weights_and_tokenizer(checkpoint, torch_dtype)
         preprocessing = load_preprocessing(checkpoint, image_size=_image_size(git_model.config))
         # transformers declares .to through functools.wraps, which mypy reads as unbound.
         git_model.to(torch_device)  # type: ignore[arg-type]
+        if quantize is not None:
+            quantize_linear_layers(git_model, checkpoint.model_id)
         logger.info(
-            "loaded %s (%s, %s) on %s in %s",
+            "loaded %s (%s, %s) on %s in %s%s",
             checkpoint.model_id,
             "video" if git_model.config.num_image_with_embedding else "image",
             checkpoint.folder,
             torch_device,
             torch_dtype,
+            f", {quantize} Linear layers" if quantize else "",
         )
         return cls(
             git_model,
@@ -160,7 +172,14 @@ class GitEngine(FrameQueries):
             model_id=checkpoint.model_id,
             revision=checkpoint.revision,
             max_clips_per_batch=max_clips_per_batch,
+            quantize=quantize,
         )
+
+    @property
+    def precision(self) -> str:
+        """The weights' format as the report and the loading line name it: ``float32``,
+        ``bfloat16``, ``float16``, or ``int8`` (quantised Linear layers, float32 elsewhere)."""
+        return self.quantize or str(self.dtype).removeprefix("torch.")
 
     def facts(self) -> ModelFacts:
         """What planning needs of this checkpoint, without the weights (for other processes)."""
@@ -597,6 +616,40 @@ def _image_size(config: GitConfig) -> int:
     if isinstance(vision, GitVisionConfig) and isinstance(vision.image_size, int):
         return vision.image_size
     raise ModelError(None, "the checkpoint's vision_config has no square image_size")
+
+
+KEPT_IN_FLOAT = ("output",)
+"""Linear layers :func:`quantize_linear_layers` leaves in float: the vocabulary projection,
+whose logits pick every token (a few rows per step: its cost is small beside the encoder's)."""
+
+
+def quantize_linear_layers(model: GitForCausalLM, model_id: str) -> None:
+    """Dynamic int8 quantisation of the Linear layers, in place (torch's own, on the CPU).
+
+    Weights become int8 (per output channel); each product quantises its input on the fly,
+    per tensor. Raises ``ModelError`` in one line when torch cannot quantise this checkpoint.
+    """
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    names = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name not in KEPT_IN_FLOAT
+    }
+    if not names:
+        raise ModelError(model_id, "int8 quantisation: the checkpoint has no Linear layers")
+    if "x86" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "x86"
+    try:
+        with warnings.catch_warnings():
+            # torch.ao.quantization is deprecated for torchao, but still torch's own in 2.13.
+            warnings.filterwarnings("ignore", message=r".*(deprecated|quantiz).*")
+            quantize_dynamic(model, names, dtype=torch.qint8, inplace=True)
+    except (RuntimeError, AssertionError, ValueError, NotImplementedError) as error:
+        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        raise ModelError(model_id, f"int8 quantisation is not supported here: {reason}") from None
 
 
 LEGACY_KEY_NAMES = {r"img_temperal_embedding": "img_temporal_embedding"}

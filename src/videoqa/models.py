@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from videoqa.errors import ConfigError, ModelError
+from videoqa.quantize import check_quantize
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +47,15 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float16", "bfloat16")
 """torch dtypes by name (torch is imported only to load a model: planning and decoding
 processes never need it)."""
+
+#: CPU features with which oneDNN computes bfloat16 matrix products natively (x86: AVX-512
+#: BF16 or AMX; Arm: the BF16 extension), as ``torch.cpu.get_capabilities()`` names them.
+#: Without one, bfloat16 is emulated through float32 and is slower than float32 itself.
+NATIVE_BFLOAT16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16")
+CPU_DTYPE_VARIABLE = "VIDEOQA_CPU_DTYPE"
+"""Environment variable that fixes what ``auto`` is on the CPU (``float32`` or ``bfloat16``):
+for settings with no dtype of their own (the daemon's processes), and the test suite, which
+holds the engine to transformers' float32 results."""
 
 
 @dataclass(frozen=True)
@@ -153,14 +164,65 @@ def choose_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def choose_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` is half precision on a GPU (fp16) and float32 on the CPU."""
+def cpu_computes_bfloat16(capabilities: Mapping[str, Any] | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (``NATIVE_BFLOAT16_FEATURES``).
+
+    ``capabilities`` is ``torch.cpu.get_capabilities()`` unless given (tests pass others);
+    oneDNN (``torch.backends.mkldnn``) must be built in, as it is what uses those instructions.
+    """
+    import torch
+
+    if capabilities is None:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        capabilities = torch.cpu.get_capabilities()
+    return any(bool(capabilities.get(feature)) for feature in NATIVE_BFLOAT16_FEATURES)
+
+
+def choose_dtype(
+    dtype: str,
+    device: torch.device,
+    *,
+    quantize: str | None = None,
+    capabilities: Mapping[str, Any] | None = None,
+) -> torch.dtype:
+    """``auto`` is float16 on a GPU; on the CPU bfloat16 where the CPU computes it natively
+    (twice float32's speed, the same answers: docs/engine.md), else float32. With
+    ``quantize`` the layers left unquantised stay float32, as dynamic int8 needs."""
     import torch
 
     if dtype == "auto":
-        return torch.float32 if device.type == "cpu" else torch.float16
+        if device.type != "cpu":
+            return torch.float16
+        fixed = os.environ.get(CPU_DTYPE_VARIABLE)
+        if fixed and fixed not in ("float32", "bfloat16"):
+            raise ConfigError(
+                None,
+                f"{CPU_DTYPE_VARIABLE} must be float32 or bfloat16, not {fixed!r}",
+                setting="dtype",
+            )
+        if quantize is not None:
+            return torch.float32
+        if fixed:
+            return torch.float32 if fixed == "float32" else torch.bfloat16
+        if cpu_computes_bfloat16(capabilities):
+            return torch.bfloat16
+        return torch.float32
     if dtype not in DTYPES:
         choices = ", ".join(["auto", *DTYPES])
         raise ConfigError(None, f"must be one of {choices}, not {dtype!r}", setting="dtype")
+    if quantize is not None and dtype != "float32":
+        raise ConfigError(
+            None,
+            f"{quantize} quantisation keeps the other layers in float32, not {dtype}: "
+            "leave dtype auto or float32",
+            setting="dtype",
+        )
     chosen: torch.dtype = getattr(torch, dtype)
     return chosen
+
+
+def check_quantize_device(quantize: str | None, device: torch.device) -> None:
+    """:func:`videoqa.quantize.check_quantize` once ``auto`` has picked the device."""
+    if quantize is not None and device.type != "cpu":
+        check_quantize(quantize, device.type)

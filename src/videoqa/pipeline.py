@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, TruncatedError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
-from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
+from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL, check_quantize
 from videoqa.planning import plan_video_clips
 from videoqa.report import (
     Caption,
@@ -72,6 +72,7 @@ class ModelRole:
     frames_per_clip: int
     frame_size: tuple[int, int]
     fit: str = "crop"
+    quantize: str | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -82,6 +83,7 @@ class ModelRole:
             frames_per_clip=self.frames_per_clip,
             frame_size=self.frame_size,
             fit=self.fit,
+            quantize=self.quantize,
         )
 
 
@@ -380,6 +382,7 @@ class VideoQA:
     folder, or ``"demo"``). ``fit`` is how frames go into the model's square unless a call says
     otherwise: ``"crop"`` (the checkpoint's own processor), ``"pad"`` (the whole frame,
     letterboxed), or ``None`` for each checkpoint's default (``pad`` for ``demo``, else ``crop``).
+    ``quantize="int8"`` runs the Linear layers in dynamic int8 on the CPU (docs/engine.md).
     """
 
     def __init__(
@@ -393,10 +396,12 @@ class VideoQA:
         dtype: str = "auto",
         clip_batch_size: int = 1,
         fit: str | None = None,
+        quantize: str | None = None,
     ) -> None:
         if clip_batch_size < 1:
             raise ValueError(f"clip_batch_size must be at least 1, got {clip_batch_size}")
         self.fit = check_fit(fit)
+        self.quantize = check_quantize(quantize, device)
         self.model = model
         self.caption_model = caption_model
         self.revision = revision
@@ -426,6 +431,7 @@ class VideoQA:
             caption_revision=caption.revision,
             device=str(answer.device),
             clip_batch_size=clip_batch_size,
+            quantize=getattr(answer, "quantize", None),
         )
         qa._engines[(answer.model_id, answer.revision)] = answer
         qa._engines[(caption.model_id, caption.revision)] = caption
@@ -440,9 +446,19 @@ class VideoQA:
             from videoqa.engines import load_engine
 
             logger.info("loading %s", model)
-            self._engines[key] = load_engine(
-                model, revision=revision, device=self.device, dtype=self.dtype
-            )
+            options: dict[str, Any] = {"device": self.device, "dtype": self.dtype}
+            if self.quantize is not None:  # only then: other engine families may lack it
+                options["quantize"] = self.quantize
+            try:
+                self._engines[key] = load_engine(model, revision=revision, **options)
+            except TypeError as error:
+                if "quantize" not in options or "quantize" not in str(error):
+                    raise
+                raise ConfigError(
+                    None,
+                    f"{model}: its engine family cannot quantise ({self.quantize})",
+                    setting="quantize",
+                ) from None
         return self._engines[key]
 
     @property
@@ -531,8 +547,16 @@ class VideoQA:
                 raise ConfigError(None, f"must be at least 1, got {tokens}", setting=setting)
         # Probe first: a file that is not a usable video fails before any model loads.
         info = probe(path, stream=stream)
-        answering = _role(self.answer_engine, frames_per_clip, info, fit) if questions else None
-        captioning = _role(self.caption_engine, frames_per_clip, info, fit) if captions else None
+        answering = (
+            _role(self.answer_engine, frames_per_clip, info, fit, self.quantize)
+            if questions
+            else None
+        )
+        captioning = (
+            _role(self.caption_engine, frames_per_clip, info, fit, self.quantize)
+            if captions
+            else None
+        )
         primary = answering or captioning
         assert primary is not None
         plan = plan_video_clips(
@@ -781,7 +805,11 @@ def frames_per_clip_for(engine: Engine, requested: int | None = None) -> int:
 
 
 def _role(
-    engine: Engine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
+    engine: Engine,
+    frames_per_clip: int | None,
+    info: VideoInfo,
+    fit: str | None,
+    quantize: str | None = None,
 ) -> ModelRole:
     """How many frames this engine sees per clip, how they fit its square, and at what size
     the sampler decodes them."""
@@ -789,5 +817,9 @@ def _role(
     fit = engine.resolve_fit(fit)
     width, height = engine.frame_size(info.width, info.height, fit)
     return ModelRole(
-        engine=engine, frames_per_clip=count, frame_size=(int(width), int(height)), fit=fit
+        engine=engine,
+        frames_per_clip=count,
+        frame_size=(int(width), int(height)),
+        fit=fit,
+        quantize=quantize,
     )

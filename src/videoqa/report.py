@@ -154,6 +154,9 @@ class ModelInfo:
     fit: str | None = None
     """How frames went into the model's square: ``crop`` or ``pad`` (schema 1.1; ``None`` in
     older reports)."""
+    quantize: str | None = None
+    """``int8`` when the model ran with dynamically quantised int8 Linear layers
+    (``--quantize int8``); ``None`` (and no key in the JSON) otherwise."""
 
 
 @dataclass(frozen=True)
@@ -402,6 +405,7 @@ def _model_to_dict(model: ModelInfo) -> dict[str, Any]:
         "frames_per_clip": model.frames_per_clip,
         "frame_size": list(model.frame_size) if model.frame_size else None,
         "fit": model.fit,
+        **({"quantize": model.quantize} if model.quantize is not None else {}),
     }
 
 
@@ -417,6 +421,7 @@ def _model_from_dict(data: Mapping[str, Any]) -> ModelInfo:
         frames_per_clip=int(data["frames_per_clip"]),
         frame_size=(int(size[0]), int(size[1])) if size else None,
         fit=str(fit) if (fit := data.get("fit")) is not None else None,
+        quantize=str(kept) if (kept := data.get("quantize")) is not None else None,
     )
 
 

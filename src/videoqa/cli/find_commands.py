@@ -61,7 +61,8 @@ if TYPE_CHECKING:
               show_default=True, help="Where the model runs (auto: a GPU when there is one).")
 @click.option("--dtype", type=click.Choice(("auto", "float32", "float16", "bfloat16")),
               default="auto", show_default=True,
-              help="Weights' precision (auto: half on GPU, float32 on CPU).")
+              help="Weights' precision (auto: float16 on a GPU; on the CPU bfloat16 "
+                   "where it computes it natively, else float32).")
 @click.option("--fit", metavar="crop|pad", default=None,
               help="How frames go into the model's square [default: the checkpoint's].")
 @click.option("--stream", type=click.IntRange(min=0), default=None,

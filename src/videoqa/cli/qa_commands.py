@@ -34,6 +34,7 @@ from videoqa.fit import check_fit
 from videoqa.formats.cues import DEFAULT_STYLE
 from videoqa.formats.cues import PRESETS as SUBTITLE_PRESETS
 from videoqa.pathnames import readable
+from videoqa.quantize import QUANTIZATIONS, check_quantize
 from videoqa.speech import DEFAULT_MIN_GAP, SpeechOptions, check_speech_options
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
@@ -91,7 +92,11 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model runs (auto: a GPU when there is one)."),
         click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
-                     help="Weights' precision (auto: half on GPU, float32 on CPU)."),
+                     help="Weights' precision (auto: float16 on a GPU; on the CPU bfloat16 "
+                          "where it computes it natively, else float32)."),
+        click.option("--quantize", type=click.Choice(QUANTIZATIONS), default=None,
+                     help="int8: dynamic int8 quantisation of the Linear layers (CPU only; "
+                          "faster, answers may differ slightly: docs/engine.md)."),
         click.option("-f", "--format", "formats", default="json,srt,vtt", show_default=True,
                      help="Sidecars to write, comma-separated: json, srt, vtt, txt, otio "
                           "(an OpenTimelineIO timeline), xmp (XMP with markers), ttml (IMSC "
@@ -162,9 +167,10 @@ def ask_command(videos: Sequence[Path], questions: Sequence[str], model: str,
                 **options: Any) -> None:
     """Answer questions about each clip of VIDEO... and write sidecars with the answers."""
     check_fit(options["fit"])  # before the models load, as every option
+    check_quantize(options["quantize"], options["device"])
     models = dict(model=model, caption_model=caption_model, revision=options.pop("revision"),
                   device=options.pop("device"), dtype=options.pop("dtype"),
-                  fit=options.pop("fit"))
+                  fit=options.pop("fit"), quantize=options.pop("quantize"))
     _process_all(models, videos, questions=tuple(questions), captions=with_captions,
                  max_new_tokens=max_new_tokens, **options)
 
@@ -180,10 +186,11 @@ def caption_command(videos: Sequence[Path], model: str, max_new_tokens: int,
                     **options: Any) -> None:
     """Caption each clip of VIDEO... and write the captions as subtitles and JSON."""
     check_fit(options["fit"])  # before the models load, as every option
+    check_quantize(options["quantize"], options["device"])
     revision = options.pop("revision")
     models = dict(model=model, caption_model=model, revision=revision, caption_revision=revision,
                   device=options.pop("device"), dtype=options.pop("dtype"),
-                  fit=options.pop("fit"))
+                  fit=options.pop("fit"), quantize=options.pop("quantize"))
     _process_all(models, videos, questions=(), captions=True,
                  caption_max_new_tokens=max_new_tokens, **options)
 
@@ -271,11 +278,16 @@ def _load_models(models: dict[str, Any], *, questions: tuple[str, ...], captions
     )
     click.echo(f"videoqa: loading {wanted[0][0]}", err=True, nl=False)
     try:
-        from videoqa.models import choose_device, choose_dtype
+        from videoqa.models import check_quantize_device, choose_device, choose_dtype
         from videoqa.pipeline import VideoQA, frames_per_clip_for
 
         device = choose_device(models["device"])
-        dtype = str(choose_dtype(models["dtype"], device)).removeprefix("torch.")
+        quantize = models.get("quantize")
+        check_quantize_device(quantize, device)
+        dtype = str(choose_dtype(models["dtype"], device, quantize=quantize))
+        dtype = dtype.removeprefix("torch.")
+        if quantize is not None:
+            dtype = f"{quantize} Linear layers, {dtype} elsewhere"
     except ImportError as error:  # a base install without torch: say so, no traceback
         click.echo("", err=True)
         missing = error.name or "torch"

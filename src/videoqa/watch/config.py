@@ -18,6 +18,7 @@ from videoqa.clips import DEFAULT_MAX_CLIP, DEFAULT_MIN_CLIP, check_clip_options
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
 from videoqa.formats.cues import DEFAULT_STYLE
+from videoqa.quantize import check_quantize
 from videoqa.sidecars import DEFAULT_FORMATS, FORMATS, check_subtitle_language
 from videoqa.speech import DEFAULT_MIN_GAP
 from videoqa.videofiles import DEFAULT_EXTENSIONS
@@ -45,6 +46,9 @@ class FolderSettings:
     model: str = "microsoft/git-base-vqav2"
     caption_model: str | None = None
     device: str = "auto"
+    quantize: str | None = None
+    """``int8``: dynamic int8 Linear layers (CPU only; docs/engine.md), else the weights as
+    loaded."""
     threads: int | None = None
     batch_size: int | None = None
     """Clips the model takes at once through the collection runner (decoding in a thread
@@ -129,7 +133,7 @@ _FOLDER_KEYS = {
     "recursive": bool, "processor": str, "deinterlace": str, "clips": str, "min_clip": float,
     "max_clip": float, "detector": str, "subtitle_language": str,
     "subtitle_style": str, "max_line_chars": int, "max_lines": int, "max_cps": float,
-    "avoid_speech": bool, "speech_gap": float,
+    "avoid_speech": bool, "speech_gap": float, "quantize": str,
 }  # fmt: skip
 
 
@@ -206,6 +210,10 @@ def _settings(folder: Path, fields: Mapping[str, Any], adapter_options: dict) ->
     except ConfigError as error:
         raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
     _check_subtitles(where, settings)
+    try:
+        check_quantize(settings.quantize, settings.device)
+    except ConfigError as error:
+        raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
     if "processor" in fields and ":" not in settings.processor:
         raise ConfigError(where, "'processor' must be 'module:function'")
     return settings

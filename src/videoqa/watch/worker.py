@@ -140,10 +140,10 @@ def _pipeline_for(settings: FolderSettings) -> Any:
         import torch
 
         torch.set_num_threads(settings.threads)
-    key = (settings.model, settings.caption_model, settings.device)
+    key = (settings.model, settings.caption_model, settings.device, settings.quantize)
     pipeline = _pipelines.get(key)
     if pipeline is None:
-        options: dict[str, Any] = {"device": settings.device}
+        options: dict[str, Any] = {"device": settings.device, "quantize": settings.quantize}
         if settings.caption_model is not None:
             options["caption_model"] = settings.caption_model
         _pipelines.clear()  # one set of models per worker: memory stays bounded
