@@ -234,25 +234,52 @@ def load_config(
     that does not exist is an error unless ``check_folders=False``: reading the job store
     (``videoqa jobs``) must work while a share is unmounted.
     """
-    document: dict[str, Any] = {}
-    base = Path.cwd()
-    where = "config"
-    if path is not None:
-        where = os.fspath(path)
-        base = Path(path).expanduser().absolute().parent
-        try:
-            with open(Path(path).expanduser(), "rb") as handle:
-                document = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(path, "no such config file") from None
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(path, f"cannot read TOML: {error}") from None
-
+    document, base, where = _read_document(path)
     known = set(_DAEMON_KEYS) | {"defaults", "folders", "adapters"}
     unknown = sorted(set(document) - known)
     if unknown:
         raise ConfigError(where, f"unknown setting(s) {unknown}")
+    daemon = _daemon_settings(document, where, base, overrides)
+    adapter_options = _adapter_options(document, where, daemon["jobstore"])
 
+    defaults = document.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(where, "[defaults] must be a table")
+    default_fields = _folder_fields(f"{where} [defaults]", defaults, base)
+    configured = _configured_folders(document, where, base, default_fields)
+    if folders:
+        chosen = [Path(os.path.abspath(Path(f).expanduser())) for f in folders]
+    else:
+        chosen = list(configured)
+    settings = []
+    for folder in chosen:
+        if check_folders and not folder.is_dir():
+            raise ConfigError(folder, "watched folder does not exist")
+        fields = configured.get(folder, default_fields)
+        settings.append(_settings(folder, fields, adapter_options))
+
+    default_settings = _settings(Path(base), default_fields, adapter_options)
+    return WatchConfig(folders=tuple(settings), defaults=default_settings, **daemon)
+
+
+def _read_document(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], Path, str]:
+    """The TOML document (empty without a file), the folder relative paths start from, and
+    the name errors give the file."""
+    if path is None:
+        return {}, Path.cwd(), "config"
+    try:
+        with open(Path(path).expanduser(), "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "no such config file") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(path, f"cannot read TOML: {error}") from None
+    return document, Path(path).expanduser().absolute().parent, os.fspath(path)
+
+
+def _daemon_settings(document: dict[str, Any], where: str, base: Path,
+                     overrides: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's own settings: the file's, then the command line's (``None``: not given)."""
     daemon: dict[str, Any] = {}
     for key, value in document.items():
         if key in _DAEMON_KEYS:
@@ -268,7 +295,12 @@ def load_config(
         if "jobstore" in daemon
         else default_jobstore_path()
     )
+    return daemon
 
+
+def _adapter_options(document: dict[str, Any], where: str, jobstore: Path
+                     ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """``[adapters.<name>]`` tables; the event log beside the job store unless configured."""
     adapter_options = document.get("adapters", {})
     if not isinstance(adapter_options, dict) or not all(
         isinstance(v, dict) for v in adapter_options.values()
@@ -276,14 +308,14 @@ def load_config(
         raise ConfigError(where, "[adapters.<name>] tables hold each adapter's options")
     adapter_options = {name: dict(options) for name, options in adapter_options.items()}
     adapter_options.setdefault("jsonl", {}).setdefault(
-        "path", str(daemon["jobstore"].parent / "events.jsonl")
+        "path", str(jobstore.parent / "events.jsonl")
     )
+    return adapter_options
 
-    defaults = document.get("defaults", {})
-    if not isinstance(defaults, dict):
-        raise ConfigError(where, "[defaults] must be a table")
-    default_fields = _folder_fields(f"{where} [defaults]", defaults, base)
 
+def _configured_folders(document: dict[str, Any], where: str, base: Path,
+                        default_fields: dict[str, Any]) -> dict[Path, dict[str, Any]]:
+    """Each ``[[folders]]`` table's folder and fields (``[defaults]`` under its own)."""
     configured: dict[Path, dict[str, Any]] = {}
     folder_tables = document.get("folders", [])
     if not isinstance(folder_tables, list):
@@ -294,20 +326,7 @@ def load_config(
         folder = _resolve(base, table["path"])
         rest = {k: v for k, v in table.items() if k != "path"}
         configured[folder] = {**default_fields, **_folder_fields(f"{where} {folder}", rest, base)}
-
-    if folders:
-        chosen = [Path(os.path.abspath(Path(f).expanduser())) for f in folders]
-    else:
-        chosen = list(configured)
-    settings = []
-    for folder in chosen:
-        if check_folders and not folder.is_dir():
-            raise ConfigError(folder, "watched folder does not exist")
-        fields = configured.get(folder, default_fields)
-        settings.append(_settings(folder, fields, adapter_options))
-
-    default_settings = _settings(Path(base), default_fields, adapter_options)
-    return WatchConfig(folders=tuple(settings), defaults=default_settings, **daemon)
+    return configured
 
 
 def with_folder(config: WatchConfig, folder: Path) -> WatchConfig:
