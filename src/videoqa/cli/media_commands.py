@@ -15,7 +15,7 @@ import click
 import cv2
 
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.errors import NoVideoStreamError, OutputError
+from videoqa.errors import MediaError, NoVideoStreamError, OutputError
 from videoqa.media import (
     DEFAULT_MAX_PIXELS,
     FrameSampler,
@@ -292,6 +292,7 @@ def frames_command(
     with FrameSampler(
         video, stream=stream, size=size, max_pixels=max_pixels, deinterlace=deinterlace
     ) as sampler:
+        _check_within(video, at_times, sampler.info.duration)
         times = list(at_times) if every is None else _every(every, sampler.info.duration)
         written = []
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -318,6 +319,16 @@ def frames_command(
             f"{len(written)} frames written to {out_dir} "
             f"({sampler.decoded_frames} decoded, {sampler.seeks} seeks)",
             err=True,
+        )
+
+
+def _check_within(video: Path, times: tuple[float, ...], duration: float) -> None:
+    """Refuse a time past the video's end: the sampler would give the last frame, which a
+    player does not show then, and a user asking for it has most likely mistyped."""
+    late = [time for time in times if time > duration]
+    if late:
+        raise MediaError(
+            video, f"--at {max(late):g} s is past the video's end at {_duration(duration)}"
         )
 
 
