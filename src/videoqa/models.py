@@ -119,12 +119,13 @@ def meant_model(name: str) -> str | None:
     known = [DEMO_MODEL, *KNOWN_MODELS, *_cached_models()]
     if name in known:
         return None
-    # Also by the part after the owner: ``git-base-vatx`` means microsoft/git-base-vatex.
-    by_name = {model.rsplit("/", 1)[-1]: model for model in reversed(known)}
-    for candidates in (known, by_name):
-        close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.8)
+    # Case aside, and also by the part after the owner: ``git-base-vatx`` is
+    # microsoft/git-base-vatex.
+    for key in (str.lower, lambda model: model.rsplit("/", 1)[-1].lower()):
+        candidates = {key(model): model for model in reversed(known)}
+        close = difflib.get_close_matches(key(name), list(candidates), n=1, cutoff=0.8)
         if close:
-            return close[0] if candidates is known else by_name[close[0]]
+            return candidates[close[0]]
     return None
 
 

@@ -46,7 +46,10 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every ask/caption call shares: clips, model placement, outputs."""
     options = [
-        click.argument("videos", nargs=-1, type=click.Path(path_type=Path)),  # or --paths-from
+        # Not click's readable check: it ends the call on one file; _check_inputs names each
+        # and the others run.
+        click.argument("videos", nargs=-1,  # or --paths-from
+                       type=click.Path(path_type=Path, readable=False)),
         click.option("--clip-length", type=click.FloatRange(min=0, min_open=True), default=5.0,
                      show_default=True, help="Seconds per clip (one subtitle cue)."),
         click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=None,
