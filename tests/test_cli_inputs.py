@@ -20,7 +20,6 @@ from test_pipeline import write_test_video
 from tiny_git import tiny_video_git  # noqa: F401 (fixture)
 
 from videoqa.cli import cli
-from videoqa.models import meant_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_media" / "circle_turns_blue.mp4"
 NO_MODEL = "/nonexistent/checkpoint"
@@ -165,11 +164,15 @@ def test_frames_at_a_time_past_the_end_is_an_error_naming_the_end(tmp_path):
     ("someone/entirely-different", None),
 ])  # fmt: skip
 def test_a_mistyped_model_name_gets_the_name_it_is_like(typed, meant):
+    from videoqa.models import meant_model
+
     assert meant_model(typed) == meant
 
 
 def test_a_cached_checkpoint_is_suggested_too(tmp_path, monkeypatch):
     from huggingface_hub import constants
+
+    from videoqa.models import meant_model
 
     (tmp_path / "models--someone--git-base-custom").mkdir()
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
