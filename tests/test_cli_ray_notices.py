@@ -18,8 +18,6 @@ import pytest
 pytest.importorskip("ray", reason="--ray needs the ray extra")
 pytest.importorskip("torch", reason="the model actor needs torch")
 
-from videoqa.cli.ray_options import RAY_LOG
-
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_media" / "circle_turns_blue.mp4"
 
 
@@ -40,4 +38,6 @@ def test_ray_local_prints_our_lines_only_and_logs_rays(tmp_path):
     assert lines[-1].startswith("videoqa: 1 file: 1 done, 0 failed; 3 clips in ")
     assert result.stdout.count("clip.mp4 [") == 3
     assert (tmp_path / "clip.srt").is_file()
+    from videoqa.cli.ray_options import RAY_LOG
+
     assert RAY_LOG.is_file()  # Ray's notices, for whoever wants them (or -v)
