@@ -15,7 +15,7 @@ import click
 import cv2
 
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.errors import MediaError, NoVideoStreamError, OutputError
+from videoqa.errors import NoVideoStreamError, OutputError
 from videoqa.media import (
     DEFAULT_MAX_PIXELS,
     FrameSampler,
@@ -323,12 +323,15 @@ def frames_command(
 
 
 def _check_within(video: Path, times: tuple[float, ...], duration: float) -> None:
-    """Refuse a time past the video's end: the sampler would give the last frame, which a
-    player does not show then, and a user asking for it has most likely mistyped."""
+    """Warn of a time past the video's end, naming the end: the sampler gives the last frame,
+    which a player no longer shows then, and a user asking for it may have mistyped."""
     late = [time for time in times if time > duration]
     if late:
-        raise MediaError(
-            video, f"--at {max(late):g} s is past the video's end at {_duration(duration)}"
+        click.echo(
+            f"videoqa: warning: {readable(video)}: --at {max(late):g} s is past the video's end "
+            f"at {_duration(duration)}; the last frame is written for "
+            f"{'it' if len(late) == 1 else f'those {len(late)} times'}",
+            err=True,
         )
 
 
