@@ -2,9 +2,10 @@
 #
 #   make demo   set up .venv (Python 3.11+, torch, videoqa with its dev extras) and caption the
 #               shipped sample clip with the shipped demo checkpoint (offline; three sidecars)
-#   make test   set up .venv with every extra the test suite uses (dev, shots, web, ray), then
-#               lint (ruff), type check (mypy) and run the tests; CI's main stage is this
-#   make lint   set up as for make test, then ruff and mypy only
+#   make test   set up .venv with every extra the test suite uses (dev, shots, web, ray,
+#               speech), then lint (ruff), type check (mypy), check the layer contracts
+#               (lint-imports) and run the tests; CI's main stage is this
+#   make lint   set up as for make test, then ruff, mypy and lint-imports only
 #
 # Each is idempotent: a second run finds what the first installed and only runs. Each step says
 # what it does in one line. Variables (make demo VAR=value):
@@ -35,7 +36,7 @@ PYTEST_ARGS ?=
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install $(PIP_OPTIONS)
-TEST_EXTRAS := dev,shots,web,ray
+TEST_EXTRAS := dev,shots,web,ray,speech
 # This checkout's code first, whatever VENV holds; no hub look-ups (the demo checkpoint and the
 # tests' checkpoints are local).
 RUN := PYTHONPATH="$(CURDIR)/src:$(CURDIR)/plugins$${PYTHONPATH:+:$$PYTHONPATH}" \
@@ -46,7 +47,7 @@ RUN := PYTHONPATH="$(CURDIR)/src:$(CURDIR)/plugins$${PYTHONPATH:+:$$PYTHONPATH}"
 help:
 	@echo "make demo   set up $(VENV) and caption the sample clip with the demo checkpoint"
 	@echo "make test   set up $(VENV) with every extra the tests use, lint, type check, test"
-	@echo "make lint   set up as for make test, then ruff and mypy only"
+	@echo "make lint   set up as for make test, then ruff, mypy and lint-imports only"
 
 demo: setup-demo
 	@echo "make: captioning sample_media/circle_turns_blue.mp4 with the demo checkpoint into $(OUT)"
@@ -58,9 +59,10 @@ test: lint
 	if [ "$$status" -eq 5 ]; then echo "make: pytest ran no test" >&2; fi; exit "$$status"
 
 lint: setup-test
-	@echo "make: ruff check (lint) and mypy (types)"
+	@echo "make: ruff check (lint), mypy (types), lint-imports (the layers of .importlinter)"
 	@$(RUN) -m ruff check src plugins tests benchmarks tools
 	@$(RUN) -m mypy src plugins
+	@PYTHONPATH="$(CURDIR)/src:$(CURDIR)/plugins" "$(VENV)/bin/lint-imports"
 
 ifeq ($(INSTALL),no)
 setup-demo setup-test:

@@ -266,8 +266,8 @@ def test_short_flags_all_formats_and_txt_with_readable_confidences(workdir, tiny
                                "--clip-length", "2", "-f", "all", "-o", str(out))
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "second.otio", "second.srt", "second.txt", "second.videoqa.json", "second.vtt",
-        "second.xmp",
+        "second.descriptions.vtt", "second.ebutt.xml", "second.otio", "second.srt",
+        "second.ttml", "second.txt", "second.videoqa.json", "second.vtt", "second.xmp",
     ]  # fmt: skip
     report = Report.load(out / "second.videoqa.json")
     assert len(report.clips) == 2
@@ -344,7 +344,7 @@ def test_ctrl_c_keeps_finished_files_whole_prints_the_summary_and_exits_130(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        while not (out / "part0.xmp").exists():  # the last of part0's set
+        while not (out / "part0.descriptions.vtt").exists():  # the last of part0's set
             assert call.poll() is None and time.monotonic() < deadline, call.stderr.read()
             time.sleep(0.05)
         call.send_signal(signal.SIGINT)
@@ -364,7 +364,8 @@ def test_ctrl_c_keeps_finished_files_whole_prints_the_summary_and_exits_130(
     done = int(summary[1])
     assert 1 <= done < 4 and done + int(summary[2]) == 4
     # Finished files keep their whole set; the rest have nothing; nothing temporary is left.
-    suffixes = (".videoqa.json", ".srt", ".vtt", ".txt", ".otio", ".xmp")
+    suffixes = (".videoqa.json", ".srt", ".vtt", ".txt", ".otio", ".xmp", ".ttml", ".ebutt.xml",
+                ".descriptions.vtt")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"part{number}{suffix}" for number in range(done) for suffix in suffixes
     )

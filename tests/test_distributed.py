@@ -24,10 +24,14 @@ TIMING_KEYS = ("timing", "elapsed", "seconds_taken")
 """Report keys that hold how long something took (they may differ between runs)."""
 
 
+RUN_KEYS = ("run", "runs")
+"""Which run made an entry, and when (schema 1.3): random ids and clock times, not results."""
+
+
 def _without_timing(data: object) -> object:
     if isinstance(data, dict):
         return {key: _without_timing(value) for key, value in data.items()
-                if key not in TIMING_KEYS}  # fmt: skip
+                if key not in (*TIMING_KEYS, *RUN_KEYS)}  # fmt: skip
     if isinstance(data, list):
         return [_without_timing(value) for value in data]
     return data
@@ -221,7 +225,7 @@ def test_workers_killed_at_work_lose_no_file_and_write_none_twice(
         report["video"]["path"] = expected["video"]["path"]
         assert _without_timing(report) == _without_timing(expected)
         written = json.loads((out / f"{name}.videoqa.json").read_text())
-        assert written["clips"] == expected["clips"]
+        assert _without_timing(written["clips"]) == _without_timing(expected["clips"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"take{n}.{suffix}" for n in range(6) for suffix in ("videoqa.json", "srt")
     )
@@ -287,10 +291,8 @@ def test_ray_local_writes_the_local_runners_sidecars_and_fails_a_bad_file_alone(
         if name.endswith(".json"):
             mine, local_report = json.loads(ours), json.loads(theirs)
             for clip, local_clip in zip(mine["clips"], local_report["clips"], strict=True):
-                assert clip == local_clip, (name, clip, local_clip)
+                assert _without_timing(clip) == _without_timing(local_clip), (name, clip)
             assert _without_timing(mine) == _without_timing(local_report)
-            if "timing" not in theirs.decode():
-                assert ours == theirs
         else:
             assert ours == theirs
 
@@ -372,3 +374,105 @@ def test_more_model_actors_than_the_local_cluster_can_hold_are_refused(cluster, 
     )
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_ray_local_builds_the_same_record_as_the_command_line(cluster, demo, tmp_path):
+    """The one-record sequence with ``--ray local`` for ask and caption: ask, caption,
+    find --db, an edit, ask another question: one record holding all of it."""
+    from test_record import COLOUR, SAMPLE, WAY, check_record, run
+
+    from videoqa.web.edits import edit_clip
+
+    shutil.copyfile(SAMPLE, tmp_path / "v.mp4")
+    db = tmp_path / "i.db"
+    ray = ["--model", "demo", "--ray", "local", "--db", str(db)]
+    run("ask", "v.mp4", "-q", COLOUR, *ray, cwd=tmp_path)
+    run("caption", "v.mp4", *ray, cwd=tmp_path)
+    run("find", "v.mp4", "--model", "demo", "--what", "a blue circle", "--db", str(db),
+        cwd=tmp_path)
+    edit_clip(tmp_path / "v.videoqa.json", tmp_path / "v.mp4", 1, caption="a cobalt disc")
+    run("ask", "v.mp4", "-q", WAY, *ray, cwd=tmp_path)
+    check_record(json.loads((tmp_path / "v.videoqa.json").read_text()), db, tmp_path,
+                 "a cobalt disc")
+
+
+def test_a_file_that_decodes_to_no_clip_fails_on_ray_as_it_does_locally(cluster, tmp_path):
+    """Issue 20 (3): a file that ends before its first clip (here: decodable to under 2 s,
+    asked from --start 5) fails with the daemon's one line on Ray as on one machine, exit 1,
+    no sidecar for it; the other file is done."""
+    import re
+
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+    from videoqa.demo import Actor, Scene, write_scene_video
+    from videoqa.demo.world import RADIUS
+
+    circle = Actor("circle", RADIUS, ((0.0, 0.25, 0.5), (12.0, 0.75, 0.5)), ((0.0, "red"),))
+    folder = tmp_path / "media"
+    folder.mkdir()
+    whole = folder / "whole.mp4"
+    write_scene_video(whole, Scene((circle,)), duration=12.0, options={"g": "25"},
+                      container_options={"movflags": "faststart"})  # fmt: skip
+    cut = folder / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 26 // 100])
+    listing = tmp_path / "paths.txt"
+    listing.write_text(f"{cut}\n{whole}\n")
+    lines = {}
+    for name, extra in (
+        ("local", [str(folder)]),
+        ("ray", ["--ray", "local", "--paths-from", str(listing)]),
+    ):
+        result = CliRunner().invoke(cli, ["caption", "--model", "demo", "--start", "5", "-f",
+                                          "json", "-o", str(tmp_path / name), *extra])  # fmt: skip
+        assert result.exit_code == 1, result.output
+        lines[name] = [line for line in result.stderr.splitlines()
+                       if line.startswith("videoqa: error:")]  # fmt: skip
+        assert [path.name for path in (tmp_path / name).iterdir()] == ["whole.videoqa.json"]
+    assert lines["ray"] == lines["local"]
+    assert len(lines["ray"]) == 1
+    assert re.fullmatch(rf"videoqa: error: {re.escape(str(cut))}: truncated at 1\.\d s of 12\.0 s",
+                        lines["ray"][0])  # fmt: skip
+
+
+def test_ray_runs_another_model_family_through_the_engine_seam(cluster, tmp_path):
+    """The test-only family (tests/mean_colour_engine.py) on Ray's planning tasks and model
+    actors, unchanged: its facts are read on the driver without loading it, the actors load it
+    through the registry."""
+    pytest.importorskip("torch", reason="the CLI picks a device with torch")
+    from click.testing import CliRunner
+    from mean_colour_engine import save_checkpoint
+
+    from videoqa.cli import cli
+
+    family = save_checkpoint(tmp_path / "mean-colour")
+    shutil.copyfile(SAMPLES / "circle_turns_blue.mp4", tmp_path / "v.mp4")
+    result = CliRunner().invoke(cli, ["caption", str(tmp_path / "v.mp4"), "--model",
+                                      str(family), "--ray", "local"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "v.videoqa.json").read_text())
+    assert [c["caption"]["text"] for c in record["clips"]] == [
+        "a red thing", "a blue thing", "a blue thing"]
+
+
+def test_ray_shapes_subtitles_as_the_local_runner_does(cluster, demo, tmp_path):
+    """--subtitle-style on Ray: the same delivery step shapes the files (they were refused)."""
+    from click.testing import CliRunner
+
+    from videoqa.cli import cli
+
+    files = {}
+    for name, extra in (("local", []), ("ray", ["--ray", "local"])):
+        out = tmp_path / name
+        shutil.copyfile(SAMPLES / "circle_turns_blue.mp4", tmp_path / f"{name}.mp4")
+        result = CliRunner().invoke(cli, ["caption", str(tmp_path / f"{name}.mp4"), "--model",
+                                          "demo", "--subtitle-style", "netflix",
+                                          "--max-line-chars", "12", "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / f"{name}.videoqa.json").read_text())
+        assert record["subtitles"]["max_line_chars"] == 12
+        files[name] = (out / f"{name}.srt").read_text()
+    assert files["ray"] == files["local"]
+    texts = [line for line in files["ray"].splitlines()
+             if line and "-->" not in line and not line.isdigit()]
+    assert texts and all(len(line) <= 12 for line in texts)

@@ -173,6 +173,7 @@ def test_a_subtitle_language_names_the_subtitles_as_media_servers_read_them(tmp_
     paths = write_sidecars(report, tmp_path / "film.mkv", formats="all", subtitle_language="en")
     assert [p.name for p in paths] == [
         "film.videoqa.json", "film.en.srt", "film.en.vtt", "film.txt", "film.otio", "film.xmp",
+        "film.en.ttml", "film.en.ebutt.xml", "film.descriptions.en.vtt",
     ]  # fmt: skip
     assert [s.content for s in srt.parse((tmp_path / "film.en.srt").read_text())] == CAPTIONS
     cues = webvtt.read(str(tmp_path / "film.en.vtt"))  # webvtt-py leaves &amp; escaped
@@ -206,7 +207,8 @@ def test_a_renamed_video_takes_every_recorded_format_and_language_along(tmp_path
     otio = pytest.importorskip("opentimelineio", reason="opentimelineio (dev extra) reads it")
     write_sidecars(ntsc_report(), tmp_path / "a.mp4", formats="all", subtitle_language="de")
     moved = move_sidecars(tmp_path / "a.mp4", tmp_path / "b.mkv")
-    expected = ["b.de.srt", "b.de.vtt", "b.otio", "b.txt", "b.videoqa.json", "b.xmp"]
+    expected = sorted(["b.de.srt", "b.de.vtt", "b.otio", "b.txt", "b.videoqa.json", "b.xmp",
+                       "b.de.ttml", "b.de.ebutt.xml", "b.descriptions.de.vtt"])
     assert sorted(p.name for p in tmp_path.iterdir()) == expected == sorted(p.name for p in moved)
     data = json.loads((tmp_path / "b.videoqa.json").read_text())
     assert set(data["sidecars"]) == set(expected) - {"b.videoqa.json"}
@@ -232,8 +234,9 @@ def test_an_edit_in_the_review_page_rewrites_the_subtitles_under_their_language(
     assert recorded_subtitle_language(video) == "en"
     edit_clip(tmp_path / "clip.videoqa.json", video, 1, caption="a dog and a cat")
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["clip.en.srt", "clip.en.vtt", "clip.otio", "clip.txt", "clip.videoqa.json",
-                     "clip.xmp"]  # fmt: skip
+    assert names == sorted(["clip.en.srt", "clip.en.vtt", "clip.otio", "clip.txt",
+                            "clip.videoqa.json", "clip.xmp", "clip.en.ttml", "clip.en.ebutt.xml",
+                            "clip.descriptions.en.vtt"])  # fmt: skip
     assert [s.content for s in srt.parse((tmp_path / "clip.en.srt").read_text())][1] == (
         "a dog and a cat")  # fmt: skip
     assert exiftool(tmp_path / "clip.xmp")["Tracks"][0]["Markers"][1]["Name"] == "a dog and a cat"

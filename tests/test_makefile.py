@@ -78,7 +78,8 @@ def test_a_fresh_clone_sets_up_in_steps_and_a_second_run_reuses_them(clone):
                  '-m pip install -q -e ".[dev]"', "-m videoqa caption sample_media/"):
         assert step in demo, step
     test = make(clone, "-n", "test").stdout
-    for step in ('-e ".[dev,shots,web,ray]"', "-m ruff check src plugins tests benchmarks tools",
+    for step in ('-e ".[dev,shots,web,ray,speech]"',
+                 "-m ruff check src plugins tests benchmarks tools", "bin/lint-imports",
                  "-m mypy src plugins", "-m pytest -q"):
         assert step in test, step
     # What a first run leaves: the venv, torch and videoqa with its extras installed.

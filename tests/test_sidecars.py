@@ -166,8 +166,9 @@ def test_formats_and_output_dir_choose_what_goes_where(tmp_path):
                              output_dir=out)
     assert written == [out / "my.clip.videoqa.json"]
     assert sorted(p.name for p in out.iterdir()) == ["my.clip.videoqa.json"]
-    assert parse_formats("all") == parse_formats("txt,json,srt,vtt,otio,xmp") == FORMATS
-    assert FORMATS == ("json", "srt", "vtt", "txt", "otio", "xmp")
+    assert parse_formats("all") == parse_formats(
+        "txt,json,srt,vtt,otio,xmp,ttml,ebutt,descriptions") == FORMATS
+    assert FORMATS == ("json", "srt", "vtt", "txt", "otio", "xmp", "ttml", "ebutt", "descriptions")
     for nothing in ("", " , "):
         with pytest.raises(OutputError, match=r"^formats: no format given \(choose from json"):
             parse_formats(nothing)
@@ -216,7 +217,8 @@ def test_txt_is_protected_like_the_subtitles_and_follows_twin_names(tmp_path):
     write_sidecars(make_report(["a dog"]), tmp_path / "film.mkv", formats="all")
     recorded = json.loads((tmp_path / "film.videoqa.json").read_text(encoding="utf-8"))
     assert set(recorded["sidecars"]) == {"film.srt", "film.vtt", "film.txt", "film.otio",
-                                         "film.xmp"}  # fmt: skip
+                                         "film.xmp", "film.ttml", "film.ebutt.xml",
+                                         "film.descriptions.vtt"}  # fmt: skip
     write_sidecars(make_report(["a cat"]), tmp_path / "film.mkv", formats="all")  # ours: replaced
     assert notes.read_text(encoding="utf-8").endswith("] a cat\n")
     write_sidecars(make_report(["a cow"]), tmp_path / "film.mp4", formats="txt,json")

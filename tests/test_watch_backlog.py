@@ -16,6 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from records import comparable
 from test_watch_daemon import (  # noqa: F401  (pytest fixtures)
     jobs_of,
     running,
@@ -71,9 +72,10 @@ def one_by_one(jobs: list[Job]) -> bool:
     return all((a.finished_at or 0) <= (b.started_at or 0) for a, b in pairwise(ordered))
 
 
-def sidecars(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".json", ".srt",
-                                                                             ".vtt")}  # fmt: skip
+def sidecars(folder: Path) -> dict[str, object]:
+    """The sidecars' contents as results (records without run ids and times)."""
+    return {p.name: comparable(p.name, p.read_bytes()) for p in folder.iterdir()
+            if p.suffix in (".json", ".srt", ".vtt")}  # fmt: skip
 
 
 def four_naps(

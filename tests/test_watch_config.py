@@ -123,4 +123,5 @@ formats = ["all"]
 """))  # fmt: skip
     first, second = config.folders
     assert first.formats == ("txt", "json")
-    assert set(second.formats) == {"json", "srt", "vtt", "txt", "otio", "xmp"}
+    assert set(second.formats) == {"json", "srt", "vtt", "txt", "otio", "xmp", "ttml", "ebutt",
+                                   "descriptions"}

@@ -15,10 +15,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from videoqa import __version__
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
 from videoqa.pathnames import dumps_json
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.plugins.webhook")
 

@@ -51,6 +51,7 @@ from videoqa.clips import Clip, frame_times_in
 from videoqa.errors import ConfigError, VideoQAError
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers
 from videoqa.report import ClipResult, ModelInfo, Report, Sampling
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 if TYPE_CHECKING:
     from videoqa.pipeline import ModelRole, VideoQA
@@ -88,8 +89,6 @@ def find_videos(
     fails alone, with its reason, when processed.
     """
     if extensions is None:
-        from videoqa.watch.config import DEFAULT_EXTENSIONS
-
         extensions = DEFAULT_EXTENSIONS
     suffixes = {suffix.lower() for suffix in extensions}
     found: list[Path] = []
@@ -326,15 +325,13 @@ def infer_batch(
             pixels = pixels.pin_memory()
         times = [role.frame_times(plan.clips[decoded.number]) for plan, decoded in items]
         if role.task == "answer":
-            prompts = engine.question_prompts(first.questions, first.sampling.max_new_tokens)
-            rows = engine.run_pixels(
-                pixels, prompts, max_new_tokens=first.sampling.max_new_tokens
-            )
+            rows = engine.answer_pixels(pixels, first.questions,
+                                        max_new_tokens=first.sampling.max_new_tokens)
             answers = clip_answers(role.kind, first.questions, times, rows)
         else:
             tokens = first.sampling.caption_max_new_tokens or 30
-            rows = engine.run_pixels(pixels, engine.caption_prompts(), max_new_tokens=tokens)
-            captions = clip_captions(role.kind, times, [row[0] for row in rows])
+            captions = clip_captions(role.kind, times,
+                                     engine.caption_pixels(pixels, max_new_tokens=tokens))
     results = []
     for position, (plan, decoded) in enumerate(items):
         clip = plan.clips[decoded.number]
@@ -357,19 +354,16 @@ def infer_batch(
 def finish_file(
     plan: FilePlan, results: Sequence[ClipResult], decodable_end: float | None = None
 ) -> Report:
-    """The file's ``Report`` from its clips' results (any order; reported in time order)."""
-    from videoqa.pipeline import make_report
+    """The file's ``Report`` from its clips' results (any order; reported in time order).
+
+    Raises ``TruncatedError`` when the file decodes to no clip (``pipeline.check_decoded``,
+    the rule the one-file path and the daemon apply too): no empty sidecars.
+    """
+    from videoqa.pipeline import check_decoded, make_report
 
     primary = plan.answering or plan.captioning
     assert primary is not None
-    if decodable_end is not None:
-        logger.warning(
-            "%s: truncated: video decodes only to %.1f s of %.1f s; later clips are left out",
-            plan.path,
-            decodable_end,
-            plan.info.duration,
-        )
-    return make_report(
+    report = make_report(
         plan.info,
         model=primary.model,
         caption_model=plan.captioning.model if plan.captioning else None,
@@ -378,6 +372,15 @@ def finish_file(
         clips=sorted(results, key=lambda result: result.index),
         decodable_end=decodable_end,
     )
+    check_decoded(plan.path, report)
+    if decodable_end is not None:
+        logger.warning(
+            "%s: truncated: video decodes only to %.1f s of %.1f s; later clips are left out",
+            plan.path,
+            decodable_end,
+            plan.info.duration,
+        )
+    return report
 
 
 # --------------------------------------------------------------------------- defaults
@@ -576,79 +579,102 @@ class CollectionRunner:
             decoder_threads=self.decoder_threads,
         )
         planner.start(pool)
-        files: dict[int, _FileState] = {}
-        pending: deque[_Waiting] = deque()
-        finished = 0
-        pin = self.device == "cuda"
+        run = _Run(self, pool, len(paths))
         try:
-            while finished < len(paths):
-                message = pool.next_message(block=not pending)
-                if message is None and pending:
-                    batch = _take_batch(pending, self.batch_size)
-                    results = infer_batch(self.qa, [(plan, clip) for plan, clip, _ in batch],
-                                          pin_memory=pin)  # fmt: skip
-                    self.batches += 1
-                    self.largest_batch = max(self.largest_batch, len(batch))
-                    for (_plan, _clip, release), _result in zip(batch, results, strict=True):
-                        release()
-                    for (plan, _clip, _release), result in zip(batch, results, strict=True):
-                        state = files[plan.position]
-                        if state.failed:
-                            continue
-                        state.results.append(result)
-                        yield ClipDone(plan.position, plan.path, result, len(plan.clips))
-                        if _complete(state):
-                            finished += 1
-                            yield FileDone(plan.position, plan.path, _report(state))
-                    continue
-                if message is None:
-                    continue
-                kind = message[0]
-                if kind == "planned":
-                    plan = message[1]
-                    files[plan.position] = _FileState(plan)
-                    yield FilePlanned(plan.position, plan.path, plan)
-                elif kind == "clip":
-                    _, decoded, release = message
-                    state = files[decoded.position]
-                    if state.failed:
-                        release()
-                    else:
-                        pending.append((state.plan, decoded, release))
-                        self.most_waiting = max(self.most_waiting, len(pending))
-                        if len(pending) >= self.batch_size:
-                            pool.hold()  # run the batch before reading more
-                elif kind == "decoded":
-                    end: FileDecoded = message[1]
-                    state = files[end.position]
-                    if not state.failed:
-                        state.decoded = end
-                        if _complete(state):
-                            finished += 1
-                            yield FileDone(state.plan.position, state.plan.path, _report(state))
-                elif kind == "failed":
-                    _, position, path, error, cause = message
-                    failed = files.get(position)
-                    if failed is not None and failed.failed:
-                        continue
-                    if failed is not None:
-                        failed.failed = True
-                        for item in [item for item in pending if item[0].position == position]:
-                            pending.remove(item)
-                            item[2]()
-                    finished += 1
-                    done = len(failed.results) if failed else 0
-                    total = len(failed.plan.clips) if failed else 0
-                    yield FileFailed(position, path, error, done, total, cause)
+            while run.finished < len(paths):
+                message = pool.next_message(block=not run.pending)
+                if message is None and run.pending:
+                    yield from run.infer()
+                elif message is not None:
+                    yield from run.receive(message)
         except BaseException:
             planner.stop()
             self.close(wait=False)
             raise
         finally:
-            for _plan, _clip, release in pending:
+            for _plan, _clip, release in run.pending:
                 release()
             planner.stop()
             self.close()
+
+
+class _Run:
+    """One ``CollectionRunner.run``'s state: each file's, the decoded clips waiting for the
+    model, and how many files have ended; the decoders' messages and the batches turn into
+    the run's events here."""
+
+    def __init__(self, runner: CollectionRunner, pool: _DecoderPool, files: int) -> None:
+        self.runner = runner
+        self.pool = pool
+        self.files: dict[int, _FileState] = {}
+        self.pending: deque[_Waiting] = deque()
+        self.finished = 0
+        self.pin = runner.device == "cuda"
+
+    def infer(self) -> Iterator[Event]:
+        """One batch of the waiting clips through the model; a clip done each, a file's end
+        when its last clip is."""
+        runner = self.runner
+        batch = _take_batch(self.pending, runner.batch_size)
+        results = infer_batch(runner.qa, [(plan, clip) for plan, clip, _ in batch],
+                              pin_memory=self.pin)  # fmt: skip
+        runner.batches += 1
+        runner.largest_batch = max(runner.largest_batch, len(batch))
+        for (_plan, _clip, release), _result in zip(batch, results, strict=True):
+            release()
+        for (plan, _clip, _release), result in zip(batch, results, strict=True):
+            state = self.files[plan.position]
+            if state.failed:
+                continue
+            state.results.append(result)
+            yield ClipDone(plan.position, plan.path, result, len(plan.clips))
+            yield from self._end_if_complete(state)
+
+    def receive(self, message: tuple[Any, ...]) -> Iterator[Event]:
+        """What one message of the decoders means: a file planned, a clip decoded (it waits
+        for a batch), a file decoded to its end, a file failed."""
+        kind = message[0]
+        if kind == "planned":
+            plan = message[1]
+            self.files[plan.position] = _FileState(plan)
+            yield FilePlanned(plan.position, plan.path, plan)
+        elif kind == "clip":
+            _, decoded, release = message
+            state = self.files[decoded.position]
+            if state.failed:
+                release()
+                return
+            self.pending.append((state.plan, decoded, release))
+            self.runner.most_waiting = max(self.runner.most_waiting, len(self.pending))
+            if len(self.pending) >= self.runner.batch_size:
+                self.pool.hold()  # run the batch before reading more
+        elif kind == "decoded":
+            end: FileDecoded = message[1]
+            state = self.files[end.position]
+            if not state.failed:
+                state.decoded = end
+                yield from self._end_if_complete(state)
+        elif kind == "failed":
+            yield from self._failed(*message[1:])
+
+    def _end_if_complete(self, state: _FileState) -> Iterator[Event]:
+        if _complete(state):
+            self.finished += 1
+            yield _finished(state)
+
+    def _failed(self, position: int, path: str, error: str, cause: Any) -> Iterator[Event]:
+        failed = self.files.get(position)
+        if failed is not None and failed.failed:
+            return
+        if failed is not None:
+            failed.failed = True
+            for item in [item for item in self.pending if item[0].position == position]:
+                self.pending.remove(item)
+                item[2]()
+        self.finished += 1
+        done = len(failed.results) if failed else 0
+        total = len(failed.plan.clips) if failed else 0
+        yield FileFailed(position, path, error, done, total, cause)
 
 
 def _take_batch(pending: deque[_Waiting], size: int) -> list[_Waiting]:
@@ -668,9 +694,16 @@ def _complete(state: _FileState) -> bool:
     return state.decoded is not None and len(state.results) == state.decoded.clips
 
 
-def _report(state: _FileState) -> Report:
+def _finished(state: _FileState) -> FileDone | FileFailed:
+    """A file whose last clip is done: its report, or its failure when it decoded to no clip."""
     assert state.decoded is not None
-    return finish_file(state.plan, state.results, state.decoded.decodable_end)
+    plan = state.plan
+    try:
+        report = finish_file(plan, state.results, state.decoded.decodable_end)
+    except VideoQAError as error:
+        return FileFailed(plan.position, plan.path, str(error), len(state.results),
+                          len(plan.clips), error)  # fmt: skip
+    return FileDone(plan.position, plan.path, report)
 
 
 def _device_type(qa: VideoQA) -> str:
@@ -1139,7 +1172,10 @@ def run_collection(
     its last clip is done (``write_sidecars``'s ``output_dir`` and ``overwrite``). A file that
     fails yields an outcome with its one-line ``error``; the others go on.
     """
-    from videoqa.sidecars import check_targets, write_sidecars
+    from videoqa.delivery import Delivery
+    from videoqa.sidecars import check_targets
+
+    delivery = Delivery(tuple(formats), output_dir, overwrite)
 
     def precheck(path: Path) -> None:
         if formats:
@@ -1151,12 +1187,9 @@ def run_collection(
             if isinstance(event, FileFailed):
                 yield FileOutcome(event.path, error=event.error)
             elif isinstance(event, FileDone):
-                written: list[Path] = []
-                if formats:
-                    try:
-                        written = write_sidecars(event.report, event.path, formats=tuple(formats),
-                                                 output_dir=output_dir, overwrite=overwrite)
-                    except VideoQAError as error:
-                        yield FileOutcome(event.path, report=event.report, error=str(error))
-                        continue
+                try:
+                    written = delivery.deliver(event.report, event.path)
+                except VideoQAError as error:
+                    yield FileOutcome(event.path, report=event.report, error=str(error))
+                    continue
                 yield FileOutcome(event.path, report=event.report, written=tuple(written))

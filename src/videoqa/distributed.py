@@ -316,7 +316,8 @@ def run_on_ray(
     their config files (``planning_copy``) and ships their names and preprocessing to the
     planning tasks, and each model actor loads the weights by the same name. ``videos`` are
     files, folders (searched as ``find_videos`` does) or paths only the workers see.
-    ``formats``, ``output_dir``, ``overwrite`` and ``sidecar_options`` go to
+    ``formats``, ``output_dir``, ``overwrite`` and ``sidecar_options`` (``subtitle_language``,
+    ``subtitles``: the ``videoqa.delivery.Delivery`` fields) go to
     ``write_sidecars``; ``index`` (an ``ArchiveIndex``) gets each report too.
     ``plan_options`` are ``VideoQA.plan``'s. ``search_folders=False`` takes ``videos`` as they
     are, without looking at them on the driver (a long list of files only the workers see).
@@ -340,7 +341,7 @@ def run_on_ray(
         try:
             if wanted:
                 check_targets(path, formats=wanted, output_dir=output_dir, overwrite=overwrite,
-                              **sidecars)  # fmt: skip
+                              subtitle_language=sidecars.get("subtitle_language"))
         except VideoQAError as error:
             states[position].ended = True
             yield FileOutcome(path, error=str(error))
@@ -405,17 +406,18 @@ def _deliver(
     index: Any,
 ) -> FileOutcome:
     """A file's report, sidecars and index rows, once every clip is in."""
-    from videoqa.sidecars import write_sidecars
+    from videoqa.delivery import Delivery
 
     assert state.plan is not None and state.decoded is not None
-    report = finish_file(state.plan, list(state.results.values()), state.decoded.decodable_end)
+    try:  # a file that decoded to no clip fails here, as in the local runner
+        report = finish_file(state.plan, list(state.results.values()),
+                             state.decoded.decodable_end)  # fmt: skip
+    except VideoQAError as error:
+        return FileOutcome(state.path, error=str(error))
     written: list[Path] = []
+    delivery = Delivery(formats, output_dir, overwrite, index=index, **sidecars)
     try:
-        if formats:
-            written = write_sidecars(report, state.path, formats=formats, output_dir=output_dir,
-                                     overwrite=overwrite, **sidecars)  # fmt: skip
-        if index is not None:
-            index.add_written(report, written)
+        written = delivery.deliver(report, state.path)
     except VideoQAError as error:
         return FileOutcome(state.path, report=report, written=tuple(written), error=str(error))
     return FileOutcome(state.path, report=report, written=tuple(written))

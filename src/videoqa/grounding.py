@@ -3,7 +3,7 @@
 ``videoqa find`` asks one question of every moment of a video ("is there a dog on the
 beach?", or a question given verbatim) and scores each moment with the model's P(yes) /
 (P(yes) + P(no)), read from the first answer token's distribution
-(:meth:`GitEngine.yes_probability`: one decoder step after the image pass, no generation).
+(:meth:`Engine.yes_probability`: one decoder step after the image pass, no generation).
 A moment is one frame every ``step`` seconds for an image checkpoint, one clip (its
 ``frames_per_clip`` frames, planned by ``videoqa.clips`` as ``ask`` and ``caption`` plan them)
 for a video checkpoint. Consecutive moments scoring over the threshold form a range that
@@ -17,14 +17,24 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from videoqa.clips import DEFAULT_CLIP_LENGTH, plan_clips
 from videoqa.errors import ConfigError
+from videoqa.record import now
+from videoqa.report import (
+    FindingRecord,
+    FoundRange,
+    ModelInfo,
+    Report,
+    RunInfo,
+    Sampling,
+    VideoFacts,
+)
 
 if TYPE_CHECKING:  # the engine imports torch
-    from videoqa.engine import GitEngine
+    from videoqa.engines import Engine
 
 logger = logging.getLogger("videoqa.grounding")
 
@@ -80,6 +90,24 @@ class Finding:
     duration: float
     moments: tuple[Moment, ...]
     ranges: tuple[TimeRange, ...]
+    threshold: float = DEFAULT_THRESHOLD
+    step: float | None = None
+    """Seconds between the frames scored (image checkpoints; None for clips)."""
+    model: ModelInfo | None = None
+    facts: VideoFacts | None = None
+    sampling: Sampling | None = None
+
+    def to_report(self) -> Report:
+        """The finding as a report for the video's record (``videoqa.record``): no clips, one
+        finding and the run that made it; delivered like any report (``find --db``)."""
+        from videoqa.record import new_run_id
+
+        if self.model is None or self.facts is None or self.sampling is None:
+            raise ValueError("a finding made without its model and video facts")
+        run = RunInfo(new_run_id(), "find", self.model, self.sampling, now())
+        ranges = tuple(FoundRange(r.start, r.end, r.score, r.peak) for r in self.ranges)
+        found = FindingRecord(self.what, self.question, self.threshold, self.step, ranges, run.id)
+        return Report(self.facts, self.model, self.sampling, runs=[run], findings=[found])
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``videoqa find --json`` (docs/index.md)."""
@@ -165,7 +193,7 @@ def plan_moments(
 
 
 def find(
-    engine: GitEngine,
+    engine: Engine,
     video: str | os.PathLike[str],
     *,
     what: str | None = None,
@@ -186,17 +214,7 @@ def find(
     """
     from videoqa.media import FrameSampler, probe
 
-    if (what is None) == (question is None):
-        raise ConfigError(None, "give what to look for or a question, not both", setting="what")
-    if question is not None:
-        asked = " ".join(question.split())
-        if not asked:
-            raise ConfigError(None, "is empty", setting="question")
-        label = asked
-    else:
-        assert what is not None
-        asked = presence_question(what)
-        label = " ".join(what.split())
+    asked, label = _asked(what, question)
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(None, f"must be between 0 and 1, got {threshold:g}", setting="threshold")
     path = os.fspath(video)
@@ -211,33 +229,21 @@ def find(
         clip_length=clip_length,
         stride=stride,
     )
-    moments: list[Moment] = []
     duration = info.duration
     size = engine.frame_size(info.width, info.height, fit)
     with FrameSampler(path, stream=stream, size=size, deinterlace=deinterlace) as sampler:
-        for first in range(0, len(plan), MOMENTS_PER_BATCH):
-            batch = plan[first : first + MOMENTS_PER_BATCH]
-            frames = sampler.sample([t for _, times in batch for t in times])
-            clips, kept = [], 0
-            for position in range(len(batch)):
-                clip = frames[position * frames_per_clip : (position + 1) * frames_per_clip]
-                if all(frame.past_end for frame in clip):
-                    break  # a truncated file: this moment and every later one show nothing
-                clips.append([frame.rgb for frame in clip])
-                kept += 1
-            if clips:
-                scores = engine.yes_probability(clips, [asked], fit=fit)
-                moments.extend(
-                    Moment(batch[i][0], row[0]) for i, row in enumerate(scores)
-                )
-            if kept < len(batch):
-                break
+        moments = _scored(engine, sampler, plan, asked, fit, frames_per_clip)
         if sampler.decodable_end is not None:  # a truncated file: ranges end where it does
             duration = min(duration, sampler.decodable_end)
             logger.warning(
                 "%s: truncated: video decodes only to %.1f s of %.1f s; later moments are "
                 "left out", path, sampler.decodable_end, info.duration,
             )  # fmt: skip
+    model = ModelInfo(engine.model_id, engine.revision, engine.kind, frames_per_clip, size, fit)
+    every = step if engine.kind == "image" else clip_length
+    sampling = Sampling(every, every if stride is None else stride, 0.0, duration, 1,
+                        clip_mode="find", deinterlace=deinterlace)
+    facts = VideoFacts.from_info(info)
     return Finding(
         video=path,
         what=label,
@@ -245,7 +251,47 @@ def find(
         duration=duration,
         moments=tuple(moments),
         ranges=ranges_over(moments, threshold, duration),
+        threshold=threshold,
+        step=step if engine.kind == "image" else None,
+        model=model,
+        facts=replace(facts, path=os.path.abspath(facts.path),
+                      decodable_end=sampler.decodable_end),
+        sampling=sampling,
     )
+
+
+def _asked(what: str | None, question: str | None) -> tuple[str, str]:
+    """The yes/no question asked of every moment, and the label of the finding."""
+    if (what is None) == (question is None):
+        raise ConfigError(None, "give what to look for or a question, not both", setting="what")
+    if question is not None:
+        asked = " ".join(question.split())
+        if not asked:
+            raise ConfigError(None, "is empty", setting="question")
+        return asked, asked
+    assert what is not None
+    return presence_question(what), " ".join(what.split())
+
+
+def _scored(engine: Engine, sampler: Any, plan: Sequence[tuple[float, tuple[float, ...]]],
+            asked: str, fit: str, frames_per_clip: int) -> list[Moment]:
+    """P(yes) of every planned moment, in batches, up to the end of decodable video."""
+    moments: list[Moment] = []
+    for first in range(0, len(plan), MOMENTS_PER_BATCH):
+        batch = plan[first : first + MOMENTS_PER_BATCH]
+        frames = sampler.sample([t for _, times in batch for t in times])
+        clips = []
+        for position in range(len(batch)):
+            clip = frames[position * frames_per_clip : (position + 1) * frames_per_clip]
+            if all(frame.past_end for frame in clip):
+                break  # a truncated file: this moment and every later one show nothing
+            clips.append([frame.rgb for frame in clip])
+        if clips:
+            scores = engine.yes_probability(clips, [asked], fit=fit)
+            moments.extend(Moment(batch[i][0], row[0]) for i, row in enumerate(scores))
+        if len(clips) < len(batch):
+            break
+    return moments
 
 
 __all__ = [

@@ -17,11 +17,14 @@ rows out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
+import secrets
+import shlex
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
 from videoqa.pathnames import path_from_sqlite as _loaded
-from videoqa.pathnames import sqlite_path as _stored
+from videoqa.pathnames import sqlite_path
 from videoqa.report import Report, ReportFormatError
 from videoqa.sidecars import JSON_SUFFIX
+from videoqa.version import __version__
 
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of an index this module writes."""
@@ -73,6 +76,85 @@ calls :func:`default_db_path` at run time instead."""
 
 class IndexDatabaseError(VideoQAError):
     """The index file cannot be opened, read or written."""
+
+
+class IndexDamagedError(IndexDatabaseError):
+    """The index file is corrupt (SQLite reports a malformed database image): one line saying
+    how to make it again from the JSON sidecars (:func:`rebuild_index`)."""
+
+    def __init__(self, path: str | os.PathLike[str], detail: str) -> None:
+        self.detail = detail
+        flag = "" if Path(path) == default_db_path() else f" --db {shlex.quote(os.fspath(path))}"
+        super().__init__(
+            path,
+            f"the index is damaged ({detail}); run 'videoqa index --rebuild DIR{flag}' to make "
+            "it again from the JSON sidecars under DIR",
+        )
+
+
+def _is_damage(error: sqlite3.Error) -> bool:
+    """SQLite's own verdict that the file's pages are not a sound database."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_CORRUPT") or "malformed" in str(error)
+
+
+class _Cursor(sqlite3.Cursor):
+    """SQLite's cursor, raising ``IndexDamagedError`` for a corrupt file, wherever a query or
+    a fetch meets the damage (a corrupt page shows only when a query reads it)."""
+
+    def _damaged(self, error: sqlite3.Error) -> Exception:
+        if _is_damage(error):
+            path = getattr(self.connection, "index_path", "")
+            return IndexDamagedError(path, str(error))
+        return error
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)  # type: ignore[return-value]
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(error) from None
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, parameters)  # type: ignore[return-value]
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(error) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(error) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(error) from None
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(error) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(error) from None
+
+
+class _Connection(sqlite3.Connection):
+    """The index's connection: every statement runs on a :class:`_Cursor`."""
+
+    index_path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        return self.cursor(_Cursor).executemany(sql, parameters)
 
 
 class SearchSyntaxError(VideoQAError):
@@ -230,6 +312,70 @@ def ingest(
     return tally
 
 
+def rebuild_index(
+    db_path: str | os.PathLike[str] | None,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    on_error: Callable[[VideoQAError], object] | None = None,
+    on_file: Callable[[], object] | None = None,
+) -> IngestTally:
+    """Make the index at ``db_path`` anew from the JSON sidecars under ``paths`` (files or
+    folders, searched recursively): how a damaged index is repaired.
+
+    The new index is written to a temporary file beside the old one and renamed over it only
+    once complete, so a rebuild that fails or is interrupted leaves the old file as it was. A
+    file there that is not a videoqa index (another SQLite file, or not SQLite at all) is
+    refused, not replaced. ``find --db`` ranges come back too: they live in the records.
+    Stop the daemon and ``videoqa serve``
+    first: a process that has the old file open goes on with it.
+    """
+    target = Path(db_path) if db_path is not None else default_db_path()
+    _check_replaceable(target)
+    sidecars = list(find_sidecars(paths))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.rebuild")
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask's mode
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, target.stat().st_mode & 0o7777)  # the old file's, when one
+        with ArchiveIndex(temporary) as index:
+            tally = ingest(index, sidecars, on_error=on_error, on_file=on_file)
+        # The old file's write-ahead log would be replayed onto the new file: it goes first.
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{target}{suffix}")
+        os.replace(temporary, target)
+    except BaseException:
+        for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+        raise
+    return tally
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to rebuild over a file that is not a videoqa index (a damaged one is)."""
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        # Read only, but not mode=ro: a read-only connection to a WAL file leaves -wal and
+        # -shm files behind; this one, the last to close, removes them.
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            tables = {name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+    except sqlite3.DatabaseError as error:
+        if _is_damage(error):
+            return
+        kind = "not an SQLite database" if "not a database" in str(error) else str(error)
+        raise IndexDatabaseError(path, f"not a videoqa index ({kind}): left as it is; "
+                                 "name another --db") from None  # fmt: skip
+    except OSError as error:
+        raise IndexDatabaseError(path, f"cannot read: {error.strerror or error}") from None
+    if tables and not set(_TABLES) <= tables:
+        raise IndexDatabaseError(path, "not a videoqa index (it holds other tables): left as "
+                                 "it is; name another --db")  # fmt: skip
+
+
 _TABLES = ("videos", "texts", "clips", "text_search")
 
 _SCHEMA = (
@@ -297,7 +443,9 @@ class ArchiveIndex:
         self._known_texts: dict[tuple[str, str, str], int] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                       factory=_Connection)  # fmt: skip
+            self._db.index_path = self.path
             fresh = self._check_layout()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -310,8 +458,62 @@ class ArchiveIndex:
                     for statement in _SCHEMA:
                         self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as error:
+        except IndexDatabaseError:
+            self._close_quietly()
+            raise
+        except sqlite3.DatabaseError as error:
+            self._close_quietly()
+            if getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise IndexDatabaseError(
+                    self.path, "not a videoqa index (not an SQLite database)"
+                ) from None
             raise IndexDatabaseError(self.path, f"cannot open the index: {error}") from None
+        except (OSError, sqlite3.Error) as error:
+            self._close_quietly()
+            raise IndexDatabaseError(self.path, f"cannot open the index: {error}") from None
+
+    @classmethod
+    def checked(cls, db_path: str | os.PathLike[str] | None = None) -> ArchiveIndex:
+        """The index opened and its pages verified (``check(quick=True)``): what a command
+        that will write into it (``--db``) or serve it opens, so a damaged file is one line
+        before any work, not an error after it."""
+        index = cls(db_path)
+        try:
+            index.check(quick=True)
+        except BaseException:
+            index.close()
+            raise
+        return index
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    def check(self, *, quick: bool = False) -> dict[str, int]:
+        """Verify every page of the file (SQLite's ``PRAGMA integrity_check``, then FTS5's
+        own ``integrity-check`` of the text index against its texts); raises
+        ``IndexDamagedError`` with SQLite's first complaint. Returns :meth:`counts`.
+
+        ``quick``: ``PRAGMA quick_check`` alone (the pages and their structure, not whether
+        each index matches its table): what a command runs before it writes or serves, since
+        a damaged page shows only when a query happens to read it.
+        """
+        pragma = "quick_check" if quick else "integrity_check"
+        problems = [row[0] for row in self._db.execute(f"PRAGMA {pragma}").fetchall()]
+        if problems != ["ok"]:
+            more = f", and {len(problems) - 1} more" if len(problems) > 1 else ""
+            raise IndexDamagedError(self.path, f"{problems[0]}{more}")
+        if quick:
+            return self.counts()
+        try:
+            self._db.execute(
+                "INSERT INTO text_search (text_search, rank) VALUES ('integrity-check', 1)"
+            )
+        except sqlite3.DatabaseError as error:  # SQLITE_CORRUPT_VTAB
+            raise IndexDamagedError(self.path, f"text search: {error}") from None
+        return self.counts()
 
     def _check_layout(self) -> bool:
         """True for an empty file (to create the tables in); raise ``IndexDatabaseError`` for
@@ -367,7 +569,9 @@ class ArchiveIndex:
             self._known_texts.clear()  # ids of texts the rollback takes back
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            if isinstance(error, sqlite3.Error):  # a full disk, a broken file
+            if isinstance(error, sqlite3.Error) and _is_damage(error):
+                raise IndexDamagedError(self.path, str(error)) from None
+            if isinstance(error, sqlite3.Error):  # a full disk, a read-only file
                 raise IndexDatabaseError(self.path, f"cannot write the index: {error}") from None
             raise
         finally:
@@ -375,11 +579,12 @@ class ArchiveIndex:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add_written(self, report: Report, written: Sequence[str | os.PathLike[str]]) -> int:
+    def add_written(self, report: Report, written: Sequence[str | os.PathLike[str]], *,
+                    video_path: str | os.PathLike[str] | None = None) -> int:
         """Index ``report`` as just written to the sidecars ``written``: its JSON sidecar, when
         among them, is recorded as where it was read from (``add_report``'s ``json_path``)."""
         json_path = next((path for path in written if os.fspath(path).endswith(".json")), None)
-        return self.add_report(report, json_path)
+        return self.add_report(report, json_path, video_path=video_path)
 
     def add_report(
         self,
@@ -388,20 +593,24 @@ class ArchiveIndex:
         *,
         video_path: str | os.PathLike[str] | None = None,
     ) -> int:
-        """Index ``report``, replacing the rows an earlier report of the same video produced.
+        """Index ``report`` (a video's record), replacing the video's rows of each kind and
+        question the record holds; rows of others (a question asked with ``--format none``,
+        another find query) stay: the index, like the record, accumulates.
 
         ``video_path`` is where the video is now (default: the report's ``video.path``);
-        ``json_path`` the sidecar the report was read from, if any. Returns the clip rows added.
+        ``json_path`` the sidecar the report was read from, if any. Returns the rows added.
         """
         video = os.fspath(video_path) if video_path is not None else report.video.path
-        models = [report.model.id]
+        models = list(dict.fromkeys(run.model.id for run in report.runs)) or [report.model.id]
         if report.caption_model is not None and report.caption_model.id not in models:
             models.append(report.caption_model.id)
-        marks = ", ".join("?" for _ in REPORT_KINDS)
+        rows = list(_report_rows(report))
+        keys = _record_keys(report) | {(row[2], row[3]) for row in rows}
+        condition = " OR ".join("(kind = ? AND question IS ?)" for _ in keys) or "0"
         return self._store(
             video,
-            list(_report_rows(report)),
-            replaces=(f"kind IN ({marks})", REPORT_KINDS),
+            rows,
+            replaces=(f"({condition})", [value for key in sorted(keys, key=str) for value in key]),
             duration=report.video.duration,
             models=models,
             report=json_path,
@@ -892,6 +1101,12 @@ def _continues(before: tuple[Any, ...], after: tuple[Any, ...], text_id: int) ->
     return before[3] == after[3] == text_id and after[1] <= before[2] + 1e-6
 
 
+def _stored(path: str | os.PathLike[str]) -> str | bytes:
+    """How a path is kept in the index: absolute (resolved once, against the folder of the
+    command that stores it, so every reader finds the same file) and SQLite-safe."""
+    return sqlite_path(os.path.abspath(path))
+
+
 def _stamp(path: str | os.PathLike[str]) -> str | None:
     """What tells an unchanged sidecar: its size and modification time (ns)."""
     try:
@@ -924,14 +1139,34 @@ def _video_of_sidecar(json_path: Path, data: Any, report: Report) -> str:
     return report.video.path
 
 
+def _record_keys(report: Report) -> set[tuple[str, str | None]]:
+    """The ``(kind, question)`` of everything a record holds, texts or not."""
+    keys: set[tuple[str, str | None]] = {("answer", q) for q in report.questions}
+    if any(clip.caption is not None for clip in report.clips):
+        keys.add(("caption", None))
+    keys.update((alt.kind, alt.question) for alt in report.alternatives)
+    keys.update(("find", finding.question) for finding in report.findings)
+    return keys
+
+
 def _report_rows(report: Report) -> Iterator[tuple[Any, ...]]:
-    """``(start, end, kind, question, text, score)`` for each caption and answer with text."""
+    """``(start, end, kind, question, text, score)`` for each caption, answer and found range
+    with text: the clips, then what the record keeps beside them (alternatives, findings)."""
     for clip in report.clips:
         if clip.caption is not None and clip.caption.text.strip():
             yield clip.start, clip.end, "caption", None, clip.caption.text, clip.caption.score
         for answer in clip.answers:
             if answer.answer.strip():
                 yield clip.start, clip.end, "answer", answer.question, answer.answer, answer.score
+    for alt in report.alternatives:
+        question = alt.question if alt.kind == "answer" else None
+        for text in alt.texts:
+            if text.text.strip():
+                yield text.start, text.end, alt.kind, question, text.text, text.score
+    for finding in report.findings:
+        for found in finding.ranges:
+            score = math.log(found.score) if found.score > 0 else -1e9
+            yield found.start, found.end, "find", finding.question, finding.what, score
 
 
 __all__ = [
@@ -939,6 +1174,7 @@ __all__ = [
     "KINDS",
     "ArchiveIndex",
     "ClipRow",
+    "IndexDamagedError",
     "IndexDatabaseError",
     "SearchHit",
     "SearchSyntaxError",
@@ -947,5 +1183,6 @@ __all__ = [
     "find_sidecars",
     "ingest",
     "plain_queries",
+    "rebuild_index",
     "video_digest",
 ]

@@ -82,6 +82,7 @@ class StreamInfo:
     index: int
     kind: str
     codec: str | None
+    """The codec as ffprobe's ``codec_name`` says it (``av1``, not the decoder ``libdav1d``)."""
     time_base: str | None
     start_time: float | None
     duration: float | None
@@ -116,6 +117,8 @@ class StreamInfo:
     color_primaries: str | None = None
     color_transfer: str | None = None
     channel_layout: str | None = None
+    decoder: str | None = None
+    """FFmpeg's decoder for the codec, where it is not the codec's name (``libdav1d``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +129,8 @@ class VideoInfo:
     """What the sampler works with: the container and the video stream it uses.
 
     ``duration`` is the timeline's length: the used video stream's end (its own duration, or the
-    container's when the stream declares none, ``duration_source``) minus the start time.
+    container's when the stream declares none, or its last packet's end when neither declares
+    one, ``duration_source``) minus the start time.
     ``width``/``height`` are the size a player shows the first frame at: sample aspect ratio
     applied, then the rotation (the stored size is in ``streams``).
     """
@@ -144,13 +148,17 @@ class VideoInfo:
     frame_count: int | None
     default_video_stream: int = 0
     duration_source: str = "video stream"
-    """``"video stream"`` or ``"container"``: where ``duration`` comes from."""
+    """``"video stream"``, ``"container"`` or ``"packets"`` (neither declares a believable one:
+    the end of the stream's last packet, as ffprobe finds it): where ``duration`` comes from."""
     container_duration: float | None = None
     """The container's own duration (FFmpeg's: its longest audio or video stream)."""
     bit_rate: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     interlaced: bool = False
     """The stream's field order or its first frame says interlaced (what ``auto`` deinterlaces)."""
+    container: str | None = None
+    """The container as people name it (``mp4``, ``mov``, ``webm``: ``format_name``'s member
+    that the file's brand or DocType names; ``ffmpeg_names.container_name``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _info_dict(self)
@@ -169,6 +177,8 @@ class MediaInfo:
     bit_rate: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     note: str = "no video stream: nothing to caption or ask about"
+    container: str | None = None
+    """As ``VideoInfo.container``."""
 
     def to_dict(self) -> dict[str, Any]:
         return _info_dict(self)
@@ -222,6 +232,7 @@ def describe(path: str | os.PathLike[str]) -> MediaInfo:
             streams=tuple(_stream_info(stream) for stream in container.streams),
             bit_rate=container.bit_rate or None,
             tags=dict(container.metadata),
+            container=_container_name(container, path),
         )
 
 
@@ -814,6 +825,63 @@ def _container_duration(container: av.container.InputContainer) -> float | None:
     return container.duration / av.time_base if container.duration is not None else None
 
 
+def _container_name(container: av.container.InputContainer, path: str) -> str | None:
+    brand = dict(container.metadata).get("major_brand")
+    return ffmpeg_names.container_name(container.format.name, brand=brand, path=path)
+
+
+MAX_PLAUSIBLE_DURATION = 7 * 24 * 3600.0
+"""A container duration beyond a week (or none, zero, negative) is not believed: the video
+stream's packets say where it ends instead (``duration_source`` ``"packets"``)."""
+
+
+def _plausible(duration: float | None) -> bool:
+    return duration is not None and 0.0 < duration <= MAX_PLAUSIBLE_DURATION
+
+
+_DEMUXED_ENDS: dict[tuple[Any, ...], float] = {}
+"""Ends read from the packets, by path, stream, size, mtime and start: every sampler of such a
+file (one per frame size, each thumbnail of the review page) reads it once, not each."""
+
+
+def _demuxed_end(path: str, index: int, start: Fraction) -> float:
+    """Where the video stream's last packet ends (timeline seconds), read from the packets.
+
+    What ffprobe and players do for a file whose header declares no length (a browser's
+    MediaRecorder WebM): every packet of the stream is read, none decoded, in a container of
+    its own so the sampler's read position is untouched. Costs one read of the file, once
+    while the file stays the same.
+    """
+    try:
+        status = os.stat(path)
+        key: tuple[Any, ...] | None = (path, index, status.st_size, status.st_mtime_ns, start)
+    except OSError:
+        key = None
+    if key is not None and key in _DEMUXED_ENDS:
+        return _DEMUXED_ENDS[key]
+    seconds = _read_demuxed_end(path, index, start)
+    if key is not None:
+        if len(_DEMUXED_ENDS) >= 256:
+            _DEMUXED_ENDS.clear()
+        _DEMUXED_ENDS[key] = seconds
+    return seconds
+
+
+def _read_demuxed_end(path: str, index: int, start: Fraction) -> float:
+    end: int | None = None
+    with _open_container(path) as container:
+        stream = container.streams[index]
+        time_base = stream.time_base
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None:
+                stop = stamp + (packet.duration or 0)
+                end = stop if end is None else max(end, stop)
+    if end is None or not time_base:
+        return 0.0
+    return max(0.0, float(end * time_base - start))
+
+
 def _tag_seconds(text: str | None) -> float | None:
     """Seconds from a Matroska ``DURATION`` tag (``00:00:10.333000000``); None if not one."""
     try:
@@ -828,10 +896,13 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
     tags = dict(stream.metadata)
     lowered = {key.lower(): value for key, value in tags.items()}
     duration = _seconds(stream.duration, stream.time_base)
+    decoder = codec_context.name if codec_context is not None else None
+    codec = ffmpeg_names.codec_name(decoder)
     common: dict[str, Any] = {
         "index": stream.index,
         "kind": stream.type,
-        "codec": codec_context.name if codec_context is not None else None,
+        "codec": codec,
+        "decoder": decoder if decoder != codec else None,
         "time_base": str(stream.time_base) if stream.time_base else None,
         "start_time": _seconds(stream.start_time, stream.time_base),
         "duration": duration if duration is not None else _tag_seconds(lowered.get("duration")),
@@ -844,35 +915,7 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
         "tags": tags,
     }
     if isinstance(stream, VideoStream) and codec_context is not None:
-        video_context = stream.codec_context
-        width, height = video_context.width, video_context.height
-        sar = _declared_sar(stream)
-        shown_width, shown_height = _display_size(width, height, sar or Fraction(1))
-        turned = rotation % 180 == 90
-        pixel_format = video_context.pix_fmt
-        bit_depth = None
-        if pixel_format:
-            components = av.VideoFormat(pixel_format).components
-            bit_depth = components[0].bits if components else None
-        rate = stream.average_rate or stream.guessed_rate
-        names = ffmpeg_names
-        common.update(
-            width=width,
-            height=height,
-            rotation=rotation,
-            upright_width=shown_height if turned else shown_width,
-            upright_height=shown_width if turned else shown_height,
-            average_rate=float(rate) if rate else None,
-            pixel_format=pixel_format,
-            bit_depth=bit_depth,
-            sample_aspect_ratio=_ratio(sar) if sar else None,
-            display_aspect_ratio=_ratio(Fraction(width, height) * (sar or 1)) if height else None,
-            field_order=names.name_of(names.FIELD_ORDERS, field_order(video_context)),
-            color_range=names.name_of(names.COLOR_RANGES, video_context.color_range),
-            color_space=names.name_of(names.COLOR_SPACES, video_context.colorspace),
-            color_primaries=names.name_of(names.COLOR_PRIMARIES, video_context.color_primaries),
-            color_transfer=names.name_of(names.COLOR_TRANSFERS, video_context.color_trc),
-        )
+        common.update(_video_stream_facts(stream, rotation))
     elif isinstance(stream, AudioStream) and codec_context is not None:
         audio_context = stream.codec_context
         layout = getattr(audio_context, "layout", None)
@@ -882,6 +925,40 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
             channel_layout=getattr(layout, "name", None) or None,
         )
     return StreamInfo(**common)
+
+
+def _video_stream_facts(stream: VideoStream, rotation: int) -> dict[str, Any]:
+    """A video stream's size (stored, shown, upright), rate, pixel format and colour, as
+    ffprobe names them."""
+    video_context = stream.codec_context
+    width, height = video_context.width, video_context.height
+    sar = _declared_sar(stream)
+    shown_width, shown_height = _display_size(width, height, sar or Fraction(1))
+    turned = rotation % 180 == 90
+    pixel_format = video_context.pix_fmt
+    bit_depth = None
+    if pixel_format:
+        components = av.VideoFormat(pixel_format).components
+        bit_depth = components[0].bits if components else None
+    rate = stream.average_rate or stream.guessed_rate
+    names = ffmpeg_names
+    return {
+        "width": width,
+        "height": height,
+        "rotation": rotation,
+        "upright_width": shown_height if turned else shown_width,
+        "upright_height": shown_width if turned else shown_height,
+        "average_rate": float(rate) if rate else None,
+        "pixel_format": pixel_format,
+        "bit_depth": bit_depth,
+        "sample_aspect_ratio": _ratio(sar) if sar else None,
+        "display_aspect_ratio": _ratio(Fraction(width, height) * (sar or 1)) if height else None,
+        "field_order": names.name_of(names.FIELD_ORDERS, field_order(video_context)),
+        "color_range": names.name_of(names.COLOR_RANGES, video_context.color_range),
+        "color_space": names.name_of(names.COLOR_SPACES, video_context.colorspace),
+        "color_primaries": names.name_of(names.COLOR_PRIMARIES, video_context.color_primaries),
+        "color_transfer": names.name_of(names.COLOR_TRANSFERS, video_context.color_trc),
+    }
 
 
 def _video_info(
@@ -901,8 +978,10 @@ def _video_info(
     source = "video stream"
     if stream.duration is not None and stream.start_time is not None and stream.time_base:
         duration = float((stream.start_time + stream.duration) * stream.time_base - start)
-    else:
+    elif _plausible(container_duration):
         duration, source = container_duration or 0.0, "container"
+    else:
+        duration, source = _demuxed_end(path, stream.index, start), "packets"
     best = container.streams.best("video")
     return VideoInfo(
         path=path,
@@ -922,4 +1001,5 @@ def _video_info(
         bit_rate=container.bit_rate or None,
         tags=dict(container.metadata),
         interlaced=interlaced,
+        container=_container_name(container, path),
     )

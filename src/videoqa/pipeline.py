@@ -1,8 +1,9 @@
 """Ask questions of a video and caption it, clip by clip, lazily.
 
 ``VideoQA`` ties the steps together: probe the file (``media.probe``), plan clips
-(``clips.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
-input size (``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
+(``planning.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
+input size (``media.FrameSampler``), and run the checkpoints (``videoqa.engines.load_engine``:
+GIT's engine, or another family's). Like
 faster-whisper's ``transcribe``, ``ask`` and ``caption`` return an iterator of results and the
 video's facts at once: nothing is decoded until the caller asks for the next clip.
 
@@ -31,13 +32,13 @@ from videoqa.clips import (
     Clip,
     check_clip_options,
     frame_times_in,
-    plan_video_clips,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
-from videoqa.errors import ConfigError
+from videoqa.errors import ConfigError, TruncatedError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
+from videoqa.planning import plan_video_clips
 from videoqa.report import (
     Caption,
     ClipResult,
@@ -49,8 +50,8 @@ from videoqa.report import (
     VideoFacts,
 )
 
-if TYPE_CHECKING:  # the engine (torch) is imported when a model loads, not to plan
-    from videoqa.engine import Answer, GitEngine
+if TYPE_CHECKING:  # an engine (torch) is imported when a model loads, not to plan
+    from videoqa.engines import Answer, Engine
 
 logger = logging.getLogger("videoqa.pipeline")
 
@@ -67,7 +68,7 @@ ProgressCallback = Callable[[int, int], None]
 class ModelRole:
     """One model's part in a job: answering or captioning, with its own frames per clip."""
 
-    engine: GitEngine
+    engine: Engine
     frames_per_clip: int
     frame_size: tuple[int, int]
     fit: str = "crop"
@@ -117,8 +118,10 @@ class VideoJob:
         return self.build_report(list(self.results(progress)))
 
     def build_report(self, clips: list[ClipResult]) -> Report:
-        """The ``Report`` of this job from results already gathered from ``results()``."""
-        return make_report(
+        """The ``Report`` of this job from results already gathered from ``results()``.
+
+        Raises ``TruncatedError`` when the file decodes to no clip (:func:`check_decoded`)."""
+        report = make_report(
             self.info,
             model=(self.answering or self.captioning).info,  # type: ignore[union-attr]
             caption_model=self.captioning.info if self.captioning else None,
@@ -127,6 +130,8 @@ class VideoJob:
             clips=clips,
             decodable_end=self.decodable_end,
         )
+        check_decoded(self.path, report)
+        return report
 
     def _generate(self, progress: ProgressCallback | None) -> Iterator[ClipResult]:
         total = len(self.clips)
@@ -136,34 +141,19 @@ class VideoJob:
                                      stream=self.stream, deinterlace=self.deinterlace)  # fmt: skip
             done = 0
             for first in range(0, total, self.clip_batch_size):
-                batch = self.clips[first : first + self.clip_batch_size]
-                requests = []
-                if self.answering:
-                    requests.append((self.answering, [clip.frame_times for clip in batch]))
-                if self.captioning:
-                    times = [
-                        frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
-                        for clip in batch
-                    ]
-                    requests.append((self.captioning, times))
-                sampled = _sample(requests, samplers)
-                kept, any_past_end = _clips_before_end(sampled)
-                if any_past_end:
-                    self._note_truncation(samplers.values())
-                cut_short = kept < len(batch)
-                if cut_short:
-                    batch = batch[:kept]
-                    requests = [(role, times[:kept]) for role, times in requests]
-                    sampled = [request[:kept] for request in sampled]
+                batch, requests, frames = self._decode_batch(
+                    self.clips[first : first + self.clip_batch_size], samplers)
                 if not batch:
                     return
-                frames = [[[f.rgb for f in clip] for clip in request] for request in sampled]
                 answers = self._answer(batch, frames[0]) if self.answering else None
                 captions = (
                     self._caption(requests[-1][1], frames[-1]) if self.captioning else None
                 )
                 for position, clip in enumerate(batch):
-                    result = ClipResult(
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    yield ClipResult(
                         index=clip.index,
                         start=clip.start,
                         end=clip.end,
@@ -171,12 +161,31 @@ class VideoJob:
                         caption=captions[position] if captions else None,
                         answers=answers[position] if answers else (),
                     )
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield result
-                if cut_short:  # every later clip lies past the end too
-                    return
+                if len(batch) < self.clip_batch_size and first + len(batch) < total:
+                    return  # cut short by the end of decodable video: every later clip too
+
+    def _decode_batch(
+        self, batch: list[Clip], samplers: dict[tuple[int, int], FrameSampler]
+    ) -> tuple[list[Clip], list[tuple[ModelRole, list[tuple[float, ...]]]],
+               list[list[list[np.ndarray]]]]:
+        """A batch's frames for each role (``[request][clip][frame]``), the batch cut at the
+        end of decodable video (a truncated file: that end is noted once)."""
+        requests = []
+        if self.answering:
+            requests.append((self.answering, [clip.frame_times for clip in batch]))
+        if self.captioning:
+            times = [frame_times_in(clip.start, clip.end, self.captioning.frames_per_clip)
+                     for clip in batch]  # fmt: skip
+            requests.append((self.captioning, times))
+        sampled = _sample(requests, samplers)
+        kept, any_past_end = _clips_before_end(sampled)
+        if any_past_end:
+            self._note_truncation(samplers.values())
+        if kept < len(batch):
+            batch = batch[:kept]
+            requests = [(role, times[:kept]) for role, times in requests]
+            sampled = [request[:kept] for request in sampled]
+        return batch, requests, [[[f.rgb for f in clip] for clip in request] for request in sampled]
 
     def _note_truncation(self, samplers: Iterable[FrameSampler]) -> None:
         """Record (once) that the video decodes only to ``decodable_end``, and say so."""
@@ -297,6 +306,20 @@ def make_report(
     )
 
 
+def check_decoded(path: str | os.PathLike[str], report: Report, *, partial: bool = True) -> None:
+    """Fail a file that decodes only partway, the one rule of every path that runs a video.
+
+    A file that ends before its first clip (or decodes to nothing past its first frame) has no
+    result to write: ``TruncatedError`` ("truncated at X s of Y s"), so the CLI, the collection
+    runner, Ray and the daemon fail it alike instead of writing empty sidecars. A partial decode
+    keeps its decodable clips (``video.decodable_end`` says where it ends) unless ``partial``
+    is false: the daemon never marks such a file done.
+    """
+    end = report.video.decodable_end
+    if end is not None and (not partial or not report.clips):
+        raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
+
+
 def _sample(
     requests: list[tuple[ModelRole, list[tuple[float, ...]]]],
     samplers: dict[tuple[int, int], FrameSampler],
@@ -381,13 +404,13 @@ class VideoQA:
         self.device = device
         self.dtype = dtype
         self.clip_batch_size = clip_batch_size
-        self._engines: dict[tuple[str, str | None], GitEngine] = {}
+        self._engines: dict[tuple[str, str | None], Engine] = {}
 
     @classmethod
     def from_engines(
         cls,
-        answer_engine: GitEngine | None = None,
-        caption_engine: GitEngine | None = None,
+        answer_engine: Engine | None = None,
+        caption_engine: Engine | None = None,
         *,
         clip_batch_size: int = 1,
     ) -> VideoQA:
@@ -410,24 +433,24 @@ class VideoQA:
 
     # -- models -------------------------------------------------------------------------------
 
-    def engine(self, model: str, revision: str | None = None) -> GitEngine:
+    def engine(self, model: str, revision: str | None = None) -> Engine:
         """The loaded engine for ``model`` (loaded once, then reused)."""
         key = (model, revision)
         if key not in self._engines:
-            from videoqa.engine import GitEngine
+            from videoqa.engines import load_engine
 
             logger.info("loading %s", model)
-            self._engines[key] = GitEngine.load(
+            self._engines[key] = load_engine(
                 model, revision=revision, device=self.device, dtype=self.dtype
             )
         return self._engines[key]
 
     @property
-    def answer_engine(self) -> GitEngine:
+    def answer_engine(self) -> Engine:
         return self.engine(self.model, self.revision)
 
     @property
-    def caption_engine(self) -> GitEngine:
+    def caption_engine(self) -> Engine:
         return self.engine(self.caption_model, self.caption_revision)
 
     # -- work ---------------------------------------------------------------------------------
@@ -537,6 +560,7 @@ class VideoQA:
             caption_max_new_tokens=caption_max_new_tokens if captions else None,
             clip_mode=plan.mode,
             shots=plan.shots,
+            deinterlace=deinterlace,
         )
         return VideoJob(
             path=path,
@@ -735,7 +759,7 @@ def _clean_questions(questions: Sequence[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
+def frames_per_clip_for(engine: Engine, requested: int | None = None) -> int:
     """Frames per clip for ``engine``: a video checkpoint's own count, else ``requested`` or 3.
 
     Raises ``ConfigError`` when a video checkpoint is asked for another count than it was
@@ -757,7 +781,7 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
 
 
 def _role(
-    engine: GitEngine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
+    engine: Engine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
 ) -> ModelRole:
     """How many frames this engine sees per clip, how they fit its square, and at what size
     the sampler decodes them."""

@@ -29,22 +29,32 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from videoqa.errors import ConfigError, OutputError
+from videoqa.formats.cuelist import (  # build_cues: re-exported, as before
+    Cue,
+    build_cues,  # noqa: F401
+    format_timestamp,
+)
+from videoqa.formats.lines import clip_lines
 from videoqa.pathnames import dumps_json, readable
-from videoqa.report import ClipResult, Report, ReportFormatError
+from videoqa.record import KeptEdits, adopt, merge_records
+from videoqa.report import Report, ReportFormatError
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.sidecars")
 
-FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "txt", "otio", "xmp")
+FORMATS: tuple[str, ...] = (
+    "json", "srt", "vtt", "txt", "otio", "xmp", "ttml", "ebutt", "descriptions",
+)  # fmt: skip
 """Every sidecar format, in the order they are written (JSON first: it records the others)."""
 
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "srt", "vtt")
-"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio`` and ``xmp``)."""
+"""What is written unless asked otherwise (``all`` adds ``txt``, ``otio``, ``xmp``, ``ttml``,
+``ebutt`` and ``descriptions``)."""
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{2,4}|-[0-9]{3})?")
 _FLAGS = {"cc", "sdh", "forced", "default", "foreign", "none", "normal"}
@@ -58,69 +68,6 @@ TEMP_SUFFIX = ".videoqa-tmp"
 _TEMP_NAME = re.compile(
     r"\.(?s:.+)\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]+" + re.escape(TEMP_SUFFIX)
 )
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One subtitle: a span of the timeline (seconds) and its lines of text."""
-
-    start: float
-    end: float
-    lines: tuple[str, ...]
-
-
-def format_timestamp(
-    seconds: float, *, always_include_hours: bool = True, decimal_marker: str = "."
-) -> str:
-    """``HH:MM:SS.mmm`` in whole milliseconds; SRT uses ``,`` as the decimal marker."""
-    if seconds < 0:
-        raise ValueError(f"timestamps are not negative, got {seconds}")
-    milliseconds = round(seconds * 1000.0)
-    hours, milliseconds = divmod(milliseconds, 3_600_000)
-    minutes, milliseconds = divmod(milliseconds, 60_000)
-    secs, milliseconds = divmod(milliseconds, 1000)
-    hours_part = f"{hours:02d}:" if always_include_hours or hours else ""
-    return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{milliseconds:03d}"
-
-
-def _one_line(text: str) -> str:
-    """Subtitle text may not contain blank lines (they end a cue): keep it on one line."""
-    return " ".join(text.split())
-
-
-def clip_lines(clip: ClipResult, *, captions: bool) -> tuple[str, ...]:
-    """What a clip's cue says: its caption, or one ``question: answer`` line per question."""
-    if captions:
-        text = _one_line(clip.caption.text) if clip.caption else ""
-        return (text,) if text else ()
-    return tuple(
-        f"{_one_line(qa.question)}: {_one_line(qa.answer)}" for qa in clip.answers
-    )
-
-
-def build_cues(report: Report) -> list[Cue]:
-    """One cue per clip, consecutive touching clips that say the same thing merged into one.
-
-    Captions are shown when the report has them, otherwise the answers. Where clips overlap
-    (a stride shorter than the clip) a cue ends when the next one starts, so cues never stack
-    on screen; clips that say nothing get no cue.
-    """
-    captions = report.has_captions
-    clips = sorted(report.clips, key=lambda clip: clip.start)
-    cues: list[Cue] = []
-    for position, clip in enumerate(clips):
-        lines = clip_lines(clip, captions=captions)
-        end = clip.end
-        if position + 1 < len(clips):
-            end = min(end, clips[position + 1].start)
-        if not lines or end <= clip.start:
-            continue
-        previous = cues[-1] if cues else None
-        if previous and previous.lines == lines and clip.start <= previous.end + 1e-6:
-            cues[-1] = Cue(previous.start, max(previous.end, end), lines)
-        else:
-            cues.append(Cue(clip.start, end, lines))
-    return cues
 
 
 class SidecarWriter:
@@ -154,7 +101,7 @@ class SrtWriter(SidecarWriter):
 
     def render(self, report: Report) -> str:
         blocks = []
-        for number, cue in enumerate(build_cues(report), start=1):
+        for number, cue in enumerate(_styled_cues(report), start=1):
             start = format_timestamp(cue.start, decimal_marker=",")
             end = format_timestamp(cue.end, decimal_marker=",")
             # An arrow inside the text would read as a timing line to SRT parsers.
@@ -169,12 +116,69 @@ class VttWriter(SidecarWriter):
 
     def render(self, report: Report) -> str:
         parts = ["WEBVTT\n"]
-        for cue in build_cues(report):
+        for cue in self.cues(report):
             start = format_timestamp(cue.start)
             end = format_timestamp(cue.end)
             text = "\n".join(_escape_vtt(line) for line in cue.lines)
             parts.append(f"{start} --> {end}\n{text}\n")
         return "\n".join(parts)
+
+
+    def cues(self, report: Report) -> list[Cue]:
+        return _styled_cues(report)
+
+
+def _styled_cues(report: Report) -> list[Cue]:
+    """The subtitle cues in the report's style (``videoqa.formats.cues``; ``none``: one cue
+    per clip, as ``build_cues``)."""
+    from videoqa.formats.cues import subtitle_cues
+
+    return subtitle_cues(report)
+
+
+class DescriptionsWriter(VttWriter):
+    """The captions as a WebVTT ``kind="descriptions"`` track, ``<stem>.descriptions.vtt``:
+    placed between speech when the report says where people speak (``videoqa.formats.
+    descriptions``)."""
+
+    format = "descriptions"
+
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        from videoqa.formats.descriptions import descriptions_target
+
+        return descriptions_target(stem, folder, language)
+
+    def cues(self, report: Report) -> list[Cue]:
+        from videoqa.formats.descriptions import description_cues
+
+        return description_cues(report)
+
+
+class TtmlWriter(SidecarWriter):
+    """IMSC 1.1 Text profile TTML (``videoqa.formats.ttml``)."""
+
+    format = "ttml"
+    takes_language = True
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import ttml
+
+        return ttml.render(report)
+
+
+class EbuttWriter(SidecarWriter):
+    """EBU-TT-D (``videoqa.formats.ttml``), named ``<stem>[.LANG].ebutt.xml`` as delivered."""
+
+    format = "ebutt"
+    takes_language = True
+
+    def target(self, stem: str, folder: Path, language: str | None = None) -> Path:
+        return super().target(stem, folder, language).with_suffix(".ebutt.xml")
+
+    def render(self, report: Report) -> str:
+        from videoqa.formats import ttml
+
+        return ttml.render(report, ebu=True)
 
 
 def _escape_vtt(line: str) -> str:
@@ -249,7 +253,8 @@ class XmpWriter(SidecarWriter):
 
 WRITERS: dict[str, SidecarWriter] = {
     writer.format: writer
-    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter())
+    for writer in (SrtWriter(), VttWriter(), TxtWriter(), JsonWriter(), OtioWriter(), XmpWriter(),
+                   TtmlWriter(), EbuttWriter(), DescriptionsWriter())
 }
 
 
@@ -381,7 +386,9 @@ def write_sidecars(
             raise OutputError(output_dir, reason) from None
     folder = next(iter(targets.values())).parent
     json_target = _json_target(video_path, folder)
-    _say_kept(keep_edited(report, _read_json(json_target)), video_path, json_target)
+    record, kept = merge_records(previous_record(json_target), report)
+    adopt(report, record)  # the caller prints or hands on what was delivered
+    _say_kept(kept, video_path, json_target)
     previously_ours = _recorded_sidecars(json_target)
     video = Path(video_path)
     texts = {fmt: WRITERS[fmt].render_for(report, video) for fmt in targets if fmt != "json"}
@@ -414,71 +421,20 @@ def write_sidecars(
     return written
 
 
-@dataclass(frozen=True)
-class KeptEdits:
-    """What :func:`keep_edited` did: edited texts kept, and edited texts it could not keep."""
-
-    captions: int = 0
-    answers: int = 0
-    lost: int = 0
-    """Edited texts whose clip (same start and end), caption or question the new report lacks."""
-
-
-def keep_edited(report: Report, previous: object) -> KeptEdits:
-    """Put the captions and answers a person edited in an earlier JSON sidecar into ``report``.
-
-    Why here: every writer of results (``ask``/``caption``, the daemon's sidecar adapter, the
-    collection runner) goes through :func:`write_sidecars`, so no run replaces a correction.
-    ``previous`` is the earlier sidecar's parsed JSON (anything else keeps nothing). A text is
-    kept on the clip with the same ``start`` and ``end`` (and, for an answer, the same
-    question) when the new report has a caption (an answer) there; ``report.clips`` is updated
-    in place, so what the caller prints or hands on holds the kept text too. A text already
-    edited in ``report`` (a new correction) is not replaced by the older one.
-    """
-    edited = _edited_texts(previous)
-    if not edited:
-        return KeptEdits()
-    kept_captions = kept_answers = 0
-    for position, clip in enumerate(report.clips):
-        key = _clip_key(clip.start, clip.end)
-        caption = clip.caption
-        text = edited.pop((*key, None), None)
-        if text is not None and caption is not None and not caption.edited:
-            caption = replace(caption, text=text, edited=True)
-            kept_captions += 1
-        elif text is not None and caption is None:
-            edited[(*key, None)] = text  # this run made no caption: cannot keep it
-        answers = list(clip.answers)
-        for number, answer in enumerate(answers):
-            text = edited.pop((*key, answer.question), None)
-            if text is not None and not answer.edited:  # a newer edit wins over an older one
-                answers[number] = replace(answer, answer=text, edited=True)
-                kept_answers += 1
-        if caption is not clip.caption or answers != list(clip.answers):
-            report.clips[position] = replace(clip, caption=caption, answers=tuple(answers))
-    return KeptEdits(kept_captions, kept_answers, lost=len(edited))
-
-
-def _clip_key(start: float, end: float) -> tuple[float, float]:
-    return round(float(start), 6), round(float(end), 6)
-
-
-def _edited_texts(previous: object) -> dict[tuple[float, float, str | None], str]:
-    """``{(start, end, question or None for the caption): text}`` of every edited text."""
-    edited: dict[tuple[float, float, str | None], str] = {}
-    clips = previous.get("clips") if isinstance(previous, Mapping) else None
-    for clip in clips if isinstance(clips, list) else ():
-        try:
-            key = _clip_key(clip["start"], clip["end"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        caption = clip.get("caption")
-        if isinstance(caption, Mapping) and caption.get("edited") is True:
-            edited[(*key, None)] = str(caption.get("text", ""))
-        for answer in clip.get("answers") or ():
-            if isinstance(answer, Mapping) and answer.get("edited") is True:
-                edited[(*key, str(answer.get("question", "")))] = str(answer.get("answer", ""))
-    return edited
+def previous_record(json_target: Path) -> Report | None:
+    """The record an earlier run left in ``json_target`` (None when there is none, or when it
+    cannot be read as a report: then it is replaced, as it holds nothing this version can keep;
+    a warning says so)."""
+    if not json_target.exists():
+        return None
+    try:
+        return Report.load(json_target)
+    except ReportFormatError as error:
+        if "newer" in str(error) or "not readable by" in str(error):
+            raise OutputError(json_target, f"holds a record videoqa {__version__} cannot merge "
+                              f"into ({error.reason}); move it away first") from None
+        logger.warning("%s: replaced: %s", readable(json_target), error.reason)
+        return None
 
 
 def _say_kept(kept: KeptEdits, video_path: str | os.PathLike[str], json_target: Path) -> None:
@@ -490,12 +446,12 @@ def _say_kept(kept: KeptEdits, video_path: str | os.PathLike[str], json_target: 
             name, kept.captions, "" if kept.captions == 1 else "s",
             kept.answers, "" if kept.answers == 1 else "s", readable(json_target.name),
         )  # fmt: skip
-    if kept.lost:
+    if kept.moved:
         logger.warning(
-            "%s: %d edited text%s in %s belong%s to clips, captions or questions this run "
-            "does not have; the new sidecars do not hold %s",
-            name, kept.lost, "" if kept.lost == 1 else "s", readable(json_target.name),
-            "s" if kept.lost == 1 else "", "it" if kept.lost == 1 else "them",
+            "%s: %d edited text%s in %s belong%s to another clip plan than this run's; "
+            "kept under \"alternatives\" there, not in the subtitles",
+            name, kept.moved, "" if kept.moved == 1 else "s", readable(json_target.name),
+            "s" if kept.moved == 1 else "",
         )  # fmt: skip
 
 
@@ -603,25 +559,8 @@ def move_sidecars(
     if isinstance(data.get("video"), dict):
         data["video"]["path"] = os.fspath(new_video)
     data["sidecar_of"] = new_video.name
-    recorded = _recorded_sidecars(old_json)
-    moves: list[tuple[Path, Path, str | None]] = []  # (from, to, new text; None: rename)
-    names: dict[str, list[str]] = {}
-    for name, digests in recorded.items():
-        if not name.startswith(f"{old_stem}."):
-            continue
-        old_target = old_folder / name
-        new_target = new_folder / f"{new_stem}{name[len(old_stem):]}"
-        text = _text_for_renamed(name, data, new_video)
-        if text is not None:
-            digests = [*digests, _sha256(text.encode("utf-8"))]
-        if _is_ours(old_target, recorded):
-            if new_target != old_target and new_target.exists():
-                raise OutputError(new_target, "exists and was not written by videoqa for "
-                                  f"{readable(old_video.name)}; its sidecars stay")  # fmt: skip
-            moves.append((old_target, new_target, text))
-        elif _file_digest(new_target) not in digests:  # neither here nor already moved
-            continue
-        names[new_target.name] = digests
+    moves, names = _planned_moves(_recorded_sidecars(old_json), data, old_video, new_video,
+                                  (old_folder, old_stem), (new_folder, new_stem))  # fmt: skip
     data["sidecars"] = names
     new_folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(new_json, dumps_json(data, indent=2) + "\n")
@@ -640,6 +579,36 @@ def move_sidecars(
     for folder in dict.fromkeys((new_folder, old_folder)):
         _sync_folder(folder)
     return [new_json, *(new_target for _, new_target, _ in moves)]
+
+
+def _planned_moves(
+    recorded: dict[str, list[str]], data: dict[str, object], old_video: Path, new_video: Path,
+    old: tuple[Path, str], new: tuple[Path, str],
+) -> tuple[list[tuple[Path, Path, str | None]], dict[str, list[str]]]:
+    """What :func:`move_sidecars` renames: ``(from, to, new text or None to rename)`` for each
+    recorded file of ours still there, and the digests the new JSON sidecar records (those
+    moved already by an interrupted move included). ``old``/``new``: (folder, stem).
+    Raises ``OutputError`` (nothing moved) when a new name is taken by a file not ours."""
+    (old_folder, old_stem), (new_folder, new_stem) = old, new
+    moves: list[tuple[Path, Path, str | None]] = []
+    names: dict[str, list[str]] = {}
+    for name, digests in recorded.items():
+        if not name.startswith(f"{old_stem}."):
+            continue
+        old_target = old_folder / name
+        new_target = new_folder / f"{new_stem}{name[len(old_stem):]}"
+        text = _text_for_renamed(name, data, new_video)
+        if text is not None:
+            digests = [*digests, _sha256(text.encode("utf-8"))]
+        if _is_ours(old_target, recorded):
+            if new_target != old_target and new_target.exists():
+                raise OutputError(new_target, "exists and was not written by videoqa for "
+                                  f"{readable(old_video.name)}; its sidecars stay")  # fmt: skip
+            moves.append((old_target, new_target, text))
+        elif _file_digest(new_target) not in digests:  # neither here nor already moved
+            continue
+        names[new_target.name] = digests
+    return moves, names
 
 
 def _text_for_renamed(name: str, data: dict[str, object], new_video: Path) -> str | None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
+from videoqa.version import __version__
 
 
 def error_line(error: VideoQAError, command: click.Command | None) -> str:
@@ -76,11 +76,12 @@ def _register() -> None:
         media_commands,
         qa_commands,
         serve_commands,
+        subtitle_commands,
         watch_commands,
     )
 
     for module in (media_commands, qa_commands, watch_commands, serve_commands, find_commands,
-                   index_commands):  # fmt: skip
+                   index_commands, subtitle_commands):  # fmt: skip
         for command in module.COMMANDS:
             cli.add_command(command)
 

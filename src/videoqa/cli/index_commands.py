@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from videoqa.cli import error_line
 from videoqa.cli.progress import INTERRUPTED_EXIT_CODE, say
+from videoqa.errors import VideoQAError
 from videoqa.index import (
     KINDS,
     ArchiveIndex,
@@ -24,6 +25,7 @@ from videoqa.index import (
     default_db_path,
     find_sidecars,
     ingest,
+    rebuild_index,
 )
 from videoqa.pathnames import dumps_json, readable
 from videoqa.sidecars import format_timestamp
@@ -43,28 +45,54 @@ _db_option = click.option(
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @_db_option
 @click.option("--prune", is_flag=True, help="Also remove indexed videos whose file is gone.")
+@click.option("--check", is_flag=True,
+              help="Verify the index file (SQLite's integrity check) and change nothing: "
+                   "exit 1 and one line when it is damaged.")
+@click.option("--rebuild", is_flag=True,
+              help="Make the index anew from the sidecars in PATHS (a damaged one too): "
+                   "written to a temporary file, then swapped in, so a failed rebuild loses "
+                   "nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tally as one JSON object.")
-def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, as_json: bool) -> None:
+def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, check: bool,
+                  rebuild: bool, as_json: bool) -> None:  # fmt: skip
     """Add the reports in PATHS (*.videoqa.json sidecars; folders recursively) to the index.
 
     A video indexed before has its rows replaced; an unchanged sidecar is skipped. A file that
     is not a readable report is one line on stderr, and the others go on (exit 1 at the end).
+    A damaged index is one line too: --check verifies it, --rebuild PATHS makes it again.
     """
+    db = db or default_db_path()
+    if check:
+        if paths or prune or rebuild:
+            raise click.UsageError("--check takes no PATHS, --prune or --rebuild")
+        _check_index(db, as_json)
+        return
+    if rebuild and (not paths or prune):
+        raise click.UsageError("--rebuild needs the sidecars or folders to index (and no "
+                               "--prune: the rebuilt index has only what they hold)")
     if not paths and not prune:
         raise click.UsageError("give the sidecars or folders to index (or --prune)")
     command = click.get_current_context().command
-    db = db or default_db_path()
     began = time.perf_counter()
     sidecars = list(find_sidecars(paths))
     bar = tqdm(total=len(sidecars), unit="report", file=sys.stderr, leave=False,
                disable=True if len(sidecars) < _PROGRESS_FROM else None)  # fmt: skip
+
+    def on_error(error: VideoQAError) -> None:
+        say(error_line(error, command))
+
+    pruned: list[str] = []
     try:
-        with ArchiveIndex(db) as index, bar:
-            tally = ingest(index, sidecars, on_file=bar.update,
-                           on_error=lambda error: say(error_line(error, command)))  # fmt: skip
-            pruned = index.prune() if prune else []
+        if rebuild:
+            with bar:
+                tally = rebuild_index(db, sidecars, on_file=bar.update, on_error=on_error)
+        else:
+            with ArchiveIndex.checked(db) as index, bar:  # damage shows only where read
+                tally = ingest(index, sidecars, on_file=bar.update, on_error=on_error)
+                pruned = index.prune() if prune else []
     except KeyboardInterrupt:
-        click.echo("videoqa: interrupted; the reports indexed so far are kept", err=True)
+        kept = "the index is as it was" if rebuild else "the reports indexed so far are kept"
+        click.echo(f"videoqa: interrupted; {kept}", err=True)
         click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
     seconds = time.perf_counter() - began
     if as_json:
@@ -77,7 +105,8 @@ def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, as_json
         for path in pruned:
             click.echo(f"pruned {readable(path)}", err=True)
         click.echo(
-            f"videoqa: indexed {tally.indexed} report(s) ({tally.clips} clip rows), "
+            f"videoqa: {'rebuilt the index from' if rebuild else 'indexed'} {tally.indexed} "
+            f"report(s) ({tally.clips} clip rows), "
             f"{tally.unchanged} unchanged, {tally.failed} failed"
             + (f", {len(pruned)} pruned" if prune else "")
             + f" in {seconds:.1f} s: {readable(db)}",
@@ -85,6 +114,19 @@ def index_command(paths: tuple[Path, ...], db: Path | None, prune: bool, as_json
         )
     if tally.failed:
         click.get_current_context().exit(1)
+
+
+def _check_index(db: Path, as_json: bool) -> None:
+    """``index --check``: the index verified, or one line saying it is damaged (exit 1)."""
+    if not db.is_file():
+        raise IndexDatabaseError(db, "no index here (build one with `videoqa index PATHS`)")
+    with ArchiveIndex(db) as index:
+        counts = index.check()
+    if as_json:
+        click.echo(dumps_json({"db": str(db), "ok": True, **counts}))
+    else:
+        click.echo(f"videoqa: {readable(db)}: the index is sound ({counts['videos']} videos, "
+                   f"{counts['clips']} clip rows)", err=True)  # fmt: skip
 
 
 @click.command("search")

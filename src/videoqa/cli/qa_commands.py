@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from videoqa.cli import error_line
-from videoqa.cli.progress import Interrupts, RunProgress, end_run, say
+from videoqa.cli.progress import Interrupts, RunProgress, clip_summary, end_run, say
 from videoqa.cli.ray_options import listed_videos, process_on_ray, ray_options, split_ray_options
 from videoqa.clips import (
     CLIP_MODES,
@@ -31,13 +31,16 @@ from videoqa.clips import (
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, OutputError, VideoQAError
 from videoqa.fit import check_fit
+from videoqa.formats.cues import DEFAULT_STYLE
+from videoqa.formats.cues import PRESETS as SUBTITLE_PRESETS
 from videoqa.pathnames import readable
+from videoqa.speech import DEFAULT_MIN_GAP, SpeechOptions, check_speech_options
 from videoqa.watch.config import DEFAULT_EXTENSIONS
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
     from videoqa.index import ArchiveIndex
     from videoqa.pipeline import VideoQA
-    from videoqa.report import ClipResult, Report
+    from videoqa.report import Report
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -95,10 +98,32 @@ def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Weights' precision (auto: half on GPU, float32 on CPU)."),
         click.option("-f", "--format", "formats", default="json,srt,vtt", show_default=True,
                      help="Sidecars to write, comma-separated: json, srt, vtt, txt, otio "
-                          "(an OpenTimelineIO timeline), xmp (XMP with markers); all or none."),
+                          "(an OpenTimelineIO timeline), xmp (XMP with markers), ttml (IMSC "
+                          "1.1 Text), ebutt (EBU-TT-D), descriptions (a WebVTT descriptions "
+                          "track); all or none."),
         click.option("--subtitle-language", metavar="LANG", default=None,
                      help="Name the subtitles <stem>.LANG.srt and <stem>.LANG.vtt (an ISO 639 "
                           "code: en, deu, pt-BR), the language media servers show."),
+        click.option("--subtitle-style", type=click.Choice(list(SUBTITLE_PRESETS)),
+                     default=DEFAULT_STYLE, show_default=True,
+                     help="Readability rules of the SRT, WebVTT and TTML files: line length, "
+                          "lines, reading speed, duration, gap (docs/subtitles.md); none: one "
+                          "cue per clip, as the model said it."),
+        click.option("--max-line-chars", type=click.IntRange(min=10), default=None,
+                     help="Longest subtitle line in characters [default: the style's]."),
+        click.option("--max-lines", type=click.IntRange(min=1), default=None,
+                     help="Most lines in a subtitle cue [default: the style's]."),
+        click.option("--max-cps", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Fastest reading speed in characters per second [default: the "
+                          "style's]."),
+        click.option("--avoid-speech", is_flag=True,
+                     help="Detect speech in the audio (Silero VAD, the speech extra) and "
+                          "place the descriptions track's cues between it; the segments go "
+                          "into the JSON."),
+        click.option("--speech-gap", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_MIN_GAP, show_default=True,
+                     help="With --avoid-speech: shortest pause (seconds) a description cue "
+                          "may go into."),
         click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="Write sidecars here [default: beside each video]."),
         click.option("--overwrite", is_flag=True,
@@ -175,6 +200,7 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     file, and end with a summary; exit 1 when any file failed, 130 on Ctrl-C."""
     from videoqa.sidecars import check_subtitle_language, parse_formats
 
+    subtitles = _subtitle_options(plan_options)  # before the models load
     ray = split_ray_options(plan_options)  # --ray and its options: cli/ray_options.py
     workers, glob_pattern = plan_options.pop("workers"), plan_options.pop("glob_pattern")
     wanted = parse_formats(formats)
@@ -196,7 +222,8 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
         process_on_ray(models, videos, ray, questions=questions, captions=captions,
                        formats=wanted, output_dir=output_dir, overwrite=overwrite,
                        as_json=as_json, batch_size=plan_options.pop("batch_size", None),
-                       sidecar_options={"subtitle_language": subtitle_language},
+                       sidecar_options={"subtitle_language": subtitle_language,
+                                        "subtitles": subtitles},
                        **plan_options)  # fmt: skip
         return
     from videoqa.collection import find_videos
@@ -208,7 +235,8 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
                          extensions=None if glob_pattern else _SEARCHED_SUFFIXES)
     if not videos:
         raise ConfigError(None, "the folders given hold no video files", setting="glob_pattern")
-    sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json)
+    sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json,
+                               subtitles=subtitles)
 
     interrupted = False
     with Interrupts() as interrupts, RunProgress(len(videos)) as run, ExitStack() as closing:
@@ -216,7 +244,7 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
             if ray["db"] is not None:  # opened first: a file that is not an index stops here
                 from videoqa.index import ArchiveIndex
 
-                sidecars.index = ArchiveIndex(ray["db"])
+                sidecars.index = ArchiveIndex.checked(ray["db"])  # damaged: stops here too
                 closing.callback(sidecars.index.close)
             # Before the seconds a model takes to load:
             videos = _check_inputs(videos, set(given), run, start=plan_options.get("start", 0.0),
@@ -363,6 +391,22 @@ class _SidecarOptions:
     subtitle_language: str | None
     as_json: bool
     index: ArchiveIndex | None = None  # --db: each delivered report goes into it too
+    subtitles: SpeechOptions | None = None  # --subtitle-style, --avoid-speech: into the report
+
+
+def _subtitle_options(plan_options: dict[str, Any]) -> SpeechOptions:
+    """The subtitle style and speech options, taken out of ``plan_options`` and checked (the
+    VAD installed) before any model loads."""
+    from videoqa.formats.cues import resolve_style
+
+    style = resolve_style(plan_options.pop("subtitle_style"),
+                          max_line_chars=plan_options.pop("max_line_chars"),
+                          max_lines=plan_options.pop("max_lines"),
+                          max_cps=plan_options.pop("max_cps"))  # fmt: skip
+    options = SpeechOptions(style=style, avoid_speech=plan_options.pop("avoid_speech"),
+                            min_gap=plan_options.pop("speech_gap"))  # fmt: skip
+    check_speech_options(options)
+    return options
 
 
 def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
@@ -400,7 +444,7 @@ def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
                     if not sidecars.as_json:
                         clip = event.result
                         span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
-                        for line in _clip_summary(clip, captions=captions):
+                        for line in clip_summary(clip, captions=captions):
                             tqdm_write(f"{name} [{span}] {line}")
                 elif isinstance(event, FileDone):
                     del running[event.position]
@@ -424,15 +468,19 @@ def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
 def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupts: Interrupts,
              sidecars: _SidecarOptions, command: click.Command) -> None:
     """One file's sidecars (or its JSON line) now that its last clip is done."""
-    from videoqa.sidecars import write_sidecars
+    from videoqa.delivery import Delivery
 
+    delivery = Delivery(sidecars.formats, sidecars.output_dir, sidecars.overwrite,
+                        sidecars.subtitle_language, sidecars.index, sidecars.subtitles)
+    try:  # speech detection: before the sidecars, outside the Ctrl-C deferral
+        delivery.prepare(report, video)
+    except VideoQAError as error:
+        say(error_line(error, command))
+        run.file_ended(ok=False, planned=True)
+        return
     with interrupts.deferred():
         try:
-            written = write_sidecars(report, video, formats=sidecars.formats,
-                                     output_dir=sidecars.output_dir, overwrite=sidecars.overwrite,
-                                     subtitle_language=sidecars.subtitle_language)
-            if sidecars.index is not None:
-                sidecars.index.add_written(report, written)
+            written = delivery.write(report, video)
         except VideoQAError as error:
             say(error_line(error, command))
             run.file_ended(ok=False, planned=True)
@@ -450,15 +498,6 @@ def tqdm_write(line: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(line, file=sys.stdout)
-
-
-def _clip_summary(clip: ClipResult, *, captions: bool) -> list[str]:
-    """The lines printed for a clip as it is done, each with its confidence (0 to 1)."""
-    lines = [f"{qa.question}: {qa.answer} (confidence {qa.confidence:.2f})"
-             for qa in clip.answers]  # fmt: skip
-    if captions and clip.caption is not None:
-        lines.insert(0, f"{clip.caption.text} (confidence {clip.caption.confidence:.2f})")
-    return lines
 
 
 COMMANDS: list[click.Command] = [ask_command, caption_command]

@@ -154,8 +154,7 @@ def _process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str
                     output_dir: Path | None, overwrite: bool, as_json: bool,
                     sidecar_options: dict[str, Any], batch_size: int | None, quiet: bool,
                     **plan_options: Any) -> None:
-    from videoqa.cli.progress import RunProgress, end_run, say
-    from videoqa.cli.qa_commands import _clip_summary
+    from videoqa.cli.progress import RunProgress, clip_summary, end_run, say
     from videoqa.collection import find_videos
     from videoqa.distributed import DEFAULT_BATCH_SIZE, RaySettings, connect, run_on_ray
     from videoqa.pathnames import readable
@@ -180,7 +179,7 @@ def _process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str
         if ray.get("db") is not None:
             from videoqa.index import ArchiveIndex
 
-            index = ArchiveIndex(ray["db"])
+            index = ArchiveIndex.checked(ray["db"])  # a damaged file: one line, first
             closing.callback(index.close)
         try:
             qa = _check_models(models, questions=questions, captions=captions,
@@ -204,7 +203,7 @@ def _process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str
                         if as_json:
                             continue
                         span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
-                        for line in _clip_summary(clip, captions=captions):
+                        for line in clip_summary(clip, captions=captions):
                             click.echo(f"{name} [{span}] {line}", file=out)
                 if outcome.error is not None:
                     say(f"videoqa: error: {outcome.error}")

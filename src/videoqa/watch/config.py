@@ -17,16 +17,13 @@ from typing import Any
 from videoqa.clips import DEFAULT_MAX_CLIP, DEFAULT_MIN_CLIP, check_clip_options
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
+from videoqa.formats.cues import DEFAULT_STYLE
 from videoqa.sidecars import DEFAULT_FORMATS, FORMATS, check_subtitle_language
+from videoqa.speech import DEFAULT_MIN_GAP
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
 """The processing seam: ``module:function`` called as ``function(path, settings) -> Report``."""
-
-DEFAULT_EXTENSIONS = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
-    ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv",
-)  # fmt: skip
-"""File suffixes the daemon treats as videos (case-insensitive); ``[]`` in the config means any."""
 
 DEINTERLACE_MODES = ("auto", "on", "off")
 """``deinterlace`` values (``videoqa.deinterlace``'s, repeated: reading a config needs no av)."""
@@ -69,6 +66,14 @@ class FolderSettings:
     formats: tuple[str, ...] = DEFAULT_FORMATS
     subtitle_language: str | None = None
     """Names the subtitles ``<stem>.<language>.srt`` (what media servers read as the language)."""
+    subtitle_style: str = DEFAULT_STYLE
+    """Readability rules of the subtitle files (``videoqa.formats.cues``: netflix, bbc, ...)."""
+    max_line_chars: int | None = None
+    max_lines: int | None = None
+    max_cps: float | None = None
+    avoid_speech: bool = False
+    """Detect speech and place the descriptions track's cues between it (``videoqa.speech``)."""
+    speech_gap: float = DEFAULT_MIN_GAP
     adapters: tuple[str, ...] = ("sidecars",)
     adapter_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
@@ -123,6 +128,8 @@ _FOLDER_KEYS = {
     "max_duration": float, "output_dir": str, "formats": list, "adapters": list, "extensions": list,
     "recursive": bool, "processor": str, "deinterlace": str, "clips": str, "min_clip": float,
     "max_clip": float, "detector": str, "subtitle_language": str,
+    "subtitle_style": str, "max_line_chars": int, "max_lines": int, "max_cps": float,
+    "avoid_speech": bool, "speech_gap": float,
 }  # fmt: skip
 
 
@@ -177,6 +184,16 @@ def _folder_fields(where: str, table: Mapping[str, Any], base: Path) -> dict[str
     return fields
 
 
+def _check_subtitles(where: str, settings: FolderSettings) -> None:
+    """The subtitle style, its figures and avoid_speech (its detector installed) at start."""
+    from videoqa.speech import check_speech_options, speech_options
+
+    try:
+        check_speech_options(speech_options(settings))
+    except ConfigError as error:
+        raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
+
+
 def _settings(folder: Path, fields: Mapping[str, Any], adapter_options: dict) -> FolderSettings:
     where = str(folder)
     settings = FolderSettings(folder=folder, adapter_options=adapter_options, **fields)
@@ -188,6 +205,7 @@ def _settings(folder: Path, fields: Mapping[str, Any], adapter_options: dict) ->
                            stride=settings.stride)  # fmt: skip
     except ConfigError as error:
         raise ConfigError(where, f"'{error.setting}': {error.reason}") from None
+    _check_subtitles(where, settings)
     if "processor" in fields and ":" not in settings.processor:
         raise ConfigError(where, "'processor' must be 'module:function'")
     return settings

@@ -74,6 +74,7 @@ def process_file(path: Path, settings: FolderSettings) -> Any:
     else:
         report = _through_runner(pipeline, path, settings, clip_options)
     _check_complete(path, report)
+    _shape_subtitles(path, report, settings)
     return report
 
 
@@ -101,7 +102,23 @@ def process_files(paths: Sequence[Path], settings: FolderSettings) -> Iterator[t
                 except TruncatedError as error:
                     yield event.position, error
                 else:
-                    yield event.position, event.report
+                    try:
+                        _shape_subtitles(paths[event.position], event.report, settings)
+                    except VideoQAError as error:  # audio that does not decode: this file
+                        yield event.position, error
+                    else:
+                        yield event.position, event.report
+
+
+def _shape_subtitles(path: Path, report: Any, settings: FolderSettings) -> None:
+    """The folder's subtitle style and, with ``avoid_speech``, where people speak, into the
+    report before the adapters write it (``videoqa.vad.prepare_report``)."""
+    from videoqa.speech import speech_options
+    from videoqa.vad import prepare_report
+
+    options = speech_options(settings)
+    if options.shapes_report:
+        prepare_report(report, path, options)
 
 
 def _check_limits(path: Path, settings: FolderSettings) -> None:
@@ -148,10 +165,11 @@ def _clip_options(settings: FolderSettings) -> dict[str, Any]:
 
 
 def _check_complete(path: Path, report: Any) -> None:
-    """Never "done" with clips that describe frames the file does not hold."""
-    end = report.video.decodable_end
-    if end is not None:
-        raise TruncatedError(path, f"truncated at {end:.1f} s of {report.video.duration:.1f} s")
+    """Never "done" with clips that describe frames the file does not hold: the CLI's rule
+    (``pipeline.check_decoded``), stricter, as a partial decode fails here too."""
+    from videoqa.pipeline import check_decoded
+
+    check_decoded(path, report, partial=False)
 
 
 def _through_runner(
