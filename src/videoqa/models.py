@@ -7,6 +7,7 @@ fetched, so pickled ``.bin`` weights are never downloaded nor loaded, and no rem
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -98,7 +99,17 @@ def locate_checkpoint(model: str, *, revision: str | None = None) -> Checkpoint:
     elif _looks_like_path(resolved) or model == DEMO_MODEL:
         raise ModelError(resolved, "no such checkpoint folder")
     else:
-        snapshot = _download(resolved, revision=revision)
+        try:
+            snapshot = _download(resolved, revision=revision)
+        except ModelError as error:
+            meant = meant_model(resolved)
+            if meant is None:
+                raise
+            # A typo of a name we know beats advice on downloading what may not exist.
+            download = f" (or download it: hf download {resolved})" if "/" in resolved else ""
+            raise ModelError(
+                resolved, f"{error.reason.split(';')[0]}; did you mean {meant}?{download}"
+            ) from None
         # A cache snapshot folder is named by its commit: record exactly what was loaded.
         checkpoint = Checkpoint(model_id=model, revision=snapshot.name, folder=snapshot)
     if not (checkpoint.folder / "config.json").is_file():
@@ -110,6 +121,35 @@ def locate_checkpoint(model: str, *, revision: str | None = None) -> Checkpoint:
             "convert them or pick a revision that has model.safetensors",
         )
     return checkpoint
+
+
+def meant_model(name: str) -> str | None:
+    """The built-in name, documented checkpoint or cached checkpoint spelt most like ``name``
+    (``demoo``: ``demo``), or ``None`` when ``name`` is one of them or like none."""
+    known = [DEMO_MODEL, *KNOWN_MODELS, *_cached_models()]
+    if name in known:
+        return None
+    # Case aside, and also by the part after the owner: ``git-base-vatx`` is
+    # microsoft/git-base-vatex.
+    for key in (str.lower, lambda model: model.rsplit("/", 1)[-1].lower()):
+        candidates = {key(model): model for model in reversed(known)}
+        close = difflib.get_close_matches(key(name), list(candidates), n=1, cutoff=0.8)
+        if close:
+            return candidates[close[0]]
+    return None
+
+
+def _cached_models() -> list[str]:
+    """Hub ids with a snapshot in the Hugging Face cache (``models--owner--name`` folders)."""
+    from huggingface_hub import constants
+
+    try:
+        entries = os.listdir(constants.HF_HUB_CACHE)
+    except OSError:
+        return []
+    prefix = "models--"
+    return sorted(entry[len(prefix):].replace("--", "/")
+                  for entry in entries if entry.startswith(prefix))  # fmt: skip
 
 
 def _download(repo_id: str, *, revision: str | None) -> Path:

@@ -304,6 +304,7 @@ def frames_command(
     with FrameSampler(
         video, stream=stream, size=size, max_pixels=max_pixels, deinterlace=deinterlace
     ) as sampler:
+        _check_within(video, at_times, sampler.info.duration)
         times = list(at_times) if every is None else _every(every, sampler.info.duration)
         written = []
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -329,6 +330,19 @@ def frames_command(
         click.echo(
             f"{len(written)} frames written to {out_dir} "
             f"({sampler.decoded_frames} decoded, {sampler.seeks} seeks)",
+            err=True,
+        )
+
+
+def _check_within(video: Path, times: tuple[float, ...], duration: float) -> None:
+    """Warn of a time past the video's end, naming the end: the sampler gives the last frame,
+    which a player no longer shows then, and a user asking for it may have mistyped."""
+    late = [time for time in times if time > duration]
+    if late:
+        click.echo(
+            f"videoqa: warning: {readable(video)}: --at {max(late):g} s is past the video's end "
+            f"at {_duration(duration)}; the last frame is written for "
+            f"{'it' if len(late) == 1 else f'those {len(late)} times'}",
             err=True,
         )
 

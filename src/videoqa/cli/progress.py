@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from tqdm import tqdm
@@ -33,11 +33,32 @@ _RUN_BAR_FORMAT = (
 )
 
 
+_terminals: list[TextIO] = []
+"""Where the user's lines go while another library's output is sent away (see ``terminal``)."""
+
+
+def terminal() -> TextIO:
+    """The stream for the user's lines: stderr, or the stderr from before while a library's
+    own notices are sent to a log (``--ray`` without ``--verbose``)."""
+    return _terminals[-1] if _terminals else sys.stderr
+
+
+@contextmanager
+def user_lines_to(stream: TextIO) -> Iterator[None]:
+    """Within: ``say``, the bar and the summary write to ``stream``, whatever sys.stderr is."""
+    _terminals.append(stream)
+    try:
+        yield
+    finally:
+        _terminals.pop()
+
+
 def say(line: str) -> None:
     """One line on stderr, above any progress bar rather than through it; flushed, so it is
     out before the next step (click's test runner before 8.2.1 dropped unflushed lines)."""
-    tqdm.write(line, file=sys.stderr)
-    sys.stderr.flush()
+    stream = terminal()
+    tqdm.write(line, file=stream)
+    stream.flush()
 
 
 class RunProgress:
@@ -52,7 +73,7 @@ class RunProgress:
 
     def __init__(self, files: int) -> None:
         self.files = files
-        self.done = self.failed = self.clips = 0
+        self.done = self.failed = self.skipped = self.clips = 0
         self.began: float | None = None  # when the first file started (after the models load)
         self._started = self._planned_files = self._planned_clips = self._unplanned = 0
         self._current_planned = False
@@ -70,8 +91,8 @@ class RunProgress:
         self._current_planned = False
         if self.began is None:
             self.began = time.monotonic()
-        if self._started == 1 and sys.stderr.isatty():
-            self._bar = tqdm(total=0, desc=self._label(name), unit="clip", file=sys.stderr,
+        if self._started == 1 and terminal().isatty():
+            self._bar = tqdm(total=0, desc=self._label(name), unit="clip", file=terminal(),
                              leave=False, dynamic_ncols=True, bar_format=_RUN_BAR_FORMAT)
         self._update_total()
 
@@ -100,17 +121,26 @@ class RunProgress:
         if self.files > 1:
             self._bar.set_description_str(self._label())
 
+    def file_skipped(self) -> None:
+        """A file is passed over before it starts (no video in it): neither done nor failed."""
+        self.skipped += 1
+        self._unplanned += 1
+        self._update_total()
+
     def _label(self, name: str | None = None) -> str:
         """The bar's label: the file's name for one file, else how many files are finished."""
         if self.files == 1:
             return name or ""
-        return f"{self.done + self.failed}/{self.files} files"
+        return f"{self.done + self.failed + self.skipped}/{self.files} files"
 
     def summary(self, *, interrupted: bool = False) -> str:
         noun = "file" if self.files == 1 else "files"
         tally = f"{self.files} {noun}: {self.done} done, {self.failed} failed"
+        if self.skipped:
+            tally += f", {self.skipped} skipped"
         if interrupted:
-            tally = f"interrupted: {tally}, {self.files - self.done - self.failed} not done"
+            left = self.files - self.done - self.failed - self.skipped
+            tally = f"interrupted: {tally}, {left} not done"
         seconds = time.monotonic() - self.began if self.began is not None else 0.0
         return f"videoqa: {tally}; {self.clips} clips in {seconds:.1f} s"
 
@@ -123,7 +153,7 @@ class RunProgress:
 
 def end_run(run: RunProgress, *, interrupted: bool) -> None:
     """The call's summary line, then its exit code: 130 after Ctrl-C, 1 when a file failed."""
-    click.echo(run.summary(interrupted=interrupted), err=True)
+    click.echo(run.summary(interrupted=interrupted), file=terminal())
     if interrupted:
         click.get_current_context().exit(INTERRUPTED_EXIT_CODE)
     if run.failed:

@@ -36,6 +36,7 @@ from videoqa.formats.cues import PRESETS as SUBTITLE_PRESETS
 from videoqa.pathnames import readable
 from videoqa.quantize import QUANTIZATIONS, check_quantize
 from videoqa.speech import DEFAULT_MIN_GAP, SpeechOptions, check_speech_options
+from videoqa.watch.config import DEFAULT_EXTENSIONS
 
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
     from videoqa.index import ArchiveIndex
@@ -49,7 +50,10 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 def _clip_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every ask/caption call shares: clips, model placement, outputs."""
     options = [
-        click.argument("videos", nargs=-1, type=click.Path(path_type=Path)),  # or --paths-from
+        # Not click's readable check: it ends the call on one file; _check_inputs names each
+        # and the others run.
+        click.argument("videos", nargs=-1,  # or --paths-from
+                       type=click.Path(path_type=Path, readable=False)),
         click.option("--clip-length", type=click.FloatRange(min=0, min_open=True), default=5.0,
                      show_default=True, help="Seconds per clip (one subtitle cue)."),
         click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -232,7 +236,10 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
     from videoqa.collection import find_videos
 
     runner_options = {"workers": workers, "batch_size": plan_options.pop("batch_size")}
-    videos = find_videos(listed_videos(videos, ray), glob=glob_pattern)
+    given = listed_videos(videos, ray)
+    # Audio suffixes too: an audio file in a folder is then named as skipped, not passed over.
+    videos = find_videos(given, glob=glob_pattern,
+                         extensions=None if glob_pattern else _SEARCHED_SUFFIXES)
     if not videos:
         raise ConfigError(None, "the folders given hold no video files", setting="glob_pattern")
     sidecars = _SidecarOptions(wanted, output_dir, overwrite, subtitle_language, as_json,
@@ -246,13 +253,93 @@ def _process_all(models: dict[str, Any], videos: Sequence[Path], *,
 
                 sidecars.index = ArchiveIndex.checked(ray["db"])  # damaged: stops here too
                 closing.callback(sidecars.index.close)
-            qa = _load_models(models, questions=questions, captions=captions,
-                              frames_per_clip=plan_options.get("frames_per_clip"))
-            _process_collection(qa, videos, run, interrupts, sidecars, questions=questions,
-                                captions=captions, **runner_options, **plan_options)
+            # Before the seconds a model takes to load:
+            videos = _check_inputs(videos, set(given), run, start=plan_options.get("start", 0.0),
+                                   end=plan_options.get("end"))
+            if videos:
+                qa = _load_models(models, questions=questions, captions=captions,
+                                  frames_per_clip=plan_options.get("frames_per_clip"))
+                _process_collection(qa, videos, run, interrupts, sidecars, questions=questions,
+                                    captions=captions, **runner_options, **plan_options)
         except KeyboardInterrupt:
             interrupted = True
     end_run(run, interrupted=interrupted)
+
+
+_AUDIO_SUFFIXES = (".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus", ".wma")
+"""Audio files looked for in folders beside the videos, only to be named as skipped."""
+
+
+_SEARCHED_SUFFIXES = DEFAULT_EXTENSIONS + _AUDIO_SUFFIXES
+
+
+def _check_inputs(videos: Sequence[Path], given: set[Path], run: RunProgress, *,
+                  start: float, end: float | None) -> list[Path]:
+    """The videos that can be processed; each other one reported in one line first, before a
+    model loads (seconds), and counted in the summary.
+
+    A missing, unreadable, looping or non-media file fails (exit 1), as does one that ends
+    before ``--start``; a file without a video stream found in a folder is skipped (an audio
+    file beside the videos), one named on the command line fails. An ``--end`` past a video's
+    end is a warning. Only the headers are read: decoding problems surface as the file runs.
+    """
+    from videoqa.errors import MediaError, NoVideoStreamError
+    from videoqa.media import describe
+    from videoqa.sidecars import format_timestamp
+
+    usable = []
+    for video in videos:
+        try:
+            _check_readable(video)
+            info = describe(video)
+            if not any(stream.kind == "video" for stream in info.streams):
+                raise NoVideoStreamError(video, "no video stream (audio only)")
+            # The container's duration, a frame or so from the timeline's: only clear cases.
+            last = info.duration
+            if last is not None and start >= last:
+                raise MediaError(video, f"--start {start:g} s is past the video's end at "
+                                        f"{last:.3f} s ({format_timestamp(last)})")
+            if last is not None and end is not None and end > last + 0.001:
+                say(f"videoqa: warning: {readable(video)}: --end {end:g} s is past the video's "
+                    f"end at {last:.3f} s ({format_timestamp(last)}); its clips stop there")
+        except NoVideoStreamError as error:
+            if video not in given:
+                say(f"videoqa: skipped: {error}")
+                run.file_skipped()
+                continue
+            say(f"videoqa: error: {error}")
+            run.file_ended(ok=False, planned=False)
+        except VideoQAError as error:
+            say(f"videoqa: error: {error}")
+            run.file_ended(ok=False, planned=False)
+        else:
+            usable.append(video)
+    return usable
+
+
+def _check_readable(video: Path) -> None:
+    """Raise ``MediaError`` naming why ``video`` cannot be opened: no such file, a symlink loop,
+    not a regular file, no permission to read, empty."""
+    import errno
+    import stat
+
+    from videoqa.errors import MediaError
+
+    try:
+        mode = video.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise MediaError(video, "not a regular file")
+        with video.open("rb") as handle:
+            if not handle.read(1):
+                raise MediaError(video, "empty file")
+    except FileNotFoundError:
+        # A dangling link: the file it names is gone.
+        reason = f"no such file{' (a dangling symlink)' if video.is_symlink() else ''}"
+        raise MediaError(video, reason) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise MediaError(video, "symlink loop") from None
+        raise MediaError(video, f"cannot be read ({error.strerror or error})") from None
 
 
 def _check_clip_options(plan_options: dict[str, Any]) -> None:

@@ -12,10 +12,11 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -84,13 +85,75 @@ def read_paths_file(listing: Path) -> list[str]:
     return paths
 
 
-def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str, Any], *,
-                   questions: tuple[str, ...], captions: bool, formats: tuple[str, ...],
-                   output_dir: Path | None, overwrite: bool, as_json: bool,
-                   sidecar_options: dict[str, Any], batch_size: int | None,
-                   **plan_options: Any) -> None:
+def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str, Any],
+                   **options: Any) -> None:
     """``ask``/``caption`` with ``--ray``: the same lines, sidecars and exit codes as on one
-    machine, each file's printed when it is done (files finish in any order)."""
+    machine, each file's printed when it is done (files finish in any order).
+
+    Ray's own notices go to ``RAY_LOG`` unless ``--verbose``: a user sees our lines only.
+    """
+    quiet = not logging.getLogger("videoqa").isEnabledFor(logging.INFO)
+    with ray_notices_logged(RAY_LOG) if quiet else contextlib.nullcontext():
+        _process_on_ray(models, videos, ray, quiet=quiet, **options)
+
+
+RAY_LOG = Path(tempfile.gettempdir()) / f"videoqa-ray-{os.getuid()}.log"
+"""Where ``--ray`` without ``--verbose`` sends Ray's own output (rewritten by each call)."""
+
+
+@contextlib.contextmanager
+def ray_notices_logged(log: Path) -> Iterator[None]:
+    """Ray's own output goes to ``log`` while the call runs; the user's lines stay on stderr.
+
+    Ray writes from Python (its logger, which writes to whatever ``sys.stderr`` is: token
+    authentication notices), from C++ straight to file descriptor 2 (``core_worker.cc``
+    warnings) and from the cluster processes it starts, which inherit that descriptor: all
+    three are pointed at the log; ``say``, the bar and the summary write to the stderr from
+    before (``progress.terminal``). Without a real descriptor 2 (click's test runner) only the
+    Python side moves.
+    """
+    from videoqa.cli.progress import user_lines_to
+
+    try:
+        notes = open(log, "w", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
+    except OSError:  # no writable temporary folder: Ray's notices stay where they are
+        yield
+        return
+    before = sys.stderr
+    saved: int | None = None
+    terminal: TextIO = before
+    try:
+        if _is_descriptor_2(before):
+            before.flush()
+            saved = os.dup(2)
+            os.dup2(notes.fileno(), 2)
+            terminal = open(saved, "w", encoding=before.encoding, errors=before.errors,  # noqa: SIM115
+                            buffering=1, closefd=False)
+        sys.stderr = notes
+        with user_lines_to(terminal):
+            yield
+    finally:
+        sys.stderr = before
+        if saved is not None:
+            terminal.flush()
+            notes.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        notes.close()
+
+
+def _is_descriptor_2(stream: TextIO) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a test's capture
+        return False
+
+
+def _process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str, Any], *,
+                    questions: tuple[str, ...], captions: bool, formats: tuple[str, ...],
+                    output_dir: Path | None, overwrite: bool, as_json: bool,
+                    sidecar_options: dict[str, Any], batch_size: int | None, quiet: bool,
+                    **plan_options: Any) -> None:
     from videoqa.cli.progress import RunProgress, clip_summary, end_run, say
     from videoqa.collection import find_videos
     from videoqa.distributed import DEFAULT_BATCH_SIZE, RaySettings, connect, run_on_ray
@@ -104,12 +167,13 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
     # Those of --paths-from as the workers see them: not looked at here.
     listed = _with_listed([os.fspath(path) for path in find_videos(videos)], ray)
     # Before the models load: a wrong address fails at once. Ray's info lines only with -v.
-    connect(settings.address, quiet=not logging.getLogger("videoqa").isEnabledFor(logging.INFO))
+    connect(settings.address, quiet=quiet)
     interrupted = False
     out = sys.stdout  # ours: the clip lines and --json reports
     with RunProgress(len(listed)) as run, contextlib.ExitStack() as closing:
         # Ray prints its own notices (a worker died, a task is retried) on stdout, from a
-        # thread of its own: they go to stderr for the run, so stdout stays parseable.
+        # thread of its own: they go to stderr for the run (without -v: the log), so stdout
+        # stays parseable.
         closing.enter_context(contextlib.redirect_stdout(sys.stderr))
         index = None
         if ray.get("db") is not None:
