@@ -7,7 +7,8 @@ that has the ``Engine`` methods and a ``load`` class method, and a torch-free fu
 reads its ``ModelFacts`` from the checkpoint's files. :func:`load_engine` and
 :func:`load_facts` pick the family from the checkpoint's ``config.json`` ``model_type``:
 
-- built in: ``git`` (``videoqa.engine.GitEngine``, Microsoft's GIT, image and video);
+- built in: ``git`` (``videoqa.engine.GitEngine``, Microsoft's GIT, image and video) and
+  ``smolvlm`` (``videoqa.engines.smolvlm.SmolVLMEngine``, HuggingFaceTB's SmolVLM2 video);
 - installed packages add families through the entry-point group ``videoqa.engines``
   (``model_type = "package.module:EngineClass"``);
 - ``VIDEOQA_ENGINES="model_type=module:Class,..."`` in the environment does the same for a
@@ -110,10 +111,14 @@ class Engine(Protocol):
         ...
 
 
-BUILT_IN: dict[str, str] = {"git": "videoqa.engine:GitEngine"}
+BUILT_IN: dict[str, str] = {"git": "videoqa.engine:GitEngine",
+                            "smolvlm": "videoqa.engines.smolvlm:SmolVLMEngine"}
 """``model_type`` -> ``module:Class`` of the families that ship with videoqa."""
 
-BUILT_IN_FACTS: dict[str, str] = {"git": "videoqa.preprocess:read_git_facts"}
+BUILT_IN_FACTS: dict[str, str] = {
+    "git": "videoqa.preprocess:read_git_facts",
+    "smolvlm": "videoqa.engines.smolvlm_facts:read_smolvlm_facts",
+}
 """``model_type`` -> the torch-free ``module:function(checkpoint, config)`` reading its facts
 (an engine module imports torch; a family elsewhere gives its class a ``read_facts``)."""
 
