@@ -99,6 +99,27 @@ def test_timestamps_reach_the_prompt_and_the_answers_equal_generate(tiny_smolvlm
             assert [t for t, _ in generated] == tokens[: len(generated)]
 
 
+def test_the_pipeline_gives_each_frame_its_time_in_the_clip(tiny_smolvlm, tmp_path):
+    from videoqa.pipeline import VideoQA
+
+    engine = load_engine(str(tiny_smolvlm), device="cpu")
+    prompts: list[str] = []
+    hook = engine.model.model.text_model.get_input_embeddings().register_forward_hook(
+        lambda _m, args, _o: prompts.extend(engine.tokenizer.batch_decode(args[0]))
+        if args[0].shape[1] > 20 else None)  # fmt: skip
+    try:
+        results, _ = VideoQA.from_engines(engine).ask(SAMPLE, ["What colour is it?"],
+                                                      clip_length=6.0, max_new_tokens=2)
+        clips = list(results)
+    finally:
+        hook.remove()
+    assert [(c.start, c.end) for c in clips][:2] == [(0.0, 6.0), (6.0, 12.0)]
+    # 3 frames at the centres of thirds of 6 s: 1, 3 and 5 s into every clip.
+    stamps = ["Frame from 00:01:", "Frame from 00:03:", "Frame from 00:05:"]
+    assert len(prompts) == len(clips) and all(stamp in prompt for prompt in prompts[:2]
+                                              for stamp in stamps)  # fmt: skip
+
+
 def test_the_prompt_has_the_processor_form(tiny_smolvlm):
     engine = load_engine(str(tiny_smolvlm), device="cpu")
     text = engine.tokenizer.decode(engine.prompt_ids("What is it?", [0.0, 1.0, 2.0]))

@@ -149,7 +149,7 @@ class VideoJob:
                     return
                 answers = self._answer(batch, frames[0]) if self.answering else None
                 captions = (
-                    self._caption(requests[-1][1], frames[-1]) if self.captioning else None
+                    self._caption(batch, requests[-1][1], frames[-1]) if self.captioning else None
                 )
                 for position, clip in enumerate(batch):
                     done += 1
@@ -210,22 +210,35 @@ class VideoJob:
         engine = role.engine
         # An image checkpoint answers every frame on its own (then each clip votes).
         inputs = frames_per_clip if engine.kind == "video" else _singles(frames_per_clip)
-        rows = engine.answer(
-            inputs, self.questions, max_new_tokens=self.sampling.max_new_tokens, fit=role.fit
-        )
         times = [clip.frame_times for clip in batch]
+        rows = engine.answer(
+            inputs, self.questions, max_new_tokens=self.sampling.max_new_tokens, fit=role.fit,
+            **_frame_times(engine, batch, times),
+        )
         return clip_answers(engine.kind, self.questions, times, rows)
 
     def _caption(
-        self, times_per_clip: list[tuple[float, ...]], frames_per_clip: list[list[np.ndarray]]
+        self, batch: list[Clip], times_per_clip: list[tuple[float, ...]],
+        frames_per_clip: list[list[np.ndarray]],
     ) -> list[Caption]:
         role = self.captioning
         assert role is not None
         engine = role.engine
         max_tokens = self.sampling.caption_max_new_tokens or DEFAULT_CAPTION_MAX_NEW_TOKENS
         inputs = frames_per_clip if engine.kind == "video" else _singles(frames_per_clip)
-        rows = engine.caption(inputs, max_new_tokens=max_tokens, fit=role.fit)
+        rows = engine.caption(inputs, max_new_tokens=max_tokens, fit=role.fit,
+                              **_frame_times(engine, batch, times_per_clip))  # fmt: skip
         return clip_captions(engine.kind, times_per_clip, rows)
+
+
+def _frame_times(engine: Engine, batch: list[Clip],
+                 times: list[tuple[float, ...]]) -> dict[str, Any]:  # fmt: skip
+    """``timestamps=`` (each frame's seconds into its clip) for an engine whose prompt names
+    them (``takes_frame_times``: SmolVLM2); nothing for the others."""
+    if not getattr(engine, "takes_frame_times", False):
+        return {}
+    return {"timestamps": [[time - clip.start for time in clip_times]
+                           for clip, clip_times in zip(batch, times, strict=True)]}  # fmt: skip
 
 
 def _singles(frames_per_clip: list[list[np.ndarray]]) -> list[list[np.ndarray]]:

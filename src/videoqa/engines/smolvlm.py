@@ -31,7 +31,6 @@ from videoqa.engines.smolvlm_facts import (
 from videoqa.errors import ModelError
 from videoqa.models import (
     Checkpoint,
-    check_quantize,
     choose_device,
     choose_dtype,
     locate_checkpoint,
@@ -48,6 +47,8 @@ class SmolVLMEngine(FrameQueries):
     """A SmolVLM2 checkpoint that answers questions about, and captions, clips of frames."""
 
     read_facts = staticmethod(read_smolvlm_facts)
+    takes_frame_times = True
+    """The pipeline passes ``timestamps=`` (seconds into the clip): the prompt names them."""
 
     def __init__(self, model: Any, tokenizer: Any, facts: ModelFacts, *, fps: float,
                  max_clips_per_batch: int = 8, caption_prompt: str = CAPTION_PROMPT) -> None:
@@ -73,14 +74,12 @@ class SmolVLMEngine(FrameQueries):
 
     @classmethod
     def load(cls, model: str, *, revision: str | None = None, device: str = "auto",
-             dtype: str = "auto", max_clips_per_batch: int = 8, quantize: str | None = None,
+             dtype: str = "auto", max_clips_per_batch: int = 8,
              caption_prompt: str | None = None) -> SmolVLMEngine:  # fmt: skip
-        """Load a SmolVLM(2) checkpoint by hub id or folder, from safetensors, no remote code."""
+        """Load a SmolVLM(2) checkpoint by hub id or folder, from safetensors, no remote code
+        (no ``quantize``: the pipeline then refuses it in one line)."""
         from transformers import AutoTokenizer, SmolVLMForConditionalGeneration
 
-        check_quantize(quantize, device)
-        if quantize is not None:
-            raise ModelError(model, "SmolVLM2 runs without quantize")
         torch_device = choose_device(device)
         torch_dtype = choose_dtype(dtype, torch_device, quantize=None)
         checkpoint = locate_checkpoint(model, revision=revision)
