@@ -21,6 +21,16 @@ answers ``--frames-per-clip`` frames per clip, 3 by default, so multiply).
     python benchmarks/bench_engine.py            # both models, 2 clips each, CPU
     python benchmarks/bench_engine.py --quick    # 1 clip each
     python benchmarks/bench_engine.py --device cuda --clips 8
+    python benchmarks/bench_engine.py --models SmolVLM2-256M,SmolVLM2-500M --frames 2
+
+SmolVLM2-256M and -500M (``--models``): the real shapes (SigLIP-B/16 at 512 px, pixel shuffle
+4: 64 tokens per frame; SmolLM2-135M / -360M text models, 49280 tokens), random weights, a
+byte-level tokenizer with SmolVLM2's special tokens and chat template (tests/tiny_smolvlm.py;
+its few hundred ids are what the prompts use), ``--frames`` frames per clip. ``ours`` is
+``SmolVLMEngine.generate_ids`` (frames and prefix once per clip), ``generate`` is
+``SmolVLMForConditionalGeneration.generate`` once per clip and question on the same prompt;
+``floor`` one forward of the whole caption prompt (``logits_to_keep=1``), ``encode`` the
+vision tower and connector alone.
 """
 
 from __future__ import annotations
@@ -47,6 +57,13 @@ ARCHITECTURES = {
     "git-base-vqav2": {"image_size": 480, "frames": None},
     "git-base-vatex": {"image_size": 224, "frames": 6},
 }
+
+SMOLVLM_TEXT = {  # SmolLM2-135M and -360M, the text models of SmolVLM2-256M and -500M
+    "SmolVLM2-256M": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                      "num_attention_heads": 9, "num_key_value_heads": 3},
+    "SmolVLM2-500M": {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
+                      "num_attention_heads": 15, "num_key_value_heads": 5},
+}  # fmt: skip
 
 
 def bert_like_tokenizer():
@@ -88,6 +105,94 @@ def random_git_engine(name: str, device: str, dtype: torch.dtype) -> GitEngine:
         {"size": {"shortest_edge": shape["image_size"]}}, image_size=shape["image_size"]
     )
     return GitEngine(model, bert_like_tokenizer(), preprocessing, model_id=f"random {name}")
+
+
+def random_smolvlm_engine(name: str, args: argparse.Namespace, dtype: torch.dtype):
+    """A randomly initialised SmolVLM2 of the named size, wrapped in our engine."""
+    import sys
+    from pathlib import Path
+
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+
+    from videoqa.engines.smolvlm import SmolVLMEngine, smolvlm_preprocessing
+    from videoqa.preprocess import ModelFacts
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tiny_smolvlm import smolvlm_tokenizer
+
+    tokenizer = smolvlm_tokenizer()
+    config = SmolVLMConfig(
+        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                       "num_attention_heads": 12, "image_size": 512, "patch_size": 16},
+        text_config={"model_type": "llama", "vocab_size": 49280, "rms_norm_eps": 1e-5,
+                     "max_position_embeddings": 8192, "rope_theta": 100000.0,
+                     "pad_token_id": tokenizer.pad_token_id, **SMOLVLM_TEXT[name]},
+        scale_factor=4, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    )  # fmt: skip
+    model = SmolVLMForConditionalGeneration(config).eval().to(args.device, dtype)
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    facts = ModelFacts(name, None, "video", args.frames, 512, smolvlm_preprocessing({}, 512))
+    return SmolVLMEngine(model, tokenizer, facts, fps=1.0)
+
+
+def bench_smolvlm(
+    name: str, args: argparse.Namespace, dtype: torch.dtype
+) -> list[tuple[str, dict]]:
+    engine = random_smolvlm_engine(name, args, dtype)
+    model = engine.model
+    rng = np.random.default_rng(0)
+    clips = [[rng.integers(0, 256, (512, 512, 3), dtype=np.uint8) for _ in range(args.frames)]
+             for _ in range(args.clips)]  # fmt: skip
+    pixels = engine._pixels(clips, None).to(args.device, dtype)
+    times = engine.default_timestamps()
+    prompts = {text: torch.tensor([engine.prompt_ids(text, times)], device=args.device)
+               for text in [*QUESTIONS, engine.caption_prompt]}  # fmt: skip
+
+    def ours(texts: list[str], tokens: int) -> Callable[[], object]:
+        return lambda: engine.generate_ids(pixels, texts, max_new_tokens=tokens)
+
+    def per_question_generate(texts: list[str], tokens: int) -> Callable[[], object]:
+        def run() -> None:
+            with torch.inference_mode():
+                for clip in range(len(clips)):
+                    for text in texts:
+                        model.generate(input_ids=prompts[text], pixel_values=pixels[clip][None],
+                                       attention_mask=torch.ones_like(prompts[text]),
+                                       max_new_tokens=tokens, min_new_tokens=tokens,
+                                       do_sample=False).tolist()  # fmt: skip
+
+        return run
+
+    def floor() -> None:
+        with torch.inference_mode():
+            for clip in range(len(clips)):
+                model(input_ids=prompts[engine.caption_prompt], pixel_values=pixels[clip][None],
+                      logits_to_keep=1)  # fmt: skip
+
+    def encode_only() -> None:
+        with torch.inference_mode():
+            model.model.get_image_features(pixels)
+
+    engine.generate_ids(pixels[:1], QUESTIONS[:1], max_new_tokens=1)  # warm up
+    tasks = (("1 question", QUESTIONS[:1], args.answer_tokens),
+             ("5 questions", QUESTIONS, args.answer_tokens),
+             ("caption", [engine.caption_prompt], args.caption_tokens))  # fmt: skip
+    best: dict[tuple[str, str], float] = {}
+
+    def keep(key: tuple[str, str], seconds: float) -> None:
+        best[key] = min(seconds, best.get(key, float("inf")))
+
+    for _ in range(args.rounds):
+        keep(("", "floor"), timed(floor, len(clips), args))
+        keep(("", "encode"), timed(encode_only, len(clips), args))
+        for label, texts, tokens in tasks:
+            keep((label, "ours"), timed(ours(texts, tokens), len(clips), args))
+            keep((label, "generate"), timed(per_question_generate(texts, tokens), len(clips),
+                                            args))  # fmt: skip
+    return [(label, {"ours": best[(label, "ours")], "generate": best[(label, "generate")],
+                     "floor": best[("", "floor")], "encode": best[("", "encode")]})
+            for label, _, _ in tasks]  # fmt: skip
 
 
 def timed(run: Callable[[], object], clips: int, args: argparse.Namespace) -> float:
@@ -199,7 +304,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2, help="clips per measurement")
     parser.add_argument("--rounds", type=int, default=1, help="repeat, keep the best")
     parser.add_argument("--quick", action="store_true", help="one clip, one round")
-    parser.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated")
+    parser.add_argument("--models", default=",".join(ARCHITECTURES),
+                        help=f"comma-separated, of {', '.join([*ARCHITECTURES, *SMOLVLM_TEXT])}")
+    parser.add_argument("--frames", type=int, default=8, help="SmolVLM2: frames per clip")
     parser.add_argument("--answer-tokens", type=int, default=3)
     parser.add_argument("--caption-tokens", type=int, default=15)
     parser.add_argument(
@@ -238,7 +345,8 @@ def main() -> None:
         f"{'floor':>6} {'encode':>6} {'generate/ours':>13} {'ours/floor':>10} {'ours/encode':>11}"
     )
     for name in args.models.split(","):
-        for label, t in bench_model(name, args, dtype):
+        bench = bench_smolvlm if name in SMOLVLM_TEXT else bench_model
+        for label, t in bench(name, args, dtype):
             print(
                 f"{name:15} {label:11} {t['ours']:11.3f} {1 / t['ours']:7.3f} {t['generate']:8.3f} "
                 f"{t['floor']:6.3f} {t['encode']:6.3f} {t['generate'] / t['ours']:12.2f}x "

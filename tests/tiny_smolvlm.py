@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 #: The chat template of HuggingFaceTB/SmolVLM2-*-Video-Instruct (tokenizer_config/chat_template).
 CHAT_TEMPLATE = (
@@ -35,20 +36,12 @@ NEEDS_TORCH = "a tiny SmolVLM checkpoint needs torch"
 TINY_FRAMES = 3
 
 
-def save_tiny_smolvlm(folder: str | Path, *, frames: int = TINY_FRAMES, image_size: int = 32,
-                      patch_size: int = 8, scale_factor: int = 2, seed: int = 0) -> Path:
-    """Build and save a tiny random SmolVLM2-shaped checkpoint (weights, tokenizer, processor).
-
-    ``image_size / patch_size`` patches per side, pixel-shuffled by ``scale_factor``: 4 image
-    tokens per frame with the defaults. Weights are drawn with a larger spread than the
-    default so that answers depend on the frames and the question.
-    """
-    import torch
+def smolvlm_tokenizer() -> Any:
+    """A byte-level BPE tokenizer (a few hundred tokens) with SmolVLM2's special tokens, their
+    names as the processor reads them, and the model card's chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, SmolVLMConfig, SmolVLMForConditionalGeneration
+    from transformers import PreTrainedTokenizerFast
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -64,6 +57,23 @@ def save_tiny_smolvlm(folder: str | Path, *, frames: int = TINY_FRAMES, image_si
                               "end_of_utterance_token": "<end_of_utterance>"},
     )
     tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def save_tiny_smolvlm(folder: str | Path, *, frames: int = TINY_FRAMES, image_size: int = 32,
+                      patch_size: int = 8, scale_factor: int = 2, seed: int = 0) -> Path:
+    """Build and save a tiny random SmolVLM2-shaped checkpoint (weights, tokenizer, processor).
+
+    ``image_size / patch_size`` patches per side, pixel-shuffled by ``scale_factor``: 4 image
+    tokens per frame with the defaults. Weights are drawn with a larger spread than the
+    default so that answers depend on the frames and the question.
+    """
+    import torch
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = smolvlm_tokenizer()
     vocab = len(tokenizer)
     eou = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
     config = SmolVLMConfig(
