@@ -128,6 +128,11 @@ def test_the_prompt_has_the_processor_form(tiny_smolvlm):
                     "from a 0:00:02 [H:MM:SS] video.\n" + "".join(
                         f"\nFrame from 00:0{s}:{frame}" for s in range(3)) +
                     "\n\nWhat is it?<end_of_utterance>\nAssistant:")  # fmt: skip
+    # transformers' SmolVLMProcessor renders video turns with its DEFAULT_CHAT_TEMPLATE: the same.
+    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+    engine.chat_template = DEFAULT_CHAT_TEMPLATE
+    assert engine.tokenizer.decode(engine.prompt_ids("What is it?", [0.0, 1.0, 2.0])) == text
     assert number_in_words(64) == "sixty-four" and number_in_words(8) == "eight"
     assert video_text([0.0], image_tokens=1).count("<image>") == 1
 
@@ -189,6 +194,19 @@ def test_facts_are_read_without_loading(tiny_smolvlm):
     assert facts.frame_size(640, 360) == (32, 32)  # the processor's square, no crop
     pixels = facts.preprocessing([np.full((32, 32, 3), 255, np.uint8)])
     assert pixels.shape == (1, 3, 32, 32) and float(pixels.max()) == pytest.approx(1.0)
+
+
+def test_the_caption_instruction_is_an_option_and_a_checkpoint_setting(tiny_smolvlm, tmp_path):
+    engine = load_engine(str(tiny_smolvlm), device="cpu", caption_prompt="What happens here?")
+    assert engine.caption_prompt == "What happens here?"
+    folder = shutil.copytree(tiny_smolvlm, tmp_path / "own-caption")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config["videoqa_caption_prompt"] = "Say what you see."
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    engine = load_engine(str(folder), device="cpu")
+    assert engine.caption_prompt == "Say what you see."
+    assert load_engine(str(tiny_smolvlm), device="cpu").caption_prompt == \
+        "Describe this clip in one sentence."
 
 
 def test_facts_need_no_torch(tiny_smolvlm):

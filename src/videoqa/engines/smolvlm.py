@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
 from videoqa.engines import Answer
 from videoqa.engines.smolvlm_facts import (
@@ -40,7 +41,9 @@ from videoqa.preprocess import FrameQueries, ModelFacts
 logger = logging.getLogger("videoqa.engines.smolvlm")
 
 CAPTION_PROMPT = "Describe this clip in one sentence."
-"""The instruction a caption answers (``caption_prompt`` in :meth:`SmolVLMEngine.load`)."""
+"""The instruction a caption answers: ``caption_prompt`` in :meth:`SmolVLMEngine.load`, else
+``videoqa_caption_prompt`` in the checkpoint's ``preprocessor_config.json``, else this."""
+CAPTION_KEY = "videoqa_caption_prompt"
 
 
 class SmolVLMEngine(FrameQueries):
@@ -51,7 +54,8 @@ class SmolVLMEngine(FrameQueries):
     """The pipeline passes ``timestamps=`` (seconds into the clip): the prompt names them."""
 
     def __init__(self, model: Any, tokenizer: Any, facts: ModelFacts, *, fps: float,
-                 max_clips_per_batch: int = 8, caption_prompt: str = CAPTION_PROMPT) -> None:
+                 max_clips_per_batch: int = 8, caption_prompt: str = CAPTION_PROMPT,
+                 chat_template: str | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id, self.revision = facts.model_id, facts.revision
@@ -71,6 +75,9 @@ class SmolVLMEngine(FrameQueries):
         eos = eos if eos is not None else tokenizer.convert_tokens_to_ids("<end_of_utterance>")
         self.eos_token_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
         self.pad_token_id = tokenizer.pad_token_id or 0
+        self.chat_template: str = chat_template or tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE
+        """The tokenizer's, else the processor's ``chat_template.json``, else transformers'
+        ``DEFAULT_CHAT_TEMPLATE`` (what ``SmolVLMProcessor`` uses for video prompts)."""
 
     @classmethod
     def load(cls, model: str, *, revision: str | None = None, device: str = "auto",
@@ -95,11 +102,15 @@ class SmolVLMEngine(FrameQueries):
             raise ModelError(checkpoint.model_id, f"cannot load the checkpoint: {reason}") from None
         # transformers declares .to through functools.wraps, which mypy reads as unbound.
         weights.to(torch_device)  # type: ignore[arg-type]
-        _, _, fps = video_settings(_processor_config(checkpoint), config.get("vision_config") or {})
+        processor = _read_optional(checkpoint, "preprocessor_config.json")
+        _, _, fps = video_settings(processor, config.get("vision_config") or {})
+        caption_prompt = caption_prompt or processor.get(CAPTION_KEY) or CAPTION_PROMPT
         logger.info("loaded %s (SmolVLM, %d frames per clip) on %s in %s", checkpoint.model_id,
                     facts.frames_per_clip, torch_device, torch_dtype)  # fmt: skip
         return cls(weights, tokenizer, facts, fps=fps, max_clips_per_batch=max_clips_per_batch,
-                   caption_prompt=caption_prompt or CAPTION_PROMPT)  # fmt: skip
+                   caption_prompt=caption_prompt,
+                   chat_template=_read_optional(checkpoint, "chat_template.json").get(
+                       "chat_template"))  # fmt: skip
 
     def facts(self) -> ModelFacts:
         return ModelFacts(self.model_id, self.revision, self.kind, self.frames_per_clip,
@@ -110,8 +121,8 @@ class SmolVLMEngine(FrameQueries):
     def prompt_ids(self, text: str, timestamps: Sequence[float]) -> list[int]:
         """The whole prompt of one question (or instruction) about frames at ``timestamps``."""
         message = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
-        prompt = self.tokenizer.apply_chat_template(message, tokenize=False,
-                                                    add_generation_prompt=True)  # fmt: skip
+        prompt = self.tokenizer.apply_chat_template(message, chat_template=self.chat_template,
+                                                    tokenize=False, add_generation_prompt=True)
         frames = video_text(timestamps, image_tokens=self.image_tokens)
         ids: list[int] = self.tokenizer(prompt.replace("<video>", frames),
                                         add_special_tokens=False).input_ids  # fmt: skip
@@ -318,9 +329,16 @@ class SmolVLMEngine(FrameQueries):
         return Answer(text.strip(), sum(s for _, s in row) / len(row))
 
 
-def _processor_config(checkpoint: Checkpoint) -> dict[str, Any]:
-    path = checkpoint.folder / "preprocessor_config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _read_optional(checkpoint: Checkpoint, name: str) -> dict[str, Any]:
+    """A JSON file of the checkpoint, or ``{}`` when it has none (one line when unreadable)."""
+    path = checkpoint.folder / name
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
+    return data if isinstance(data, dict) else {}
 
 
 __all__ = ["CAPTION_PROMPT", "SmolVLMEngine", "smolvlm_preprocessing"]
