@@ -239,6 +239,16 @@ def test_ask_caption_and_find_run_end_to_end(tiny_smolvlm, tmp_path):
     assert record["model"]["frames_per_clip"] == TINY_FRAMES
     assert all(clip["answers"][0]["answer"] is not None for clip in record["clips"])
     assert all("text" in clip["caption"] for clip in record["clips"])
+    # The collection runner (what the CLI runs) gives the frames the pipeline's times: the
+    # same captions as VideoQA.caption (the scores to float32 rounding: other batch shapes).
+    from videoqa.pipeline import VideoQA
+
+    engine = load_engine(str(tiny_smolvlm), device="cpu")
+    results, _ = VideoQA.from_engines(engine).caption(video, max_new_tokens=4)
+    expected = [clip.caption for clip in results]
+    assert [c["caption"]["text"] for c in record["clips"]] == [e.text for e in expected]
+    assert [c["caption"]["score"] for c in record["clips"]] == pytest.approx(
+        [e.score for e in expected], abs=1e-5)
     found = invoke("find", str(video), "--model", str(tiny_smolvlm), "--what", "a blue circle",
                    "--json")  # fmt: skip
     line = json.loads(found.stdout.splitlines()[-1])  # type: ignore[attr-defined]

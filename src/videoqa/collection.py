@@ -304,7 +304,7 @@ def infer_batch(
     Every plan must share one ``batch_key`` (a ``ValueError`` otherwise). ``pin_memory``
     stages the pixels in page-locked memory so the copy to a GPU does not wait.
     """
-    from videoqa.pipeline import clip_answers, clip_captions
+    from videoqa.pipeline import clip_answers, clip_captions, frame_time_options
 
     if not items:
         return []
@@ -324,14 +324,15 @@ def infer_batch(
         if pin_memory:
             pixels = pixels.pin_memory()
         times = [role.frame_times(plan.clips[decoded.number]) for plan, decoded in items]
+        timed = frame_time_options(engine, [plan.clips[d.number] for plan, d in items], times)
         if role.task == "answer":
             rows = engine.answer_pixels(pixels, first.questions,
-                                        max_new_tokens=first.sampling.max_new_tokens)
+                                        max_new_tokens=first.sampling.max_new_tokens, **timed)
             answers = clip_answers(role.kind, first.questions, times, rows)
         else:
             tokens = first.sampling.caption_max_new_tokens or 30
-            captions = clip_captions(role.kind, times,
-                                     engine.caption_pixels(pixels, max_new_tokens=tokens))
+            captions = clip_captions(role.kind, times, engine.caption_pixels(
+                pixels, max_new_tokens=tokens, **timed))  # fmt: skip
     results = []
     for position, (plan, decoded) in enumerate(items):
         clip = plan.clips[decoded.number]

@@ -213,7 +213,7 @@ class VideoJob:
         times = [clip.frame_times for clip in batch]
         rows = engine.answer(
             inputs, self.questions, max_new_tokens=self.sampling.max_new_tokens, fit=role.fit,
-            **_frame_times(engine, batch, times),
+            **frame_time_options(engine, batch, times),
         )
         return clip_answers(engine.kind, self.questions, times, rows)
 
@@ -227,11 +227,11 @@ class VideoJob:
         max_tokens = self.sampling.caption_max_new_tokens or DEFAULT_CAPTION_MAX_NEW_TOKENS
         inputs = frames_per_clip if engine.kind == "video" else _singles(frames_per_clip)
         rows = engine.caption(inputs, max_new_tokens=max_tokens, fit=role.fit,
-                              **_frame_times(engine, batch, times_per_clip))  # fmt: skip
+                              **frame_time_options(engine, batch, times_per_clip))  # fmt: skip
         return clip_captions(engine.kind, times_per_clip, rows)
 
 
-def _frame_times(engine: Engine, batch: list[Clip],
+def frame_time_options(engine: Engine, batch: Sequence[Clip],
                  times: list[tuple[float, ...]]) -> dict[str, Any]:  # fmt: skip
     """``timestamps=`` (each frame's seconds into its clip) for an engine whose prompt names
     them (``takes_frame_times``: SmolVLM2); nothing for the others."""
