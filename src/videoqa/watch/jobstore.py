@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -34,8 +35,9 @@ STATES: tuple[State, ...] = ("queued", "running", "undelivered", "done", "failed
 """``undelivered``: processed, but an adapter could not deliver the results (its report is kept
 in ``deliveries`` and delivered again later, without inference)."""
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of a current store; an older one is migrated when opened."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a current store; an older one is migrated when opened.
+Version 2 added ``jobs.generation`` and the ``meta`` table (the store's id): event ids."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -56,6 +58,7 @@ _SCHEMA = (
     deleted_at  REAL,
     device      INTEGER,  -- st_dev and st_ino: a renamed file keeps them
     inode       INTEGER,
+    generation  INTEGER NOT NULL DEFAULT 0,  -- times --retry-failed made it due again
     UNIQUE (path, size, mtime_ns)
 )""",
     "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, not_before, id)",
@@ -66,6 +69,10 @@ _SCHEMA = (
     report   TEXT    NOT NULL,     -- its report as JSON: delivered again without inference
     adapters TEXT    NOT NULL,     -- JSON list: names of the adapters still to deliver it
     tries    INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,  -- 'store_id': a random id, the first part of every event id
+    value TEXT NOT NULL
 )""",
 )
 
@@ -96,6 +103,8 @@ class Job:
     deleted_at: float | None
     device: int | None = None
     inode: int | None = None
+    generation: int = 0
+    """How many times ``--retry-failed`` made the job due again: a new round of events."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +134,7 @@ class JobStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._store_id: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -140,13 +150,16 @@ class JobStore:
         """Create the tables, or bring a store of an older version up to date (one transaction).
 
         Version 0 lacked the ``undelivered`` state (a CHECK constraint, which SQLite can only
-        change by copying the table) and the ``device``/``inode`` columns.
+        change by copying the table) and the ``device``/``inode`` columns; version 1 lacked
+        ``generation`` and the store's id (``meta``).
         """
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             old = version == 0 and db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
             ).fetchone()
+            if version == 1:
+                db.execute("ALTER TABLE jobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
             if old:
                 db.execute("ALTER TABLE jobs RENAME TO jobs_v0")
                 db.execute("DROP INDEX IF EXISTS jobs_by_state")
@@ -160,7 +173,18 @@ class JobStore:
                     " WHERE name IN ('jobs', 'jobs_v0')) WHERE name = 'jobs'"
                 )
                 db.execute("DROP TABLE jobs_v0")
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)",
+                       (uuid.uuid4().hex[:16],))  # fmt: skip
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def store_id(self) -> str:
+        """This store's random id (16 hex digits), made when the store was created or
+        migrated: event ids start with it, so two daemons' events never share an id."""
+        if self._store_id is None:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            self._store_id = str(row[0])
+        return self._store_id
 
     def close(self) -> None:
         self._db.close()
@@ -464,7 +488,8 @@ class JobStore:
     def retry_failed(self) -> int:
         """Make every failed or undelivered job whose file still exists due again, its count
         reset (after a fix): a kept report is delivered again without inference, any other
-        file is processed again. Returns how many."""
+        file is processed again. Returns how many. Each failed one starts a new ``generation``:
+        what it announces now is a new event, not a repeat of the last one."""
         now = time.time()
         due_again = "state IN ('failed', 'undelivered') AND deleted_at IS NULL"
         with self._transaction() as db:
@@ -473,12 +498,13 @@ class JobStore:
                        f" (SELECT id FROM jobs WHERE {kept})")  # fmt: skip
             delivering = db.execute(
                 "UPDATE jobs SET state = 'undelivered', not_before = 0, finished_at = NULL,"
-                f" updated_at = ? WHERE {kept}",
+                f" generation = generation + (state = 'failed'), updated_at = ? WHERE {kept}",
                 (now,),
             ).rowcount
             processing = db.execute(
                 "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
-                " finished_at = NULL, updated_at = ? WHERE state = 'failed' AND deleted_at IS NULL",
+                " finished_at = NULL, generation = generation + 1, updated_at = ?"
+                " WHERE state = 'failed' AND deleted_at IS NULL",
                 (now,),
             ).rowcount
         return delivering + processing
