@@ -16,8 +16,11 @@ JSON line:
   difference: the goal is 0);
 * ``duplicate_sidecars``: sidecar files that are not the one set of a good video (0 expected);
 * ``leftover_temp_files``: temporary files and pending journals left in the folder (goal 0);
-* ``duplicate_events``: events logged more than once for one video and kind (adapters run at
-  least once, so a kill between delivery and record may repeat one);
+* ``repeated_events``: event lines whose ``id`` an earlier line has (adapters run at least
+  once: a kill after the worker announced a file but before the daemon recorded it announces
+  it again, with the same id; a consumer drops the repeat by its id);
+* ``duplicate_events``: after dropping repeats by id, events still logged more than once for
+  one video and kind (0 expected); ``events_without_id`` (0 expected);
 * ``kills``, ``kills_mid_file``, ``bad_files``, ``bad_failed``, ``seconds``;
   ``interrupted_files`` (jobs a restarted daemon found running, whether or not their worker
   had begun) and ``temp_files_removed`` (left by a killed writer, removed by the daemon),
@@ -178,19 +181,28 @@ def measure(root: Path, plan: list[tuple[bytes, bytes]], kills: int) -> dict:
                  or (n.startswith(b".") and n.endswith(b".tmp"))]  # fmt: skip
     events_path = root / "state" / "events.jsonl"
     lines = events_path.read_bytes().splitlines() if events_path.exists() else []
-    counted = collections.Counter((e.get("video"), e.get("event")) for e in map(json.loads, lines))
+    logged = [json.loads(line) for line in lines]
+    unique: dict[str, dict] = {}  # by id, as a consumer keeps them
+    repeated: list[str] = []
+    for event in logged:
+        if "id" in event and unique.setdefault(event["id"], event) is not event:
+            repeated.append(f"{os.path.basename(event.get('video', ''))} {event.get('event')}")
+    counted = collections.Counter((e.get("video"), e.get("event")) for e in unique.values())
     return {
         "good_files": len(good),
         "done_with_complete_sidecars": len(complete),
         "lost": len(good) - len(complete),
         "duplicate_sidecars": len([n for n in sidecars if n not in expected]),
         "leftover_temp_files": len(leftovers),
+        "repeated_events": len(repeated),
         "duplicate_events": sum(count - 1 for count in counted.values()),
+        "events_without_id": sum(1 for event in logged if "id" not in event),
         "kills": kills,
         "bad_files": len(bad),
         "bad_failed": len([n for n in bad if states.get(n) == "failed"]),
         "lost_names": [os.fsdecode(n) for n in good if n not in complete][:10],
         "leftover_names": [os.fsdecode(n) for n in leftovers][:10],
+        "repeated_names": repeated[:10],
     }
 
 

@@ -113,8 +113,8 @@ def test_each_event_has_its_own_id_and_a_retry_after_a_failure_starts_new_ones(t
         store.record_undelivered(undelivered.id, "down", ["webhook"], report_json="{}",
                                  max_attempts=3)  # fmt: skip
         assert store.retry_failed() == 2
-        assert store.get(job.id).generation == 1
-        assert store.get(undelivered.id).generation == 0
+        assert store.generation(job.id) == 1
+        assert store.generation(undelivered.id) == 0
         assert EventScope.of(store, store.get(job.id)).event_id("done") not in ids
         assert other.store_id != store.store_id and len(store.store_id) == 16
     outside = JsonLinesAdapter({"path": str(tmp_path / "outside.jsonl")})
@@ -124,19 +124,29 @@ def test_each_event_has_its_own_id_and_a_retry_after_a_failure_starts_new_ones(t
     assert first["id"] == second["id"] and first["id"].startswith("file-")
 
 
-def test_a_store_of_version_1_gets_generations_and_an_id(tmp_path):
+def test_a_store_of_version_1_gets_generations_and_an_id_and_its_jobs_table_stays(tmp_path):
+    """Version 2 only adds tables: a store of version 1 is brought up to date, and the jobs
+    table keeps its columns, so an older videoqa still reads a store of version 2."""
     path = tmp_path / "jobs.sqlite"
     with JobStore(path) as store:
         job, _ = store.enqueue("/w/a.mp4", 1, 1, "/w")
-    with sqlite3.connect(path) as db:  # back to version 1: no generation, no meta
-        db.execute("ALTER TABLE jobs DROP COLUMN generation")
+        columns = [row[1] for row in store._db.execute("PRAGMA table_info(jobs)")]
+    with sqlite3.connect(path) as db:  # back to version 1
         db.execute("DROP TABLE meta")
+        db.execute("DROP TABLE generations")
         db.execute("PRAGMA user_version = 1")
     with JobStore(path) as store:
-        assert store.get(job.id).generation == 0
+        assert store.generation(job.id) == 0
         assert len(store.store_id) == 16
+        store.claim()
+        store.start(job.id)
+        store.fail(job.id, "/w/a.mp4: broken", retryable=False, max_attempts=3)
+        store.retry_failed()
+        assert store.generation(job.id) == 1
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert [row[1] for row in db.execute("PRAGMA table_info(jobs)")] == columns
+        assert "generation" not in columns
 
 
 def test_watch_once_exits_1_when_a_file_failed_and_every_failure_line_names_the_file(

@@ -41,7 +41,7 @@ class EventScope:
 
     @classmethod
     def of(cls, store: JobStore, job: Job) -> EventScope:
-        return cls(store.store_id, job.id, job.generation)
+        return cls(store.store_id, job.id, store.generation(job.id))
 
     def renamed(self, moment: float) -> EventScope:
         """The scope of a rename recorded at ``moment`` (Unix seconds)."""

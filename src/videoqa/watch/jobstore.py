@@ -37,7 +37,8 @@ in ``deliveries`` and delivered again later, without inference)."""
 
 SCHEMA_VERSION = 2
 """``PRAGMA user_version`` of a current store; an older one is migrated when opened.
-Version 2 added ``jobs.generation`` and the ``meta`` table (the store's id): event ids."""
+Version 2 added the ``generations`` and ``meta`` tables (event ids); ``jobs`` is as in
+version 1, so an older videoqa still reads and runs a store of version 2."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -58,7 +59,6 @@ _SCHEMA = (
     deleted_at  REAL,
     device      INTEGER,  -- st_dev and st_ino: a renamed file keeps them
     inode       INTEGER,
-    generation  INTEGER NOT NULL DEFAULT 0,  -- times --retry-failed made it due again
     UNIQUE (path, size, mtime_ns)
 )""",
     "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, not_before, id)",
@@ -69,6 +69,10 @@ _SCHEMA = (
     report   TEXT    NOT NULL,     -- its report as JSON: delivered again without inference
     adapters TEXT    NOT NULL,     -- JSON list: names of the adapters still to deliver it
     tries    INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE TABLE IF NOT EXISTS generations (
+    job_id     INTEGER PRIMARY KEY,  -- a job --retry-failed made due again after it failed
+    generation INTEGER NOT NULL      -- how many times: its events since then are new events
 )""",
     """CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,  -- 'store_id': a random id, the first part of every event id
@@ -103,8 +107,6 @@ class Job:
     deleted_at: float | None
     device: int | None = None
     inode: int | None = None
-    generation: int = 0
-    """How many times ``--retry-failed`` made the job due again: a new round of events."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,15 +153,13 @@ class JobStore:
 
         Version 0 lacked the ``undelivered`` state (a CHECK constraint, which SQLite can only
         change by copying the table) and the ``device``/``inode`` columns; version 1 lacked
-        ``generation`` and the store's id (``meta``).
+        the ``generations`` and ``meta`` tables (created here like any missing table).
         """
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             old = version == 0 and db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
             ).fetchone()
-            if version == 1:
-                db.execute("ALTER TABLE jobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
             if old:
                 db.execute("ALTER TABLE jobs RENAME TO jobs_v0")
                 db.execute("DROP INDEX IF EXISTS jobs_by_state")
@@ -185,6 +185,14 @@ class JobStore:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
             self._store_id = str(row[0])
         return self._store_id
+
+    def generation(self, job_id: int) -> int:
+        """How many times ``retry_failed`` made the job due again after it failed (0: never):
+        the events it announces since are new events, with new ids."""
+        row = self._db.execute(
+            "SELECT generation FROM generations WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self._db.close()
@@ -434,6 +442,7 @@ class JobStore:
         """Forget a row (its file changed before its turn came, or before its delivery)."""
         with self._transaction() as db:
             db.execute("DELETE FROM deliveries WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM generations WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def requeue(self, job_id: int, *, delay: float = 0.0) -> Job:
@@ -493,18 +502,22 @@ class JobStore:
         now = time.time()
         due_again = "state IN ('failed', 'undelivered') AND deleted_at IS NULL"
         with self._transaction() as db:
+            db.execute(
+                "INSERT INTO generations (job_id, generation) SELECT id, 1 FROM jobs"
+                " WHERE state = 'failed' AND deleted_at IS NULL"
+                " ON CONFLICT (job_id) DO UPDATE SET generation = generation + 1"
+            )
             kept = f"id IN (SELECT job_id FROM deliveries) AND {due_again}"
             db.execute(f"UPDATE deliveries SET tries = 0 WHERE job_id IN"
                        f" (SELECT id FROM jobs WHERE {kept})")  # fmt: skip
             delivering = db.execute(
                 "UPDATE jobs SET state = 'undelivered', not_before = 0, finished_at = NULL,"
-                f" generation = generation + (state = 'failed'), updated_at = ? WHERE {kept}",
+                f" updated_at = ? WHERE {kept}",
                 (now,),
             ).rowcount
             processing = db.execute(
                 "UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
-                " finished_at = NULL, generation = generation + 1, updated_at = ?"
-                " WHERE state = 'failed' AND deleted_at IS NULL",
+                " finished_at = NULL, updated_at = ? WHERE state = 'failed' AND deleted_at IS NULL",
                 (now,),
             ).rowcount
         return delivering + processing
@@ -607,8 +620,9 @@ def _supersede(db: sqlite3.Connection, path: str | bytes) -> None:
     """Drop the rows of ``path`` (as stored) that new bytes there replace: waiting,
     undelivered or failed ones. Done rows stay, as history."""
     replaced = "path = ? AND state IN ('queued', 'undelivered', 'failed')"
-    db.execute(f"DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {replaced})",
-               (path,))  # fmt: skip
+    for table in ("deliveries", "generations"):
+        db.execute(f"DELETE FROM {table} WHERE job_id IN (SELECT id FROM jobs WHERE {replaced})",
+                   (path,))  # fmt: skip
     db.execute(f"DELETE FROM jobs WHERE {replaced}", (path,))
 
 
