@@ -25,7 +25,7 @@ from videoqa.report import (
     Sampling,
     VideoFacts,
 )
-from videoqa.sidecars import keep_edited, write_sidecars
+from videoqa.sidecars import write_sidecars
 from videoqa.web.edits import EditError, edit_clip
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_media" / "circle_turns_blue.mp4"
@@ -70,7 +70,7 @@ def test_edited_is_written_only_when_true_and_read_back():
         (QuestionAnswer(QUESTION, "navy", -0.02, edited=True),),
     )  # fmt: skip
     data = json.loads(report.to_json())
-    assert data["schema_version"] == SCHEMA_VERSION == "1.2"
+    assert data["schema_version"] == SCHEMA_VERSION == "1.3"
     assert "edited" not in data["clips"][0]["caption"]
     assert "edited" not in data["clips"][0]["answers"][0]
     assert data["clips"][1]["caption"]["edited"] is True
@@ -154,7 +154,7 @@ def test_a_later_run_keeps_edited_texts_and_says_so(video, caplog):
     ]
 
 
-def test_edited_texts_whose_clips_are_gone_are_said_to_be_lost(video, caplog):
+def test_edited_texts_of_another_clip_plan_are_kept_as_alternatives(video, caplog):
     write_sidecars(circle_report(video), video)
     edit_clip(video.with_suffix(".videoqa.json"), video, 1, caption="a blue disc")
     shorter = circle_report(video, clip_length=4.0)  # clips 0-4, 4-8, 8-12: none is 5-10
@@ -162,16 +162,14 @@ def test_edited_texts_whose_clips_are_gone_are_said_to_be_lost(video, caplog):
         write_sidecars(shorter, video)
     assert [clip.caption.text for clip in shorter.clips] == list(CAPTIONS)
     assert [record.getMessage() for record in caplog.records] == [
-        "circle.mp4: 1 edited text in circle.videoqa.json belongs to clips, captions or "
-        "questions this run does not have; the new sidecars do not hold it"
+        "circle.mp4: 1 edited text in circle.videoqa.json belongs to another clip plan than "
+        'this run\'s; kept under "alternatives" there, not in the subtitles'
     ]
-
-
-def test_keep_edited_ignores_what_is_not_a_report():
-    report = circle_report(SAMPLE)
-    for previous in (None, [], {"clips": "no"}, {"clips": [{"start": "x"}, 3]}):
-        assert keep_edited(report, previous).captions == 0
-    assert [clip.caption.text for clip in report.clips] == list(CAPTIONS)
+    record = Report.load(video.with_suffix(".videoqa.json"))
+    edited = [(alt.kind, text.start, text.end, text.text) for alt in record.alternatives
+              for text in alt.texts if text.edited]
+    assert edited == [("caption", 5.0, 10.0, "a blue disc")]
+    assert sidecar_texts(video)[0] == list(CAPTIONS)  # the subtitles hold the new plan only
 
 
 def test_videoqa_caption_keeps_an_edited_caption_end_to_end(video):

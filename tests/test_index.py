@@ -117,19 +117,21 @@ def test_index_reads_every_sidecar_in_folders_and_skips_the_unchanged(archive, t
 
 
 def test_reindexing_a_changed_report_replaces_its_rows(archive, tmp_path):
+    """The same model on the same clip plan recomputes the captions: the new ones replace the
+    old ones, in the record and in the index; the answers nobody recomputed stay."""
     db = tmp_path / "index.sqlite"
     video = archive / "2019" / "harbour.mp4"
     with ArchiveIndex(db) as index:
         ingest(index, find_sidecars([archive]))
-        write_sidecars(make_report(video, ["a sailing ship at sea"] * 2), video,
+        write_sidecars(make_report(video, ["a sailing ship at sea"] * 5), video,
                        formats=("json",))  # fmt: skip
         tally = ingest(index, find_sidecars([archive]))
         assert (tally.indexed, tally.unchanged) == (1, 1)
         rows = index.clips(video)
-        assert [(r.start, r.end, r.kind, r.text) for r in rows] == [
-            (0.0, 5.0, "caption", "a sailing ship at sea"),
-            (5.0, 10.0, "caption", "a sailing ship at sea"),
+        assert [(r.start, r.end, r.text) for r in rows if r.kind == "caption"] == [
+            (start, start + 5.0, "a sailing ship at sea") for start in (0.0, 5.0, 10, 15, 20)
         ]
+        assert [r.text for r in rows if r.kind == "answer"] == ["red", "red", "blue", "blue", "red"]
         assert index.search("boat") == []
         assert index.search("crane") == []
         # Texts no clip uses any more leave the full-text index too.
@@ -138,16 +140,17 @@ def test_reindexing_a_changed_report_replaces_its_rows(archive, tmp_path):
         assert "a sailing ship at sea" in texts
 
 
-def test_a_replaced_video_loses_all_its_rows_a_same_one_keeps_other_kinds(archive, tmp_path):
+def test_a_replaced_video_loses_all_rows_a_same_one_keeps_what_was_not_redone(archive, tmp_path):
     video = archive / "2020" / "city" / "street.mp4"
     with ArchiveIndex(tmp_path / "index.sqlite") as index:
         index.add_sidecar(archive / "2020" / "city" / "street.videoqa.json")
         index.add_results(video, [(0.0, 3.0, "is there a dog?", 0.9)], kind="moment",
                           question="is there a dog?")  # fmt: skip
         report = make_report(video, ["a blue car"])
-        index.add_report(report)  # same file: the moment rows stay, report rows replaced
+        index.add_report(report)  # same file: captions replaced, answers and moments stay
         assert [(r.kind, r.text) for r in index.clips(video)] == [
-            ("caption", "a blue car"), ("moment", "is there a dog?")]
+            ("caption", "a blue car"), ("answer", "blue"), ("moment", "is there a dog?"),
+            ("answer", "blue"), ("answer", "blue"), ("answer", "white")]
         video.write_bytes(b"another encode of the footage")
         index.add_report(report)  # another file now: nothing of the old one stays
         assert [(r.kind, r.text) for r in index.clips(video)] == [("caption", "a blue car")]

@@ -24,11 +24,12 @@ from click.testing import CliRunner
 from indexed_video import read_index, write_indexed_video
 
 from videoqa.cli import cli
-from videoqa.clips import ClipPlan, check_clip_options, plan_video_clips
+from videoqa.clips import check_clip_options
 from videoqa.demo.language import caption_of
 from videoqa.demo.world import Scene, random_clip_scene, render
 from videoqa.errors import ConfigError
 from videoqa.media import FrameSampler, probe
+from videoqa.planning import ClipPlan, plan_video_clips
 from videoqa.report import Report, Sampling, ShotSampling
 from videoqa.shots import shot_windows
 

@@ -19,8 +19,8 @@ from test_watch_daemon import events, jobs_of, small_video, wait_for, write_conf
 from tiny_git import tiny_video_git  # noqa: F401  (pytest fixture)
 from videoqa_plugins.jsonl_log import JsonLinesAdapter
 
+from videoqa.events import EventScope, announcing
 from videoqa.watch.config import load_config
-from videoqa.watch.events import EventScope, announcing
 from videoqa.watch.jobstore import JobStore
 
 

@@ -2,7 +2,7 @@
 
 The worker (reports) and the daemon (failures) both append to the same file, so each event is
 one ``write`` of one complete line under an exclusive lock. Each line has an ``id``
-(``videoqa.watch.events``): a line announced again after a kill repeats the id, so a reader
+(``videoqa.events``): a line announced again after a kill repeats the id, so a reader
 drops a line whose id it has seen.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
+from videoqa.events import event_id
 from videoqa.pathnames import dumps_json
-from videoqa.watch.events import event_id
 
 try:
     import fcntl

@@ -3,7 +3,7 @@
 Standard library only (``urllib.request``). Connection errors, timeouts, ``429`` and ``5xx``
 are retried with exponential back-off; other ``4xx`` answers mean the request itself is wrong
 and are not. After the last try the adapter raises, which the daemon logs and records.
-Every body has an ``id`` (``videoqa.watch.events``), also sent as the ``Idempotency-Key``
+Every body has an ``id`` (``videoqa.events``), also sent as the ``Idempotency-Key``
 header: a POST of the same event (a retry, or the same event announced again after a kill)
 repeats it, so the receiver drops a repeat.
 """
@@ -18,11 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from videoqa import __version__
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
+from videoqa.events import event_id
 from videoqa.pathnames import dumps_json
-from videoqa.watch.events import event_id
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.plugins.webhook")
 

@@ -4,22 +4,15 @@ A clip is a window of the timeline (seconds from the start of the video as a pla
 and the times of the frames the model will see inside it: the centres of N equal parts of the
 window, so frames are spread evenly and never sit on a clip boundary. Windows are fixed
 (``plan_clips``: every ``stride`` seconds) or shots (``videoqa.shots``: from cut to cut);
-``plan_video_clips`` is the one planning function every path (``VideoQA``, the collection
-runner, the daemon) goes through, so both kinds work everywhere.
+``videoqa.planning.plan_video_clips`` chooses between them for every path.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from videoqa.errors import ConfigError
-from videoqa.report import ShotSampling
-
-if TYPE_CHECKING:  # shots.py decodes video: imported only when shots are asked for
-    from videoqa.media import VideoInfo
 
 DEFAULT_CLIP_LENGTH = 5.0
 """Seconds per clip: about one subtitle cue."""
@@ -114,16 +107,6 @@ def plan_clips(
     return clips
 
 
-@dataclass(frozen=True)
-class ClipPlan:
-    """A video's clips and how they were cut: what the report's ``sampling`` records."""
-
-    clips: list[Clip]
-    mode: str = "fixed"
-    shots: ShotSampling | None = None
-    """Shots mode: the detector, the limits, and where it found shots beginning."""
-
-
 def check_clip_options(
     clips: str = "fixed",
     *,
@@ -153,59 +136,3 @@ def check_clip_options(
         raise ConfigError(None, "applies to fixed clips only, not clips = shots", setting="stride")
     if clips == "shots" and importlib.util.find_spec("scenedetect") is None:
         raise ConfigError(None, SHOTS_INSTALL_HINT, setting="clips")
-
-
-def plan_video_clips(
-    path: str | os.PathLike[str],
-    info: VideoInfo,
-    *,
-    frames_per_clip: int,
-    clips: str = "fixed",
-    clip_length: float = DEFAULT_CLIP_LENGTH,
-    stride: float | None = None,
-    start: float = 0.0,
-    end: float | None = None,
-    min_clip: float = DEFAULT_MIN_CLIP,
-    max_clip: float = DEFAULT_MAX_CLIP,
-    detector: str = "content",
-    stream: int | None = None,
-    deinterlace: str = "auto",
-) -> ClipPlan:
-    """The clips of one probed video, fixed or at shot cuts.
-
-    ``fixed`` uses ``clip_length`` and ``stride`` (``plan_clips``); ``shots`` decodes
-    ``[start, end)`` once to find the cuts (``videoqa.shots``), merges shots shorter than
-    ``min_clip`` and splits those longer than ``max_clip``. Raises ``ConfigError`` for options
-    that cannot work (naming the file when it is about this video), ``MediaError`` when the
-    shots pass cannot decode the file.
-    """
-    check_clip_options(clips, detector=detector, min_clip=min_clip, max_clip=max_clip,
-                       stride=stride)  # fmt: skip
-    try:
-        if clips == "fixed":
-            planned = plan_clips(
-                info.duration,
-                frames_per_clip=frames_per_clip,
-                clip_length=clip_length,
-                stride=stride,
-                start=start,
-                end=end,
-            )
-            return ClipPlan(planned)
-        last = info.duration if end is None else min(end, info.duration)
-        if start < 0 or last <= start:
-            raise ValueError(f"nothing to plan: start {start:g} s is not before end {last:g} s")
-    except ValueError as error:
-        raise ConfigError(path, str(error)) from None
-    from videoqa import shots
-
-    found = shots.detect_cuts(
-        path, detector=detector, start=start, end=last, stream=stream,
-        deinterlace=deinterlace, info=info,
-    )  # fmt: skip
-    windows = shots.shot_windows(found.cuts, start, last, min_clip=min_clip, max_clip=max_clip)
-    return ClipPlan(
-        shots.clips_from_windows(windows, frames_per_clip),
-        mode="shots",
-        shots=ShotSampling(detector, min_clip, max_clip, found.cuts),
-    )

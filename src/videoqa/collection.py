@@ -51,6 +51,7 @@ from videoqa.clips import Clip, frame_times_in
 from videoqa.errors import ConfigError, VideoQAError
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers
 from videoqa.report import ClipResult, ModelInfo, Report, Sampling
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 if TYPE_CHECKING:
     from videoqa.pipeline import ModelRole, VideoQA
@@ -88,8 +89,6 @@ def find_videos(
     fails alone, with its reason, when processed.
     """
     if extensions is None:
-        from videoqa.watch.config import DEFAULT_EXTENSIONS
-
         extensions = DEFAULT_EXTENSIONS
     suffixes = {suffix.lower() for suffix in extensions}
     found: list[Path] = []
@@ -1139,7 +1138,10 @@ def run_collection(
     its last clip is done (``write_sidecars``'s ``output_dir`` and ``overwrite``). A file that
     fails yields an outcome with its one-line ``error``; the others go on.
     """
-    from videoqa.sidecars import check_targets, write_sidecars
+    from videoqa.delivery import Delivery
+    from videoqa.sidecars import check_targets
+
+    delivery = Delivery(tuple(formats), output_dir, overwrite)
 
     def precheck(path: Path) -> None:
         if formats:
@@ -1151,12 +1153,9 @@ def run_collection(
             if isinstance(event, FileFailed):
                 yield FileOutcome(event.path, error=event.error)
             elif isinstance(event, FileDone):
-                written: list[Path] = []
-                if formats:
-                    try:
-                        written = write_sidecars(event.report, event.path, formats=tuple(formats),
-                                                 output_dir=output_dir, overwrite=overwrite)
-                    except VideoQAError as error:
-                        yield FileOutcome(event.path, report=event.report, error=str(error))
-                        continue
+                try:
+                    written = delivery.deliver(event.report, event.path)
+                except VideoQAError as error:
+                    yield FileOutcome(event.path, report=event.report, error=str(error))
+                    continue
                 yield FileOutcome(event.path, report=event.report, written=tuple(written))

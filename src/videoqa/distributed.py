@@ -441,17 +441,14 @@ def _deliver(
     index: Any,
 ) -> FileOutcome:
     """A file's report, sidecars and index rows, once every clip is in."""
-    from videoqa.sidecars import write_sidecars
+    from videoqa.delivery import Delivery
 
     assert state.plan is not None and state.decoded is not None
     report = finish_file(state.plan, list(state.results.values()), state.decoded.decodable_end)
     written: list[Path] = []
+    delivery = Delivery(formats, output_dir, overwrite, index=index, **sidecars)
     try:
-        if formats:
-            written = write_sidecars(report, state.path, formats=formats, output_dir=output_dir,
-                                     overwrite=overwrite, **sidecars)  # fmt: skip
-        if index is not None:
-            index.add_written(report, written)
+        written = delivery.deliver(report, state.path)
     except VideoQAError as error:
         return FileOutcome(state.path, report=report, written=tuple(written), error=str(error))
     return FileOutcome(state.path, report=report, written=tuple(written))

@@ -17,11 +17,21 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from videoqa.clips import DEFAULT_CLIP_LENGTH, plan_clips
 from videoqa.errors import ConfigError
+from videoqa.record import now
+from videoqa.report import (
+    FindingRecord,
+    FoundRange,
+    ModelInfo,
+    Report,
+    RunInfo,
+    Sampling,
+    VideoFacts,
+)
 
 if TYPE_CHECKING:  # the engine imports torch
     from videoqa.engine import GitEngine
@@ -80,6 +90,24 @@ class Finding:
     duration: float
     moments: tuple[Moment, ...]
     ranges: tuple[TimeRange, ...]
+    threshold: float = DEFAULT_THRESHOLD
+    step: float | None = None
+    """Seconds between the frames scored (image checkpoints; None for clips)."""
+    model: ModelInfo | None = None
+    facts: VideoFacts | None = None
+    sampling: Sampling | None = None
+
+    def to_report(self) -> Report:
+        """The finding as a report for the video's record (``videoqa.record``): no clips, one
+        finding and the run that made it; delivered like any report (``find --db``)."""
+        from videoqa.record import new_run_id
+
+        if self.model is None or self.facts is None or self.sampling is None:
+            raise ValueError("a finding made without its model and video facts")
+        run = RunInfo(new_run_id(), "find", self.model, self.sampling, now())
+        ranges = tuple(FoundRange(r.start, r.end, r.score, r.peak) for r in self.ranges)
+        found = FindingRecord(self.what, self.question, self.threshold, self.step, ranges, run.id)
+        return Report(self.facts, self.model, self.sampling, runs=[run], findings=[found])
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``videoqa find --json`` (docs/index.md)."""
@@ -238,6 +266,11 @@ def find(
                 "%s: truncated: video decodes only to %.1f s of %.1f s; later moments are "
                 "left out", path, sampler.decodable_end, info.duration,
             )  # fmt: skip
+    model = ModelInfo(engine.model_id, engine.revision, engine.kind, frames_per_clip, size, fit)
+    every = step if engine.kind == "image" else clip_length
+    sampling = Sampling(every, every if stride is None else stride, 0.0, duration, 1,
+                        clip_mode="find", deinterlace=deinterlace)
+    facts = VideoFacts.from_info(info)
     return Finding(
         video=path,
         what=label,
@@ -245,6 +278,12 @@ def find(
         duration=duration,
         moments=tuple(moments),
         ranges=ranges_over(moments, threshold, duration),
+        threshold=threshold,
+        step=step if engine.kind == "image" else None,
+        model=model,
+        facts=replace(facts, path=os.path.abspath(facts.path),
+                      decodable_end=sampler.decodable_end),
+        sampling=sampling,
     )
 
 

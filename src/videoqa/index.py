@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
 from videoqa.pathnames import path_from_sqlite as _loaded
-from videoqa.pathnames import sqlite_path as _stored
+from videoqa.pathnames import sqlite_path
 from videoqa.report import Report, ReportFormatError
 from videoqa.sidecars import JSON_SUFFIX
+from videoqa.version import __version__
 
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of an index this module writes."""
@@ -375,11 +375,12 @@ class ArchiveIndex:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add_written(self, report: Report, written: Sequence[str | os.PathLike[str]]) -> int:
+    def add_written(self, report: Report, written: Sequence[str | os.PathLike[str]], *,
+                    video_path: str | os.PathLike[str] | None = None) -> int:
         """Index ``report`` as just written to the sidecars ``written``: its JSON sidecar, when
         among them, is recorded as where it was read from (``add_report``'s ``json_path``)."""
         json_path = next((path for path in written if os.fspath(path).endswith(".json")), None)
-        return self.add_report(report, json_path)
+        return self.add_report(report, json_path, video_path=video_path)
 
     def add_report(
         self,
@@ -388,20 +389,24 @@ class ArchiveIndex:
         *,
         video_path: str | os.PathLike[str] | None = None,
     ) -> int:
-        """Index ``report``, replacing the rows an earlier report of the same video produced.
+        """Index ``report`` (a video's record), replacing the video's rows of each kind and
+        question the record holds; rows of others (a question asked with ``--format none``,
+        another find query) stay: the index, like the record, accumulates.
 
         ``video_path`` is where the video is now (default: the report's ``video.path``);
-        ``json_path`` the sidecar the report was read from, if any. Returns the clip rows added.
+        ``json_path`` the sidecar the report was read from, if any. Returns the rows added.
         """
         video = os.fspath(video_path) if video_path is not None else report.video.path
-        models = [report.model.id]
+        models = list(dict.fromkeys(run.model.id for run in report.runs)) or [report.model.id]
         if report.caption_model is not None and report.caption_model.id not in models:
             models.append(report.caption_model.id)
-        marks = ", ".join("?" for _ in REPORT_KINDS)
+        rows = list(_report_rows(report))
+        keys = _record_keys(report) | {(row[2], row[3]) for row in rows}
+        condition = " OR ".join("(kind = ? AND question IS ?)" for _ in keys) or "0"
         return self._store(
             video,
-            list(_report_rows(report)),
-            replaces=(f"kind IN ({marks})", REPORT_KINDS),
+            rows,
+            replaces=(f"({condition})", [value for key in sorted(keys, key=str) for value in key]),
             duration=report.video.duration,
             models=models,
             report=json_path,
@@ -892,6 +897,12 @@ def _continues(before: tuple[Any, ...], after: tuple[Any, ...], text_id: int) ->
     return before[3] == after[3] == text_id and after[1] <= before[2] + 1e-6
 
 
+def _stored(path: str | os.PathLike[str]) -> str | bytes:
+    """How a path is kept in the index: absolute (resolved once, against the folder of the
+    command that stores it, so every reader finds the same file) and SQLite-safe."""
+    return sqlite_path(os.path.abspath(path))
+
+
 def _stamp(path: str | os.PathLike[str]) -> str | None:
     """What tells an unchanged sidecar: its size and modification time (ns)."""
     try:
@@ -924,14 +935,34 @@ def _video_of_sidecar(json_path: Path, data: Any, report: Report) -> str:
     return report.video.path
 
 
+def _record_keys(report: Report) -> set[tuple[str, str | None]]:
+    """The ``(kind, question)`` of everything a record holds, texts or not."""
+    keys: set[tuple[str, str | None]] = {("answer", q) for q in report.questions}
+    if any(clip.caption is not None for clip in report.clips):
+        keys.add(("caption", None))
+    keys.update((alt.kind, alt.question) for alt in report.alternatives)
+    keys.update(("find", finding.question) for finding in report.findings)
+    return keys
+
+
 def _report_rows(report: Report) -> Iterator[tuple[Any, ...]]:
-    """``(start, end, kind, question, text, score)`` for each caption and answer with text."""
+    """``(start, end, kind, question, text, score)`` for each caption, answer and found range
+    with text: the clips, then what the record keeps beside them (alternatives, findings)."""
     for clip in report.clips:
         if clip.caption is not None and clip.caption.text.strip():
             yield clip.start, clip.end, "caption", None, clip.caption.text, clip.caption.score
         for answer in clip.answers:
             if answer.answer.strip():
                 yield clip.start, clip.end, "answer", answer.question, answer.answer, answer.score
+    for alt in report.alternatives:
+        question = alt.question if alt.kind == "answer" else None
+        for text in alt.texts:
+            if text.text.strip():
+                yield text.start, text.end, alt.kind, question, text.text, text.score
+    for finding in report.findings:
+        for found in finding.ranges:
+            score = math.log(found.score) if found.score > 0 else -1e9
+            yield found.start, found.end, "find", finding.question, finding.what, score
 
 
 __all__ = [

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import videoqa
 from videoqa.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class Checkpoint:
 def resolve_model(name: str) -> str:
     """Map ``"demo"`` to the checkpoint folder shipped inside the package; other names as given."""
     if name == DEMO_MODEL:
-        return str(Path(videoqa.__file__).parent / "demo_model")
+        return str(Path(__file__).parent / "demo_model")
     return name
 
 

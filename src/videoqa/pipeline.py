@@ -1,7 +1,7 @@
 """Ask questions of a video and caption it, clip by clip, lazily.
 
 ``VideoQA`` ties the steps together: probe the file (``media.probe``), plan clips
-(``clips.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
+(``planning.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
 input size (``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
 faster-whisper's ``transcribe``, ``ask`` and ``caption`` return an iterator of results and the
 video's facts at once: nothing is decoded until the caller asks for the next clip.
@@ -31,13 +31,13 @@ from videoqa.clips import (
     Clip,
     check_clip_options,
     frame_times_in,
-    plan_video_clips,
 )
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError
 from videoqa.fit import check_fit
 from videoqa.media import Frame, FrameSampler, VideoInfo, open_samplers, probe
 from videoqa.models import DEFAULT_CAPTION_MODEL, DEFAULT_QA_MODEL
+from videoqa.planning import plan_video_clips
 from videoqa.report import (
     Caption,
     ClipResult,
@@ -537,6 +537,7 @@ class VideoQA:
             caption_max_new_tokens=caption_max_new_tokens if captions else None,
             clip_mode=plan.mode,
             shots=plan.shots,
+            deinterlace=deinterlace,
         )
         return VideoJob(
             path=path,

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
 from videoqa.pathnames import dumps_json
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.report")
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 """``major.minor``: a new minor version only adds keys; a new major version changes meaning."""
 
 SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
@@ -57,6 +57,8 @@ class Caption(_Scored):
     edited: bool = False
     """A person changed the text (``videoqa serve``'s edit page; schema 1.2): ``score`` is
     still the model's for the text it wrote, and a later run keeps this text."""
+    run: str | None = None
+    """The ``Report.runs`` entry that made it (schema 1.3; None until it is delivered)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class QuestionAnswer(_Scored):
     frames: tuple[FrameAnswer, ...] = ()
     edited: bool = False
     """A person changed the answer (schema 1.2); as for ``Caption.edited``."""
+    run: str | None = None
+    """The ``Report.runs`` entry that made it (schema 1.3)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ class Sampling:
     """``fixed`` (windows of ``clip_length`` every ``stride`` s) or ``shots`` (schema 1.2)."""
     shots: ShotSampling | None = None
     """How shots were found and cut into clips, in ``shots`` mode (schema 1.2)."""
+    deinterlace: str | None = None
+    """``auto``, ``on`` or ``off`` as asked (schema 1.3; None in older reports)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,67 @@ class ShotSampling:
     max_clip: float
     cuts: tuple[float, ...]
     """Where shots begin (timeline seconds), as detected: before short shots were merged."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One model's part in one delivered run: what made a record's entries (schema 1.3).
+
+    ``made`` is ``captions``, ``answers`` or ``find``; ``time`` is when the run's results
+    were delivered (UTC, ISO 8601), or None for entries of a report older than schema 1.3.
+    """
+
+    id: str
+    made: str
+    model: ModelInfo
+    sampling: Sampling
+    time: str | None = None
+    generator: str = ""
+
+
+@dataclass(frozen=True)
+class FoundRange:
+    """A time range ``videoqa find`` found: mean and peak P(yes) of its moments."""
+
+    start: float
+    end: float
+    score: float
+    peak: float
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    """One ``videoqa find`` query's ranges in a video's record (schema 1.3)."""
+
+    what: str
+    question: str
+    threshold: float
+    step: float | None
+    ranges: tuple[FoundRange, ...]
+    run: str | None = None
+
+
+@dataclass(frozen=True)
+class AlternativeText:
+    """One clip's text of an alternative (a caption, or one question's answer)."""
+
+    start: float
+    end: float
+    text: str
+    score: float
+    edited: bool = False
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Captions or one question's answers that are not in the record's clips any more: made
+    by another model or with other options than the ones there now, or on another clip plan
+    (schema 1.3). Kept so that nothing a run found is lost; not written to subtitles."""
+
+    kind: Literal["caption", "answer"]
+    question: str | None
+    run: str | None
+    texts: tuple[AlternativeText, ...]
 
 
 @dataclass
@@ -195,6 +262,12 @@ class Report:
     clips: list[ClipResult] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
     generator: str = f"videoqa {__version__}"
+    runs: list[RunInfo] = field(default_factory=list)
+    """Every run whose entries the record holds (schema 1.3): see ``videoqa.record``."""
+    findings: list[FindingRecord] = field(default_factory=list)
+    """``videoqa find`` ranges, one entry per query, model and options (schema 1.3)."""
+    alternatives: list[Alternative] = field(default_factory=list)
+    """Entries displaced from ``clips`` by a later run (schema 1.3)."""
 
     @property
     def has_captions(self) -> bool:
@@ -211,6 +284,9 @@ class Report:
             "sampling": _sampling_to_dict(self.sampling),
             "questions": list(self.questions),
             "clips": [_clip_to_dict(clip) for clip in self.clips],
+            "findings": [_finding_to_dict(finding) for finding in self.findings],
+            "alternatives": [_alternative_to_dict(alt) for alt in self.alternatives],
+            "runs": [_run_to_dict(run) for run in self.runs],
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -244,6 +320,10 @@ class Report:
                 sampling=_sampling_from_dict(data["sampling"]),
                 questions=tuple(str(q) for q in data.get("questions", ())),
                 clips=[_clip_from_dict(clip) for clip in data["clips"]],
+                runs=[_run_from_dict(run) for run in data.get("runs") or ()],
+                findings=[_finding_from_dict(found) for found in data.get("findings") or ()],
+                alternatives=[_alternative_from_dict(alt)
+                              for alt in data.get("alternatives") or ()],
             )
         except (KeyError, TypeError, ValueError) as error:
             missing = f"missing key {error}" if isinstance(error, KeyError) else str(error)
@@ -334,6 +414,7 @@ def _sampling_to_dict(sampling: Sampling) -> dict[str, Any]:
         "caption_max_new_tokens": sampling.caption_max_new_tokens,
         "clip_mode": sampling.clip_mode,
         "shots": _shots_to_dict(sampling.shots) if sampling.shots else None,
+        "deinterlace": sampling.deinterlace,
     }
 
 
@@ -358,6 +439,7 @@ def _sampling_from_dict(data: Mapping[str, Any]) -> Sampling:
         caption_max_new_tokens=int(caption_tokens) if caption_tokens is not None else None,
         clip_mode=str(data.get("clip_mode", "fixed")),
         shots=_shots_from_dict(shots) if isinstance(shots, Mapping) else None,
+        deinterlace=str(mode) if (mode := data.get("deinterlace")) is not None else None,
     )
 
 
@@ -387,6 +469,8 @@ def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
             caption["frame_times"] = list(clip.caption.frame_times)
         if clip.caption.edited:
             caption["edited"] = True
+        if clip.caption.run is not None:
+            caption["run"] = clip.caption.run
     return {
         "index": clip.index,
         "start": clip.start,
@@ -400,6 +484,7 @@ def _clip_to_dict(clip: ClipResult) -> dict[str, Any]:
                 "score": qa.score,
                 "confidence": _rounded(qa.confidence),
                 **({"edited": True} if qa.edited else {}),
+                **({"run": qa.run} if qa.run is not None else {}),
                 "frames": [
                     {
                         "time": f.time,
@@ -424,6 +509,7 @@ def _clip_from_dict(data: Mapping[str, Any]) -> ClipResult:
             score=float(caption_data["score"]),
             frame_times=tuple(float(t) for t in caption_data.get("frame_times", ())),
             edited=caption_data.get("edited") is True,
+            run=_optional_str(caption_data.get("run")),
         )
     return ClipResult(
         index=int(data["index"]),
@@ -442,7 +528,92 @@ def _clip_from_dict(data: Mapping[str, Any]) -> ClipResult:
                     for f in qa.get("frames", ())
                 ),
                 edited=qa.get("edited") is True,
+                run=_optional_str(qa.get("run")),
             )
             for qa in data.get("answers", ())
+        ),
+    )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _run_to_dict(run: RunInfo) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "made": run.made,
+        "time": run.time,
+        "generator": run.generator,
+        "model": _model_to_dict(run.model),
+        "sampling": _sampling_to_dict(run.sampling),
+    }
+
+
+def _run_from_dict(data: Mapping[str, Any]) -> RunInfo:
+    return RunInfo(
+        id=str(data["id"]),
+        made=str(data["made"]),
+        model=_model_from_dict(data["model"]),
+        sampling=_sampling_from_dict(data["sampling"]),
+        time=_optional_str(data.get("time")),
+        generator=str(data.get("generator", "")),
+    )
+
+
+def _finding_to_dict(finding: FindingRecord) -> dict[str, Any]:
+    return {
+        "what": finding.what,
+        "question": finding.question,
+        "threshold": finding.threshold,
+        "step": finding.step,
+        "run": finding.run,
+        "ranges": [
+            {"start": r.start, "end": r.end, "score": round(r.score, 4), "peak": round(r.peak, 4)}
+            for r in finding.ranges
+        ],
+    }
+
+
+def _finding_from_dict(data: Mapping[str, Any]) -> FindingRecord:
+    step = data.get("step")
+    return FindingRecord(
+        what=str(data["what"]),
+        question=str(data["question"]),
+        threshold=float(data["threshold"]),
+        step=float(step) if step is not None else None,
+        ranges=tuple(
+            FoundRange(float(r["start"]), float(r["end"]), float(r["score"]), float(r["peak"]))
+            for r in data.get("ranges", ())
+        ),
+        run=_optional_str(data.get("run")),
+    )
+
+
+def _alternative_to_dict(alternative: Alternative) -> dict[str, Any]:
+    return {
+        "kind": alternative.kind,
+        "question": alternative.question,
+        "run": alternative.run,
+        "texts": [
+            {"start": t.start, "end": t.end, "text": t.text, "score": t.score,
+             **({"edited": True} if t.edited else {})}
+            for t in alternative.texts
+        ],
+    }
+
+
+def _alternative_from_dict(data: Mapping[str, Any]) -> Alternative:
+    kind = data["kind"]
+    if kind not in ("caption", "answer"):
+        raise ValueError(f"alternative kind must be 'caption' or 'answer', not {kind!r}")
+    return Alternative(
+        kind=kind,
+        question=_optional_str(data.get("question")),
+        run=_optional_str(data.get("run")),
+        texts=tuple(
+            AlternativeText(float(t["start"]), float(t["end"]), str(t["text"]),
+                            float(t["score"]), t.get("edited") is True)
+            for t in data.get("texts", ())
         ),
     )

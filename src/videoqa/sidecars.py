@@ -29,14 +29,17 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from videoqa.errors import ConfigError, OutputError
+from videoqa.formats.lines import clip_lines
 from videoqa.pathnames import dumps_json, readable
-from videoqa.report import ClipResult, Report, ReportFormatError
+from videoqa.record import KeptEdits, adopt, merge_records
+from videoqa.report import Report, ReportFormatError
+from videoqa.version import __version__
 
 logger = logging.getLogger("videoqa.sidecars")
 
@@ -81,21 +84,6 @@ def format_timestamp(
     secs, milliseconds = divmod(milliseconds, 1000)
     hours_part = f"{hours:02d}:" if always_include_hours or hours else ""
     return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{milliseconds:03d}"
-
-
-def _one_line(text: str) -> str:
-    """Subtitle text may not contain blank lines (they end a cue): keep it on one line."""
-    return " ".join(text.split())
-
-
-def clip_lines(clip: ClipResult, *, captions: bool) -> tuple[str, ...]:
-    """What a clip's cue says: its caption, or one ``question: answer`` line per question."""
-    if captions:
-        text = _one_line(clip.caption.text) if clip.caption else ""
-        return (text,) if text else ()
-    return tuple(
-        f"{_one_line(qa.question)}: {_one_line(qa.answer)}" for qa in clip.answers
-    )
 
 
 def build_cues(report: Report) -> list[Cue]:
@@ -381,7 +369,9 @@ def write_sidecars(
             raise OutputError(output_dir, reason) from None
     folder = next(iter(targets.values())).parent
     json_target = _json_target(video_path, folder)
-    _say_kept(keep_edited(report, _read_json(json_target)), video_path, json_target)
+    record, kept = merge_records(previous_record(json_target), report)
+    adopt(report, record)  # the caller prints or hands on what was delivered
+    _say_kept(kept, video_path, json_target)
     previously_ours = _recorded_sidecars(json_target)
     video = Path(video_path)
     texts = {fmt: WRITERS[fmt].render_for(report, video) for fmt in targets if fmt != "json"}
@@ -414,71 +404,20 @@ def write_sidecars(
     return written
 
 
-@dataclass(frozen=True)
-class KeptEdits:
-    """What :func:`keep_edited` did: edited texts kept, and edited texts it could not keep."""
-
-    captions: int = 0
-    answers: int = 0
-    lost: int = 0
-    """Edited texts whose clip (same start and end), caption or question the new report lacks."""
-
-
-def keep_edited(report: Report, previous: object) -> KeptEdits:
-    """Put the captions and answers a person edited in an earlier JSON sidecar into ``report``.
-
-    Why here: every writer of results (``ask``/``caption``, the daemon's sidecar adapter, the
-    collection runner) goes through :func:`write_sidecars`, so no run replaces a correction.
-    ``previous`` is the earlier sidecar's parsed JSON (anything else keeps nothing). A text is
-    kept on the clip with the same ``start`` and ``end`` (and, for an answer, the same
-    question) when the new report has a caption (an answer) there; ``report.clips`` is updated
-    in place, so what the caller prints or hands on holds the kept text too. A text already
-    edited in ``report`` (a new correction) is not replaced by the older one.
-    """
-    edited = _edited_texts(previous)
-    if not edited:
-        return KeptEdits()
-    kept_captions = kept_answers = 0
-    for position, clip in enumerate(report.clips):
-        key = _clip_key(clip.start, clip.end)
-        caption = clip.caption
-        text = edited.pop((*key, None), None)
-        if text is not None and caption is not None and not caption.edited:
-            caption = replace(caption, text=text, edited=True)
-            kept_captions += 1
-        elif text is not None and caption is None:
-            edited[(*key, None)] = text  # this run made no caption: cannot keep it
-        answers = list(clip.answers)
-        for number, answer in enumerate(answers):
-            text = edited.pop((*key, answer.question), None)
-            if text is not None and not answer.edited:  # a newer edit wins over an older one
-                answers[number] = replace(answer, answer=text, edited=True)
-                kept_answers += 1
-        if caption is not clip.caption or answers != list(clip.answers):
-            report.clips[position] = replace(clip, caption=caption, answers=tuple(answers))
-    return KeptEdits(kept_captions, kept_answers, lost=len(edited))
-
-
-def _clip_key(start: float, end: float) -> tuple[float, float]:
-    return round(float(start), 6), round(float(end), 6)
-
-
-def _edited_texts(previous: object) -> dict[tuple[float, float, str | None], str]:
-    """``{(start, end, question or None for the caption): text}`` of every edited text."""
-    edited: dict[tuple[float, float, str | None], str] = {}
-    clips = previous.get("clips") if isinstance(previous, Mapping) else None
-    for clip in clips if isinstance(clips, list) else ():
-        try:
-            key = _clip_key(clip["start"], clip["end"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        caption = clip.get("caption")
-        if isinstance(caption, Mapping) and caption.get("edited") is True:
-            edited[(*key, None)] = str(caption.get("text", ""))
-        for answer in clip.get("answers") or ():
-            if isinstance(answer, Mapping) and answer.get("edited") is True:
-                edited[(*key, str(answer.get("question", "")))] = str(answer.get("answer", ""))
-    return edited
+def previous_record(json_target: Path) -> Report | None:
+    """The record an earlier run left in ``json_target`` (None when there is none, or when it
+    cannot be read as a report: then it is replaced, as it holds nothing this version can keep;
+    a warning says so)."""
+    if not json_target.exists():
+        return None
+    try:
+        return Report.load(json_target)
+    except ReportFormatError as error:
+        if "newer" in str(error) or "not readable by" in str(error):
+            raise OutputError(json_target, f"holds a record videoqa {__version__} cannot merge "
+                              f"into ({error.reason}); move it away first") from None
+        logger.warning("%s: replaced: %s", readable(json_target), error.reason)
+        return None
 
 
 def _say_kept(kept: KeptEdits, video_path: str | os.PathLike[str], json_target: Path) -> None:
@@ -490,12 +429,12 @@ def _say_kept(kept: KeptEdits, video_path: str | os.PathLike[str], json_target: 
             name, kept.captions, "" if kept.captions == 1 else "s",
             kept.answers, "" if kept.answers == 1 else "s", readable(json_target.name),
         )  # fmt: skip
-    if kept.lost:
+    if kept.moved:
         logger.warning(
-            "%s: %d edited text%s in %s belong%s to clips, captions or questions this run "
-            "does not have; the new sidecars do not hold %s",
-            name, kept.lost, "" if kept.lost == 1 else "s", readable(json_target.name),
-            "s" if kept.lost == 1 else "", "it" if kept.lost == 1 else "them",
+            "%s: %d edited text%s in %s belong%s to another clip plan than this run's; "
+            "kept under \"alternatives\" there, not in the subtitles",
+            name, kept.moved, "" if kept.moved == 1 else "s", readable(json_target.name),
+            "s" if kept.moved == 1 else "",
         )  # fmt: skip
 
 

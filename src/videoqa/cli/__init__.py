@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from videoqa import __version__
 from videoqa.errors import VideoQAError
+from videoqa.version import __version__
 
 
 def error_line(error: VideoQAError, command: click.Command | None) -> str:

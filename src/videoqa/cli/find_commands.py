@@ -8,7 +8,6 @@ index, so ``videoqa search`` finds them.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from videoqa.clips import DEFAULT_CLIP_LENGTH
 from videoqa.deinterlace import DEINTERLACE_MODES
 from videoqa.errors import ConfigError, MediaError, VideoQAError
 from videoqa.fit import check_fit
-from videoqa.grounding import DEFAULT_STEP, DEFAULT_THRESHOLD, FIND_KIND, presence_question
+from videoqa.grounding import DEFAULT_STEP, DEFAULT_THRESHOLD, presence_question
 from videoqa.pathnames import readable
 
 if TYPE_CHECKING:
@@ -49,7 +48,11 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True,
               help="Print each video's result as one line of JSON on stdout.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also add the ranges to this archive index (videoqa search finds them).")
+              help="Also add the ranges to the video's record (its JSON sidecar) and to this "
+                   "archive index (videoqa search finds them).")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None,
+              help="With --db: the folder of the video's sidecars [default: beside it].")
 # The ask default (videoqa.models.DEFAULT_QA_MODEL, not imported: models imports torch).
 @click.option("--model", default="microsoft/git-base-vqav2", show_default=True,
               help="GIT checkpoint that answers: hub id, local folder, or 'demo'.")
@@ -66,7 +69,8 @@ if TYPE_CHECKING:
 @click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="auto",
               show_default=True, help="Rebuild interlaced frames (FFmpeg's bwdif).")
 def find_command(videos: Sequence[Path], what: str | None, question: str | None,
-                 as_json: bool, db: Path | None, model: str, revision: str | None,
+                 as_json: bool, db: Path | None, output_dir: Path | None, model: str,
+                 revision: str | None,
                  device: str, dtype: str, **options: Any) -> None:
     """Find when each VIDEO shows WHAT (or when the answer to --question is yes).
 
@@ -87,7 +91,7 @@ def find_command(videos: Sequence[Path], what: str | None, question: str | None,
         try:
             finding = _find_one(engine, video, what=what, question=question, **options)
             if db is not None:
-                _add_to_index(db, finding, engine.model_id)
+                _deliver(db, finding, output_dir)
                 count = len(finding.ranges)
                 say(f"{readable(video.name)}: {count} range{'' if count == 1 else 's'} "
                     f"indexed in {readable(str(db))}")  # fmt: skip
@@ -128,18 +132,21 @@ def _find_one(engine: GitEngine, video: Path, **options: Any) -> Finding:
     return find(engine, video, **options)
 
 
-def _add_to_index(db: Path, finding: Finding, model_id: str) -> None:
-    """The finding's ranges as rows of kind ``find`` (replacing this question's earlier ones);
-    a row's score is the log of the range's mean P(yes), as index scores are log-probabilities.
-    """
+def _deliver(db: Path, finding: Finding, output_dir: Path | None) -> None:
+    """The finding into the video's record (its JSON sidecar, beside the video or in
+    ``--output-dir``) and the archive index, through the delivery step every runner uses:
+    the record keeps the captions and answers already there, and this query's ranges replace
+    only its own earlier ones."""
+    from videoqa.delivery import Delivery
     from videoqa.index import ArchiveIndex
+    from videoqa.sidecars import our_formats, recorded_subtitle_language
 
-    rows = [(r.start, r.end, finding.what, math.log(r.score)) for r in finding.ranges]
+    video = finding.video
+    formats = ("json", *our_formats(video, output_dir=output_dir))  # subtitles stay in step
+    language = recorded_subtitle_language(video, output_dir=output_dir)
     with ArchiveIndex(db) as index:
-        index.add_results(
-            finding.video, rows, kind=FIND_KIND, question=finding.question,
-            duration=finding.duration, models=[model_id],
-        )  # fmt: skip
+        Delivery(formats, output_dir, subtitle_language=language, index=index).deliver(
+            finding.to_report(), video)
 
 
 def _readable(finding: Finding) -> str:

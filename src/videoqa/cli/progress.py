@@ -22,6 +22,8 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from videoqa.report import ClipResult
+
 INTERRUPTED_EXIT_CODE = 130
 """What shells expect of a program ended by Ctrl-C (128 + SIGINT)."""
 
@@ -170,3 +172,12 @@ class Interrupts:
         if self._pending:
             self._pending = False
             raise KeyboardInterrupt
+
+
+def clip_summary(clip: ClipResult, *, captions: bool) -> list[str]:
+    """The lines printed for a clip as it is done, each with its confidence (0 to 1)."""
+    lines = [f"{qa.question}: {qa.answer} (confidence {qa.confidence:.2f})"
+             for qa in clip.answers]  # fmt: skip
+    if captions and clip.caption is not None:
+        lines.insert(0, f"{clip.caption.text} (confidence {clip.caption.confidence:.2f})")
+    return lines

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from videoqa.cli import error_line
-from videoqa.cli.progress import Interrupts, RunProgress, end_run, say
+from videoqa.cli.progress import Interrupts, RunProgress, clip_summary, end_run, say
 from videoqa.cli.ray_options import listed_videos, process_on_ray, ray_options, split_ray_options
 from videoqa.clips import (
     CLIP_MODES,
@@ -36,7 +36,7 @@ from videoqa.pathnames import readable
 if TYPE_CHECKING:  # the pipeline imports torch: only load it when a command runs
     from videoqa.index import ArchiveIndex
     from videoqa.pipeline import VideoQA
-    from videoqa.report import ClipResult, Report
+    from videoqa.report import Report
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -313,7 +313,7 @@ def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
                     if not sidecars.as_json:
                         clip = event.result
                         span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
-                        for line in _clip_summary(clip, captions=captions):
+                        for line in clip_summary(clip, captions=captions):
                             tqdm_write(f"{name} [{span}] {line}")
                 elif isinstance(event, FileDone):
                     del running[event.position]
@@ -337,15 +337,13 @@ def _process_collection(qa: VideoQA, videos: Sequence[Path], run: RunProgress,
 def _deliver(report: Report, video: Path, name: str, run: RunProgress, interrupts: Interrupts,
              sidecars: _SidecarOptions, command: click.Command) -> None:
     """One file's sidecars (or its JSON line) now that its last clip is done."""
-    from videoqa.sidecars import write_sidecars
+    from videoqa.delivery import Delivery
 
+    delivery = Delivery(sidecars.formats, sidecars.output_dir, sidecars.overwrite,
+                        sidecars.subtitle_language, sidecars.index)
     with interrupts.deferred():
         try:
-            written = write_sidecars(report, video, formats=sidecars.formats,
-                                     output_dir=sidecars.output_dir, overwrite=sidecars.overwrite,
-                                     subtitle_language=sidecars.subtitle_language)
-            if sidecars.index is not None:
-                sidecars.index.add_written(report, written)
+            written = delivery.deliver(report, video)
         except VideoQAError as error:
             say(error_line(error, command))
             run.file_ended(ok=False, planned=True)
@@ -363,15 +361,6 @@ def tqdm_write(line: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(line, file=sys.stdout)
-
-
-def _clip_summary(clip: ClipResult, *, captions: bool) -> list[str]:
-    """The lines printed for a clip as it is done, each with its confidence (0 to 1)."""
-    lines = [f"{qa.question}: {qa.answer} (confidence {qa.confidence:.2f})"
-             for qa in clip.answers]  # fmt: skip
-    if captions and clip.caption is not None:
-        lines.insert(0, f"{clip.caption.text} (confidence {clip.caption.confidence:.2f})")
-    return lines
 
 
 COMMANDS: list[click.Command] = [ask_command, caption_command]

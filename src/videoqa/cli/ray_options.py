@@ -91,8 +91,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                    **plan_options: Any) -> None:
     """``ask``/``caption`` with ``--ray``: the same lines, sidecars and exit codes as on one
     machine, each file's printed when it is done (files finish in any order)."""
-    from videoqa.cli.progress import RunProgress, end_run, say
-    from videoqa.cli.qa_commands import _clip_summary
+    from videoqa.cli.progress import RunProgress, clip_summary, end_run, say
     from videoqa.collection import find_videos
     from videoqa.distributed import DEFAULT_BATCH_SIZE, RaySettings, connect, run_on_ray
     from videoqa.pathnames import readable
@@ -140,7 +139,7 @@ def process_on_ray(models: dict[str, Any], videos: Sequence[Any], ray: dict[str,
                         if as_json:
                             continue
                         span = f"{format_timestamp(clip.start)} --> {format_timestamp(clip.end)}"
-                        for line in _clip_summary(clip, captions=captions):
+                        for line in clip_summary(clip, captions=captions):
                             click.echo(f"{name} [{span}] {line}", file=out)
                 if outcome.error is not None:
                     say(f"videoqa: error: {outcome.error}")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from videoqa.formats.lines import clip_lines
 from videoqa.report import Report
-from videoqa.sidecars import clip_lines
 
 MILLISECONDS = Fraction(1000)
 """The rate used when a report has no usable frame rate: markers then count milliseconds."""

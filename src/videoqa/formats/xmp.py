@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from fractions import Fraction
 from xml.sax.saxutils import escape
 
+from videoqa.formats.lines import clip_lines
 from videoqa.formats.markers import clip_markers, frame_rate
 from videoqa.report import Report
-from videoqa.sidecars import clip_lines
 
 TRACK_NAME = "videoqa"
 TRACK_TYPE = "Comment"

@@ -18,15 +18,10 @@ from videoqa.clips import DEFAULT_MAX_CLIP, DEFAULT_MIN_CLIP, check_clip_options
 from videoqa.errors import ConfigError
 from videoqa.fit import FITS
 from videoqa.sidecars import DEFAULT_FORMATS, FORMATS, check_subtitle_language
+from videoqa.videofiles import DEFAULT_EXTENSIONS
 
 DEFAULT_PROCESSOR = "videoqa.watch.worker:process_file"
 """The processing seam: ``module:function`` called as ``function(path, settings) -> Report``."""
-
-DEFAULT_EXTENSIONS = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
-    ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv",
-)  # fmt: skip
-"""File suffixes the daemon treats as videos (case-insensitive); ``[]`` in the config means any."""
 
 DEINTERLACE_MODES = ("auto", "on", "off")
 """``deinterlace`` values (``videoqa.deinterlace``'s, repeated: reading a config needs no av)."""

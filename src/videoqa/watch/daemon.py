@@ -23,10 +23,10 @@ from videoqa.adapters import (
     run_rename_adapters,
 )
 from videoqa.errors import ConfigError, MediaError, ModelError, VideoQAError
+from videoqa.events import EventScope, announcing
 from videoqa.pathnames import readable
 from videoqa.sidecars import remove_stale_temporaries
 from videoqa.watch.config import FolderSettings, WatchConfig, with_folder
-from videoqa.watch.events import EventScope, announcing
 from videoqa.watch.jobstore import Job, JobStore
 from videoqa.watch.scanner import (
     Identity,

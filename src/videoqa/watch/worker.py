@@ -41,8 +41,8 @@ from videoqa.errors import (
     TruncatedError,
     VideoQAError,
 )
+from videoqa.events import EventScope, announcing
 from videoqa.watch.config import DEFAULT_PROCESSOR, FolderSettings
-from videoqa.watch.events import EventScope, announcing
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext

@@ -28,12 +28,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from videoqa import __version__
 from videoqa.errors import MediaError, OutputError, VideoQAError
 from videoqa.index import KINDS
 from videoqa.pathnames import readable
 from videoqa.report import ClipResult, Report, ReportFormatError
 from videoqa.sidecars import VttWriter, format_timestamp
+from videoqa.version import __version__
 from videoqa.web.edits import EditError, edit_clip
 from videoqa.web.library import Library, ServedVideo, browser_media_type, clip_colour
 from videoqa.web.thumbnails import ThumbnailCache, default_cache_dir
