@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ else:
     torch.set_num_threads(1)
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+# The test-only model family (tests/mean_colour_engine.py) for this process and every process
+# the tests start (the daemon's worker, Ray's workers): registered the way a family that is not
+# an installed package is, and importable from this folder.
+os.environ["VIDEOQA_ENGINES"] = "mean_colour=mean_colour_engine:MeanColourEngine"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")])
+)
 
 
 @pytest.fixture

@@ -428,3 +428,23 @@ def test_ray_local_builds_the_same_record_as_the_command_line(cluster, demo, tmp
     run("ask", "v.mp4", "-q", WAY, *ray, cwd=tmp_path)
     check_record(json.loads((tmp_path / "v.videoqa.json").read_text()), db, tmp_path,
                  "a cobalt disc")
+
+
+def test_ray_runs_another_model_family_through_the_engine_seam(cluster, tmp_path):
+    """The test-only family (tests/mean_colour_engine.py) on Ray's planning tasks and model
+    actors, unchanged: its facts are read on the driver without loading it, the actors load it
+    through the registry."""
+    pytest.importorskip("torch", reason="the CLI picks a device with torch")
+    from click.testing import CliRunner
+    from mean_colour_engine import save_checkpoint
+
+    from videoqa.cli import cli
+
+    family = save_checkpoint(tmp_path / "mean-colour")
+    shutil.copyfile(SAMPLES / "circle_turns_blue.mp4", tmp_path / "v.mp4")
+    result = CliRunner().invoke(cli, ["caption", str(tmp_path / "v.mp4"), "--model",
+                                      str(family), "--ray", "local"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "v.videoqa.json").read_text())
+    assert [c["caption"]["text"] for c in record["clips"]] == [
+        "a red thing", "a blue thing", "a blue thing"]

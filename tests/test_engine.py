@@ -254,7 +254,7 @@ def test_model_facts_refuse_what_loading_refuses(tmp_path):
     folder = save_tiny_git(tmp_path / "bert")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
-    with pytest.raises(ModelError, match="not a GIT checkpoint"):
+    with pytest.raises(ModelError, match="no engine for model_type 'bert'"):
         ModelFacts.load(str(folder))
 
 

@@ -25,7 +25,7 @@ from videoqa.media import probe
 from videoqa.report import Caption, ClipResult, ModelInfo, Report, Sampling, VideoFacts
 from videoqa.sidecars import write_sidecars
 from videoqa.web.app import create_app
-from videoqa.web.library import browser_media_type, clip_colour, video_key
+from videoqa.web.library import NAMED_COLOURS, PALETTE, browser_media_type, video_key
 
 try:
     from starlette.testclient import TestClient
@@ -71,6 +71,15 @@ def key_of(path: Path) -> str:
     return video_key(os.fspath(path))
 
 
+def post_edit(client: TestClient, key: str, index: int, data: dict[str, str], **options):
+    """Post an edit as the form does: with the CSRF token from the edit page (the test client
+    sends no Origin, like a browser that leaves it out)."""
+    form = client.get(f"/video/{key}/clip/{index}/edit").text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form)
+    return client.post(f"/video/{key}/clip/{index}/edit",
+                       data={**data, "csrf": csrf.group(1) if csrf else ""}, **options)
+
+
 def test_search_lists_moments_with_thumbnail_link_time_text_and_score(client, archive):
     page = client.get("/", params={"q": "blue circle"})
     assert page.status_code == 200
@@ -112,12 +121,15 @@ def test_the_video_page_plays_with_captions_from_the_moment_and_a_timeline(clien
             f'src="/video/{key}/media#t=5.001" data-start="5">') in html  # fmt: skip
     assert (f'<track kind="captions" srclang="en" label="videoqa" '
             f'src="/video/{key}/captions.vtt" default>') in html  # fmt: skip
-    # A row for the captions and one per question; equal answers share one colour.
+    # A row for the captions and one per question; equal answers share one colour, and an
+    # answer that names a colour is drawn in it (the issue saw "red" drawn blue).
     assert html.count('class="row"') == 2
-    segments = re.findall(r'<a class="seg" [^>]*background: (hsl\([^)]*\))"', html)
+    segments = re.findall(r'<a class="seg" [^>]*background: (#[0-9A-F]{6})"', html)
     assert len(segments) == 6
-    assert segments[3:] == [clip_colour("red"), clip_colour("blue"), clip_colour("blue")]
+    assert segments[3:] == [NAMED_COLOURS["red"], NAMED_COLOURS["blue"], NAMED_COLOURS["blue"]]
     assert len(set(segments[:3])) == 3  # three different captions
+    # the captions take the colour-blind-safe palette, leaving out the answers' colours
+    assert set(segments[:3]) <= set(PALETTE) - set(segments[3:])
     assert 'title="00:00:05.000 – 00:00:10.000\nblue\nconfidence 0.98"' in html
     assert 'data-start="10"' in html and 'href="?t=10"' in html
     assert 'id="unplayable" class="note" hidden' in html
@@ -163,9 +175,9 @@ def test_thumbnails_are_the_frame_at_the_moment_and_are_cached(client, archive):
         assert brightest.argmax() == channel
     cached = sorted(archive["cache"].rglob("*.jpg"))
     assert len(cached) == 2
-    stamps = [path.stat().st_mtime_ns for path in cached]
+    inodes = [path.stat().st_ino for path in cached]  # a file made again is a new inode
     assert client.get(url, params={"t": "7.5"}).content == blue.content
-    assert [path.stat().st_mtime_ns for path in sorted(archive["cache"].rglob("*.jpg"))] == stamps
+    assert [path.stat().st_ino for path in sorted(archive["cache"].rglob("*.jpg"))] == inodes
     assert client.get(url, params={"t": "nan"}).status_code == 400
     assert client.get(url).status_code == 400
 
@@ -174,9 +186,9 @@ def test_editing_a_caption_rewrites_the_sidecars_and_the_index(client, archive):
     video, key = archive["video"], key_of(archive["video"])
     form = client.get(f"/video/{key}/clip/1/edit")
     assert form.status_code == 200 and CAPTIONS[1] in form.text
-    saved = client.post(f"/video/{key}/clip/1/edit", follow_redirects=False,
-                        data={"caption": "a cobalt disc glides left",
-                              "question-0": QUESTION, "answer-0": "cobalt"})  # fmt: skip
+    saved = post_edit(client, key, 1, {"caption": "a cobalt disc glides left",
+                                       "question-0": QUESTION, "answer-0": "cobalt"},
+                      follow_redirects=False)  # fmt: skip
     assert saved.status_code == 303
     assert saved.headers["location"] == (
         f"/video/{key}?t=5&saved=circle.videoqa.json%2C+circle.srt%2C+circle.vtt"
@@ -207,10 +219,10 @@ def test_edits_from_another_origin_or_empty_are_refused_and_change_nothing(clien
     forged = client.post(f"/video/{key}/clip/1/edit", data={"caption": "pwned"},
                          headers={"Origin": "http://evil.example"})  # fmt: skip
     assert forged.status_code == 403
-    empty = client.post(f"/video/{key}/clip/1/edit", data={"caption": "  "})
+    empty = post_edit(client, key, 1, {"caption": "  "})
     assert empty.status_code == 400
     assert "an empty caption is not a correction" in empty.text
-    assert client.post(f"/video/{key}/clip/9/edit", data={"caption": "x"}).status_code == 404
+    assert post_edit(client, key, 9, {"caption": "x"}).status_code == 404
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
 
 
@@ -292,8 +304,7 @@ def test_a_file_name_that_is_not_utf8_is_served_and_shown_readably(archive):
     assert "<h1>caf\\xe9.mp4</h1>" in client.get(f"/video/{key}").text
     assert client.get(f"/video/{key}/media").content == SAMPLE.read_bytes()
     assert "a latin one" in client.get(f"/video/{key}/captions.vtt").text
-    saved = client.post(f"/video/{key}/clip/0/edit", data={"caption": "a latin correction"},
-                        follow_redirects=False)  # fmt: skip
+    saved = post_edit(client, key, 0, {"caption": "a latin correction"}, follow_redirects=False)
     assert saved.status_code == 303
     assert "a latin correction" in odd.with_suffix(".srt").read_text()
 
@@ -348,3 +359,61 @@ def test_serve_refuses_a_port_in_use_in_one_line(archive):
     assert result.exit_code == 1
     assert result.stderr == (f"videoqa: error: --port: cannot listen on 127.0.0.1:{port}: "
                              "Address already in use\n")  # fmt: skip
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = next((folder for folder in (PROJECT / "shared" / "media",
+                                           PROJECT.parent / "shared" / "media",
+                                           PROJECT.parent.parent / "shared" / "media")
+                     if folder.is_dir()), PROJECT / "shared" / "media")  # fmt: skip
+"""The project's shared test media (../shared/media beside the checkout, or a worktree's)."""
+
+
+def test_a_note_says_when_the_player_shows_another_stream_than_the_report(archive):
+    source = SHARED_MEDIA / "nasa_13013.mp4"
+    if not source.is_file():
+        pytest.skip(f"{source} is not here")
+    nasa = archive["root"] / "nasa.mp4"
+    shutil.copyfile(source, nasa)
+    info = probe(nasa)  # FFmpeg picks stream #3 (480x270); browsers play the first, #0
+    assert (info.video_stream, info.streams[0].kind) == (3, "video")
+    model = ModelInfo("demo", None, "video", 6, (32, 32), "pad")
+    clips = [ClipResult(0, 0.0, 5.0, (2.5,), Caption("a rocket on the pad", -0.1))]
+    report = Report(VideoFacts.from_info(info), model, Sampling(5.0, 5.0, 0.0, 5.0, 20, 30), (),
+                    model, clips)  # fmt: skip
+    index_video(archive["db"], nasa, report)
+    client = TestClient(create_app(archive["db"], [archive["root"]], cache_dir=archive["cache"]))
+    html = client.get(f"/video/{key_of(nasa)}").text
+    assert ("The player shows the first video stream, #0 (320x180); the captions and "
+            "answers describe stream #3 (480x270).") in html  # fmt: skip
+    assert "h264 in mp4 · stream #3" in html
+    assert "stream-note" not in client.get(f"/video/{key_of(archive['video'])}").text
+
+
+def test_codecs_and_containers_have_the_names_people_know(tmp_path):
+    from videoqa.ffmpeg_names import codec_name, container_name
+
+    av1 = tmp_path / "av1.mp4"
+    try:
+        write_indexed_video(av1, codec="libsvtav1", frames=8, height=64,
+                            options={"g": "8"})  # fmt: skip
+    except Exception as error:  # an FFmpeg build without the encoder
+        pytest.skip(f"cannot write AV1 here: {error}")
+    info = probe(av1)
+    stream = info.streams[info.video_stream]
+    assert (stream.codec, info.container) == ("av1", "mp4")
+    assert stream.decoder in (None, "libdav1d", "libaom-av1")  # the decoder, apart
+    assert VideoFacts.from_info(info).codec == "av1"
+    assert browser_media_type("av1", info.format_name) == "video/mp4"
+    assert browser_media_type("libdav1d", info.format_name) == "video/mp4"  # an older report
+    assert codec_name("libdav1d") == "av1" and codec_name("h264") == "h264"
+    samples = Path(__file__).resolve().parents[1] / "sample_media"
+    assert probe(samples / "triangle_joins.webm").container == "webm"
+    mkv = tmp_path / "x.mkv"
+    write_indexed_video(mkv, frames=4)
+    assert probe(mkv).container == "matroska"
+    mov = tmp_path / "x.mov"
+    write_indexed_video(mov, frames=4)
+    assert probe(mov).container == "mov"  # FFmpeg's mov muxer writes the qt brand
+    assert container_name("mov,mp4,m4a,3gp,3g2,mj2", brand="M4A ") == "m4a"
+    assert container_name("avi") == "avi"

@@ -86,7 +86,7 @@ def site(browser: webdriver.Chrome,
             index.add_sidecar(json_path)
     server, url = start_serving(db, root, folder / "cache")
     try:
-        yield {"url": url, "video": video, "avi": avi}
+        yield {"url": url, "video": video, "avi": avi, "db": db, "root": root, "folder": folder}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -193,3 +193,106 @@ def test_a_video_the_browser_cannot_play_shows_frames_and_a_note(site, browser):
         assert time.monotonic() - started < WAIT, "the frame did not load"
         time.sleep(0.1)
     assert browser.execute_script("return arguments[0].naturalWidth", frame) == 240
+    # Its edit page shows the clip's frames beside the texts instead of a player.
+    browser.get(f"{site['url']}video/{key}/clip/0/edit")
+    assert browser.find_elements(By.TAG_NAME, "video") == []
+    wait_for(browser, "const i = document.querySelectorAll('#clip-frames img');"
+                      "return i.length && Array.from(i).every(x => x.complete && x.naturalWidth)",
+             "the clip's frames did not load")  # fmt: skip
+    assert browser.find_element(By.ID, "clip-frames").is_displayed()
+
+
+def test_the_edit_page_plays_the_clip_in_a_loop_beside_its_texts(site, browser):
+    key = video_key(os.fspath(site["video"]))
+    browser.get(f"{site['url']}video/{key}/clip/1/edit")  # the clip 5-10 s
+    wait_for(browser, "const p = document.getElementById('clip-player');"
+                      "return p && p.readyState >= 2", "the clip did not load")  # fmt: skip
+    time_now = float(browser.execute_script(
+        "return document.getElementById('clip-player').currentTime"))
+    assert 5.0 <= time_now <= 10.0
+    # It plays on, and from the end it starts the clip again, never leaving it.
+    seen = []
+    browser.execute_script("const p = document.getElementById('clip-player');"
+                           "p.currentTime = 9.8; p.play();")  # fmt: skip
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        seen.append(float(browser.execute_script(
+            "return document.getElementById('clip-player').currentTime")))
+        if len(seen) > 3 and seen[-1] < 9.0:
+            break
+        time.sleep(0.05)
+    assert seen[-1] < 9.0, "the clip did not loop back to its start"
+    # never more than a few frames past the end (timeupdate alone overshot by 0.25 s)
+    assert all(5.0 <= t <= 10.12 for t in seen), seen
+    assert browser.find_element(By.ID, "caption").is_displayed()
+
+
+def test_keys_enter_saves_escape_cancels_and_brackets_open_the_next_clip(site, browser):
+    video = site["video"]
+    key = video_key(os.fspath(video))
+    browser.get(f"{site['url']}video/{key}?t=5")
+    wait_for(browser, "const p = document.getElementById('player');"
+                      "return p.readyState >= 1 && Math.abs(p.currentTime - 5) < 0.05",
+             "the video did not reach 5 s")  # fmt: skip
+    browser.find_element(By.TAG_NAME, "body").send_keys("]")
+    wait_for(browser, "return location.pathname.endsWith('/clip/2/edit')",
+             "] did not open the next clip's edit")  # fmt: skip
+    box = browser.find_element(By.ID, "caption")
+    box.send_keys(Keys.ESCAPE)
+    wait_for(browser, f"return location.pathname === '/video/{key}'", "Esc did not cancel")
+    browser.get(f"{site['url']}video/{key}/clip/2/edit")
+    box = browser.find_element(By.ID, "caption")
+    box.clear()
+    box.send_keys("a circle saved with the Enter key", Keys.ENTER)
+    WebDriverWait(browser, WAIT).until(
+        lambda driver: driver.find_elements(By.CLASS_NAME, "saved"), "Enter did not save"
+    )
+    assert captions(video)[2] == (10.0, "a circle saved with the Enter key")
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_pages_fit_the_window_without_sideways_scrolling(site, browser, width):
+    key = video_key(os.fspath(site["video"]))
+    browser.set_window_size(width, 900)
+    try:
+        for path in ("?q=circle", "", f"video/{key}", f"video/{key}/clip/0/edit",
+                     f"video/{video_key(os.fspath(site['avi']))}"):  # fmt: skip
+            browser.get(site["url"] + path)
+            wait_for(browser, "return document.readyState === 'complete'", "no page")
+            inner, scroll = browser.execute_script(
+                "return [window.innerWidth, document.documentElement.scrollWidth]")
+            assert inner <= width
+            assert scroll <= inner, f"{path} at {width} px: {scroll} px wide"
+            search = browser.find_element(By.CSS_SELECTOR, "form.search button")
+            right = browser.execute_script(
+                "return arguments[0].getBoundingClientRect().right", search)
+            assert right <= inner, f"the Search button is cut off on {path}"
+    finally:
+        browser.set_window_size(1280, 900)
+
+
+def test_off_loopback_the_printed_link_lets_the_browser_in_and_nothing_else_does(site, browser):
+    token = "browser-token-0123456789abcdef"
+    server, url = start_serving(site["db"], site["root"], site["folder"] / "cache-wide",
+                                host="0.0.0.0", options=["--token", token])  # fmt: skip
+    key = video_key(os.fspath(site["video"]))
+    try:
+        browser.get(f"{url}video/{key}")
+        assert "authentication needed" in browser.find_element(By.TAG_NAME, "body").text
+        browser.get(f"{url}video/{key}?t=5&token={token}")
+        assert browser.current_url == f"{url}video/{key}?t=5"  # the token left the address
+        wait_for(browser, "const p = document.getElementById('player');"
+                          "return p && p.readyState >= 2 && Math.abs(p.currentTime - 5) < 0.05",
+                 "the video did not play with the cookie")  # fmt: skip
+        browser.get(f"{url}video/{key}/clip/1/edit")
+        box = browser.find_element(By.ID, "caption")
+        box.clear()
+        box.send_keys("a circle corrected off loopback", Keys.ENTER)
+        WebDriverWait(browser, WAIT).until(
+            lambda driver: driver.find_elements(By.CLASS_NAME, "saved"), "no saved message"
+        )
+        assert captions(site["video"])[1] == (5.0, "a circle corrected off loopback")
+    finally:
+        browser.delete_all_cookies()
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,10 +1,11 @@
-"""Screenshots of the review page for the docs: search, video (with its timeline), edit.
+"""Screenshots of the review page for the docs: search, video (with its timeline), edit, each
+at 1280 and 360 px wide.
 
 The two sample clips are asked and captioned by the demo model (2.5 s clips), indexed, and
 served by ``videoqa serve`` on 127.0.0.1; headless Chromium (Debian's chromium and
-chromium-driver) takes one PNG per page:
+chromium-driver) takes one PNG per page and width:
 
-    python tools/serve_screenshots.py            # docs/serve-search.png, -video.png, -edit.png
+    python tools/serve_screenshots.py   # docs/serve-{search,video,edit}.png and -360.png
     python tools/serve_screenshots.py --out /tmp/shots
 """
 
@@ -65,22 +66,27 @@ def shoot(db: Path, root: Path, work: Path, out: Path) -> None:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1100,900", "--hide-scrollbars", "--mute-audio"):  # fmt: skip
+                     "--window-size=1280,900", "--hide-scrollbars", "--mute-audio"):  # fmt: skip
         options.add_argument(argument)
     browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     try:
         key = video_key(os.fspath(root / "circle_turns_blue.mp4"))
-        browser.get(f"{url}?q=blue+circle")
-        wait(browser, "return Array.from(document.images).every(i => i.complete && i.naturalWidth)")
-        save(browser, out / "serve-search.png")
-        browser.get(f"{url}video/{key}?t=6")
-        wait(browser, "const p = document.getElementById('player');"
-                      "return p.readyState >= 3 && !p.seeking && p.textTracks[0].activeCues"
-                      " && p.textTracks[0].activeCues.length")  # fmt: skip
-        time.sleep(1.5)  # the seeked frame and the caption painted, the spinner gone
-        save(browser, out / "serve-video.png")
-        browser.get(f"{url}video/{key}/clip/2/edit")
-        save(browser, out / "serve-edit.png")
+        for width, suffix in ((1280, ""), (360, "-360")):
+            browser.set_window_size(width, 900)
+            browser.get(f"{url}?q=blue+circle")
+            wait(browser, "return Array.from(document.images)"
+                          ".every(i => i.complete && i.naturalWidth)")  # fmt: skip
+            save(browser, out / f"serve-search{suffix}.png", width)
+            browser.get(f"{url}video/{key}?t=6")
+            wait(browser, "const p = document.getElementById('player');"
+                          "return p.readyState >= 3 && !p.seeking && p.textTracks[0].activeCues"
+                          " && p.textTracks[0].activeCues.length")  # fmt: skip
+            time.sleep(1.5)  # the seeked frame and the caption painted, the spinner gone
+            save(browser, out / f"serve-video{suffix}.png", width)
+            browser.get(f"{url}video/{key}/clip/2/edit")
+            wait(browser, "const p = document.getElementById('clip-player');"
+                          "return p.readyState >= 3 && p.currentTime >= 5.1 && !p.seeking")
+            save(browser, out / f"serve-edit{suffix}.png", width)
     finally:
         browser.quit()
         server.terminate()
@@ -95,10 +101,15 @@ def wait(browser: webdriver.Chrome, script: str, seconds: float = 30) -> None:
         time.sleep(0.1)
 
 
-def save(browser: webdriver.Chrome, path: Path) -> None:
+def save(browser: webdriver.Chrome, path: Path, width: int) -> None:
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1100, min(max(height, 400), 1400))
+    browser.set_window_size(width, min(max(height, 400), 1400 if width > 600 else 1600))
+    wide = browser.execute_script(
+        "return document.documentElement.scrollWidth > window.innerWidth")
+    if wide:
+        sys.exit(f"{path.name}: the page scrolls sideways at {width} px")
     browser.save_screenshot(os.fspath(path))
+    browser.set_window_size(width, 900)
     print(f"wrote {path}")
 
 

@@ -325,15 +325,13 @@ def infer_batch(
             pixels = pixels.pin_memory()
         times = [role.frame_times(plan.clips[decoded.number]) for plan, decoded in items]
         if role.task == "answer":
-            prompts = engine.question_prompts(first.questions, first.sampling.max_new_tokens)
-            rows = engine.run_pixels(
-                pixels, prompts, max_new_tokens=first.sampling.max_new_tokens
-            )
+            rows = engine.answer_pixels(pixels, first.questions,
+                                        max_new_tokens=first.sampling.max_new_tokens)
             answers = clip_answers(role.kind, first.questions, times, rows)
         else:
             tokens = first.sampling.caption_max_new_tokens or 30
-            rows = engine.run_pixels(pixels, engine.caption_prompts(), max_new_tokens=tokens)
-            captions = clip_captions(role.kind, times, [row[0] for row in rows])
+            captions = clip_captions(role.kind, times,
+                                     engine.caption_pixels(pixels, max_new_tokens=tokens))
     results = []
     for position, (plan, decoded) in enumerate(items):
         clip = plan.clips[decoded.number]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from videoqa.engines import Answer
 from videoqa.errors import ConfigError, ModelError
 from videoqa.models import (
     Checkpoint,
@@ -44,18 +45,6 @@ logger = logging.getLogger("videoqa.engine")
 
 MIN_GEMM_ROWS = 16
 """Rows from which CPU matrix products round each row alike however many (_batch_invariant)."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Generated text and its score: the mean log-probability of the generated tokens.
-
-    The tokens scored are those of the text plus the ``[SEP]`` that ended it (when it did
-    end before the token limit), as ``generate``'s transition scores count them.
-    """
-
-    text: str
-    score: float
 
 
 @dataclass(frozen=True)
@@ -234,6 +223,21 @@ class GitEngine(FrameQueries):
         cache = self.encode_pixels(pixels)
         generations = self.generate(cache, prompts, max_new_tokens=max_new_tokens)
         return [[self.decode(g) for g in row] for row in generations]
+
+    def answer_pixels(
+        self, pixels: torch.Tensor, questions: Sequence[str], *, max_new_tokens: int
+    ) -> list[list[Answer]]:
+        """:meth:`answer` on model input already made (:meth:`pixel_values`), every row in one
+        batch (the collection runner preprocesses elsewhere and batches itself)."""
+        if not questions:
+            return [[] for _ in range(len(pixels))]
+        prompts = self.question_prompts(questions, max_new_tokens)
+        return self.run_pixels(pixels, prompts, max_new_tokens=max_new_tokens)
+
+    def caption_pixels(self, pixels: torch.Tensor, *, max_new_tokens: int) -> list[Answer]:
+        """:meth:`caption` on model input already made: one caption per row."""
+        rows = self.run_pixels(pixels, self.caption_prompts(), max_new_tokens=max_new_tokens)
+        return [row[0] for row in rows]
 
     @torch.inference_mode()
     def yes_probability(

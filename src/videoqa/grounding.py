@@ -3,7 +3,7 @@
 ``videoqa find`` asks one question of every moment of a video ("is there a dog on the
 beach?", or a question given verbatim) and scores each moment with the model's P(yes) /
 (P(yes) + P(no)), read from the first answer token's distribution
-(:meth:`GitEngine.yes_probability`: one decoder step after the image pass, no generation).
+(:meth:`Engine.yes_probability`: one decoder step after the image pass, no generation).
 A moment is one frame every ``step`` seconds for an image checkpoint, one clip (its
 ``frames_per_clip`` frames, planned by ``videoqa.clips`` as ``ask`` and ``caption`` plan them)
 for a video checkpoint. Consecutive moments scoring over the threshold form a range that
@@ -34,7 +34,7 @@ from videoqa.report import (
 )
 
 if TYPE_CHECKING:  # the engine imports torch
-    from videoqa.engine import GitEngine
+    from videoqa.engines import Engine
 
 logger = logging.getLogger("videoqa.grounding")
 
@@ -193,7 +193,7 @@ def plan_moments(
 
 
 def find(
-    engine: GitEngine,
+    engine: Engine,
     video: str | os.PathLike[str],
     *,
     what: str | None = None,

@@ -82,6 +82,7 @@ class StreamInfo:
     index: int
     kind: str
     codec: str | None
+    """The codec as ffprobe's ``codec_name`` says it (``av1``, not the decoder ``libdav1d``)."""
     time_base: str | None
     start_time: float | None
     duration: float | None
@@ -116,6 +117,8 @@ class StreamInfo:
     color_primaries: str | None = None
     color_transfer: str | None = None
     channel_layout: str | None = None
+    decoder: str | None = None
+    """FFmpeg's decoder for the codec, where it is not the codec's name (``libdav1d``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +154,9 @@ class VideoInfo:
     tags: dict[str, str] = field(default_factory=dict)
     interlaced: bool = False
     """The stream's field order or its first frame says interlaced (what ``auto`` deinterlaces)."""
+    container: str | None = None
+    """The container as people name it (``mp4``, ``mov``, ``webm``: ``format_name``'s member
+    that the file's brand or DocType names; ``ffmpeg_names.container_name``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _info_dict(self)
@@ -169,6 +175,8 @@ class MediaInfo:
     bit_rate: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     note: str = "no video stream: nothing to caption or ask about"
+    container: str | None = None
+    """As ``VideoInfo.container``."""
 
     def to_dict(self) -> dict[str, Any]:
         return _info_dict(self)
@@ -222,6 +230,7 @@ def describe(path: str | os.PathLike[str]) -> MediaInfo:
             streams=tuple(_stream_info(stream) for stream in container.streams),
             bit_rate=container.bit_rate or None,
             tags=dict(container.metadata),
+            container=_container_name(container, path),
         )
 
 
@@ -814,6 +823,11 @@ def _container_duration(container: av.container.InputContainer) -> float | None:
     return container.duration / av.time_base if container.duration is not None else None
 
 
+def _container_name(container: av.container.InputContainer, path: str) -> str | None:
+    brand = dict(container.metadata).get("major_brand")
+    return ffmpeg_names.container_name(container.format.name, brand=brand, path=path)
+
+
 def _tag_seconds(text: str | None) -> float | None:
     """Seconds from a Matroska ``DURATION`` tag (``00:00:10.333000000``); None if not one."""
     try:
@@ -828,10 +842,13 @@ def _stream_info(stream: av.stream.Stream, rotation: int = 0) -> StreamInfo:
     tags = dict(stream.metadata)
     lowered = {key.lower(): value for key, value in tags.items()}
     duration = _seconds(stream.duration, stream.time_base)
+    decoder = codec_context.name if codec_context is not None else None
+    codec = ffmpeg_names.codec_name(decoder)
     common: dict[str, Any] = {
         "index": stream.index,
         "kind": stream.type,
-        "codec": codec_context.name if codec_context is not None else None,
+        "codec": codec,
+        "decoder": decoder if decoder != codec else None,
         "time_base": str(stream.time_base) if stream.time_base else None,
         "start_time": _seconds(stream.start_time, stream.time_base),
         "duration": duration if duration is not None else _tag_seconds(lowered.get("duration")),
@@ -922,4 +939,5 @@ def _video_info(
         bit_rate=container.bit_rate or None,
         tags=dict(container.metadata),
         interlaced=interlaced,
+        container=_container_name(container, path),
     )

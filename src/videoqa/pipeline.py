@@ -2,7 +2,8 @@
 
 ``VideoQA`` ties the steps together: probe the file (``media.probe``), plan clips
 (``planning.plan_video_clips``: fixed windows or shots), sample each clip's frames at the model's
-input size (``media.FrameSampler``), and run the GIT checkpoints (``engine.GitEngine``). Like
+input size (``media.FrameSampler``), and run the checkpoints (``videoqa.engines.load_engine``:
+GIT's engine, or another family's). Like
 faster-whisper's ``transcribe``, ``ask`` and ``caption`` return an iterator of results and the
 video's facts at once: nothing is decoded until the caller asks for the next clip.
 
@@ -49,8 +50,8 @@ from videoqa.report import (
     VideoFacts,
 )
 
-if TYPE_CHECKING:  # the engine (torch) is imported when a model loads, not to plan
-    from videoqa.engine import Answer, GitEngine
+if TYPE_CHECKING:  # an engine (torch) is imported when a model loads, not to plan
+    from videoqa.engines import Answer, Engine
 
 logger = logging.getLogger("videoqa.pipeline")
 
@@ -67,7 +68,7 @@ ProgressCallback = Callable[[int, int], None]
 class ModelRole:
     """One model's part in a job: answering or captioning, with its own frames per clip."""
 
-    engine: GitEngine
+    engine: Engine
     frames_per_clip: int
     frame_size: tuple[int, int]
     fit: str = "crop"
@@ -381,13 +382,13 @@ class VideoQA:
         self.device = device
         self.dtype = dtype
         self.clip_batch_size = clip_batch_size
-        self._engines: dict[tuple[str, str | None], GitEngine] = {}
+        self._engines: dict[tuple[str, str | None], Engine] = {}
 
     @classmethod
     def from_engines(
         cls,
-        answer_engine: GitEngine | None = None,
-        caption_engine: GitEngine | None = None,
+        answer_engine: Engine | None = None,
+        caption_engine: Engine | None = None,
         *,
         clip_batch_size: int = 1,
     ) -> VideoQA:
@@ -410,24 +411,24 @@ class VideoQA:
 
     # -- models -------------------------------------------------------------------------------
 
-    def engine(self, model: str, revision: str | None = None) -> GitEngine:
+    def engine(self, model: str, revision: str | None = None) -> Engine:
         """The loaded engine for ``model`` (loaded once, then reused)."""
         key = (model, revision)
         if key not in self._engines:
-            from videoqa.engine import GitEngine
+            from videoqa.engines import load_engine
 
             logger.info("loading %s", model)
-            self._engines[key] = GitEngine.load(
+            self._engines[key] = load_engine(
                 model, revision=revision, device=self.device, dtype=self.dtype
             )
         return self._engines[key]
 
     @property
-    def answer_engine(self) -> GitEngine:
+    def answer_engine(self) -> Engine:
         return self.engine(self.model, self.revision)
 
     @property
-    def caption_engine(self) -> GitEngine:
+    def caption_engine(self) -> Engine:
         return self.engine(self.caption_model, self.caption_revision)
 
     # -- work ---------------------------------------------------------------------------------
@@ -736,7 +737,7 @@ def _clean_questions(questions: Sequence[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
+def frames_per_clip_for(engine: Engine, requested: int | None = None) -> int:
     """Frames per clip for ``engine``: a video checkpoint's own count, else ``requested`` or 3.
 
     Raises ``ConfigError`` when a video checkpoint is asked for another count than it was
@@ -758,7 +759,7 @@ def frames_per_clip_for(engine: GitEngine, requested: int | None = None) -> int:
 
 
 def _role(
-    engine: GitEngine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
+    engine: Engine, frames_per_clip: int | None, info: VideoInfo, fit: str | None
 ) -> ModelRole:
     """How many frames this engine sees per clip, how they fit its square, and at what size
     the sampler decodes them."""

@@ -31,7 +31,7 @@ logger = logging.getLogger("videoqa.preprocess")
 GIT_VISION_IMAGE_SIZE = 224
 """``GitVisionConfig``'s ``image_size`` when a config leaves it out (transformers' default)."""
 
-__all__ = ["FramePreprocessing", "ModelFacts"]
+__all__ = ["FramePreprocessing", "ModelFacts", "read_git_facts"]
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -259,30 +259,28 @@ class ModelFacts(FrameQueries):
     @classmethod
     def load(cls, model: str, *, revision: str | None = None) -> ModelFacts:
         """A checkpoint's facts read from its config files alone (a hub id is fetched as for
-        loading), without the weights and without torch: what a Ray driver needs to plan,
-        while the model actors load the weights. Raises ``ModelError`` as loading would for a
-        missing checkpoint or one that is not GIT."""
-        from videoqa.models import locate_checkpoint
+        loading), without the weights and without torch where its family can (GIT can):
+        what a Ray driver needs to plan, while the model actors load the weights. Raises
+        ``ModelError`` as loading would for a missing checkpoint or an unknown family."""
+        from videoqa.engines import load_facts
 
-        checkpoint = locate_checkpoint(model, revision=revision)
-        config = _read_json(checkpoint.folder / "config.json")
-        if config.get("model_type") != "git":
-            raise ModelError(
-                checkpoint.model_id,
-                f"not a GIT checkpoint (model_type {config.get('model_type')!r})",
-            )
-        frames = config.get("num_image_with_embedding")
-        image_size = (config.get("vision_config") or {}).get("image_size", GIT_VISION_IMAGE_SIZE)
-        if not isinstance(image_size, int):
-            raise ModelError(None, "the checkpoint's vision_config has no square image_size")
-        return cls(
-            model_id=checkpoint.model_id,
-            revision=checkpoint.revision,
-            kind="video" if frames else "image",
-            frames_per_clip=frames,
-            image_size=image_size,
-            preprocessing=load_preprocessing(checkpoint, image_size=image_size),
-        )
+        return load_facts(model, revision=revision)
+
+
+def read_git_facts(checkpoint: Checkpoint, config: dict[str, Any]) -> ModelFacts:
+    """A GIT checkpoint's facts from its ``config.json`` (read already) and processor config."""
+    frames = config.get("num_image_with_embedding")
+    image_size = (config.get("vision_config") or {}).get("image_size", GIT_VISION_IMAGE_SIZE)
+    if not isinstance(image_size, int):
+        raise ModelError(None, "the checkpoint's vision_config has no square image_size")
+    return ModelFacts(
+        model_id=checkpoint.model_id,
+        revision=checkpoint.revision,
+        kind="video" if frames else "image",
+        frames_per_clip=frames,
+        image_size=image_size,
+        preprocessing=load_preprocessing(checkpoint, image_size=image_size),
+    )
 
 
 def load_preprocessing(checkpoint: Checkpoint, *, image_size: int) -> FramePreprocessing:

@@ -542,25 +542,8 @@ def move_sidecars(
     if isinstance(data.get("video"), dict):
         data["video"]["path"] = os.fspath(new_video)
     data["sidecar_of"] = new_video.name
-    recorded = _recorded_sidecars(old_json)
-    moves: list[tuple[Path, Path, str | None]] = []  # (from, to, new text; None: rename)
-    names: dict[str, list[str]] = {}
-    for name, digests in recorded.items():
-        if not name.startswith(f"{old_stem}."):
-            continue
-        old_target = old_folder / name
-        new_target = new_folder / f"{new_stem}{name[len(old_stem):]}"
-        text = _text_for_renamed(name, data, new_video)
-        if text is not None:
-            digests = [*digests, _sha256(text.encode("utf-8"))]
-        if _is_ours(old_target, recorded):
-            if new_target != old_target and new_target.exists():
-                raise OutputError(new_target, "exists and was not written by videoqa for "
-                                  f"{readable(old_video.name)}; its sidecars stay")  # fmt: skip
-            moves.append((old_target, new_target, text))
-        elif _file_digest(new_target) not in digests:  # neither here nor already moved
-            continue
-        names[new_target.name] = digests
+    moves, names = _planned_moves(_recorded_sidecars(old_json), data, old_video, new_video,
+                                  (old_folder, old_stem), (new_folder, new_stem))  # fmt: skip
     data["sidecars"] = names
     new_folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(new_json, dumps_json(data, indent=2) + "\n")
@@ -579,6 +562,36 @@ def move_sidecars(
     for folder in dict.fromkeys((new_folder, old_folder)):
         _sync_folder(folder)
     return [new_json, *(new_target for _, new_target, _ in moves)]
+
+
+def _planned_moves(
+    recorded: dict[str, list[str]], data: dict[str, object], old_video: Path, new_video: Path,
+    old: tuple[Path, str], new: tuple[Path, str],
+) -> tuple[list[tuple[Path, Path, str | None]], dict[str, list[str]]]:
+    """What :func:`move_sidecars` renames: ``(from, to, new text or None to rename)`` for each
+    recorded file of ours still there, and the digests the new JSON sidecar records (those
+    moved already by an interrupted move included). ``old``/``new``: (folder, stem).
+    Raises ``OutputError`` (nothing moved) when a new name is taken by a file not ours."""
+    (old_folder, old_stem), (new_folder, new_stem) = old, new
+    moves: list[tuple[Path, Path, str | None]] = []
+    names: dict[str, list[str]] = {}
+    for name, digests in recorded.items():
+        if not name.startswith(f"{old_stem}."):
+            continue
+        old_target = old_folder / name
+        new_target = new_folder / f"{new_stem}{name[len(old_stem):]}"
+        text = _text_for_renamed(name, data, new_video)
+        if text is not None:
+            digests = [*digests, _sha256(text.encode("utf-8"))]
+        if _is_ours(old_target, recorded):
+            if new_target != old_target and new_target.exists():
+                raise OutputError(new_target, "exists and was not written by videoqa for "
+                                  f"{readable(old_video.name)}; its sidecars stay")  # fmt: skip
+            moves.append((old_target, new_target, text))
+        elif _file_digest(new_target) not in digests:  # neither here nor already moved
+            continue
+        names[new_target.name] = digests
+    return moves, names
 
 
 def _text_for_renamed(name: str, data: dict[str, object], new_video: Path) -> str | None:

@@ -24,7 +24,7 @@ from videoqa.grounding import DEFAULT_STEP, DEFAULT_THRESHOLD, presence_question
 from videoqa.pathnames import readable
 
 if TYPE_CHECKING:
-    from videoqa.engine import GitEngine
+    from videoqa.engines import Engine
     from videoqa.grounding import Finding
 
 
@@ -108,23 +108,27 @@ def find_command(videos: Sequence[Path], what: str | None, question: str | None,
         click.get_current_context().exit(1)
 
 
-def _load_engine(model: str, *, revision: str | None, device: str, dtype: str) -> GitEngine:
+def _load_engine(model: str, *, revision: str | None, device: str, dtype: str) -> Engine:
     """The checkpoint, announced on stderr first (loading takes seconds)."""
+    from videoqa.engines import load_engine
+    from videoqa.models import resolve_model
+
     click.echo(f"videoqa: loading {model}...", err=True)
     try:
-        from videoqa.engine import GitEngine
-        from videoqa.models import resolve_model
+        engine = load_engine(resolve_model(model), revision=revision, device=device,
+                             dtype=dtype)  # fmt: skip
     except ImportError as error:  # a base install without torch: say so, no traceback
         raise VideoQAError(
-            None, f"{error.name or 'torch'} is not installed: find runs GIT with torch and "
-            "transformers (install torch first, then videoqa; see the README's Set up)"
+            None, f"{error.name or 'torch'} is not installed: find runs its model with torch "
+            "and transformers (install torch first, then videoqa; see the README's Set up)"
         ) from None
-    engine = GitEngine.load(resolve_model(model), revision=revision, device=device, dtype=dtype)
-    engine.yes_no_ids()  # a checkpoint without "yes" and "no" words fails once, before any file
+    check = getattr(engine, "yes_no_ids", None)  # GIT: a vocabulary without "yes" and "no"
+    if check is not None:  # fails once, before any file
+        check()
     return engine
 
 
-def _find_one(engine: GitEngine, video: Path, **options: Any) -> Finding:
+def _find_one(engine: Engine, video: Path, **options: Any) -> Finding:
     from videoqa.grounding import find
 
     if not video.is_file():

@@ -99,7 +99,7 @@ def _info_table(info: VideoInfo) -> str:
     interlaced = "interlaced (deinterlaced by default)" if info.interlaced else "progressive"
     lines = [
         f"file        {readable(info.path)}",
-        f"format      {info.format_name}{_bit_rate(info.bit_rate, ', ')}",
+        f"format      {_format(info)}{_bit_rate(info.bit_rate, ', ')}",
         f"duration    {_duration(info.duration)}, {source}: the timeline (clips end there)",
         f"container   {_duration(info.container_duration)}, start time "
         f"{info.start_time:.3f} s{_longest(info.streams, info.container_duration)}",
@@ -110,10 +110,17 @@ def _info_table(info: VideoInfo) -> str:
     return "\n".join(lines + _tags_and_streams(info.tags, info.streams, info))
 
 
+def _format(info: VideoInfo | MediaInfo) -> str:
+    """``mp4 (mov,mp4,m4a,3gp,3g2,mj2)``: the container people name, then FFmpeg's demuxer."""
+    if info.container and info.container != info.format_name:
+        return f"{info.container} ({info.format_name})"
+    return info.format_name
+
+
 def _media_table(info: MediaInfo) -> str:
     lines = [
         f"file        {readable(info.path)}",
-        f"format      {info.format_name}{_bit_rate(info.bit_rate, ', ')}",
+        f"format      {_format(info)}{_bit_rate(info.bit_rate, ', ')}",
         f"duration    {_duration(info.duration)} (the container's), start time "
         f"{info.start_time:.3f} s{_longest(info.streams, info.duration)}",
         f"note        {info.note}",
@@ -143,6 +150,8 @@ def _stream_lines(stream: StreamInfo) -> list[str]:
     """A stream in two or three lines: what it is; how it looks or sounds; where it is from."""
     codec = stream.codec or "unknown codec"
     parts = [f"{codec} ({stream.profile})" if stream.profile else codec]
+    if stream.decoder:
+        parts[0] += f", decoder {stream.decoder}"
     details = []
     if stream.kind == "video":
         parts.append(f"{stream.width}x{stream.height}")

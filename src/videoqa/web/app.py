@@ -9,9 +9,11 @@ note when the browser cannot play the file after all.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -23,26 +25,39 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from videoqa.errors import MediaError, OutputError, VideoQAError
+from videoqa.ffmpeg_names import codec_name, container_name
 from videoqa.index import KINDS
-from videoqa.pathnames import readable
+from videoqa.pathnames import dumps_json, readable
 from videoqa.report import ClipResult, Report, ReportFormatError
 from videoqa.sidecars import VttWriter, format_timestamp
 from videoqa.version import __version__
 from videoqa.web.edits import EditError, edit_clip
-from videoqa.web.library import Library, ServedVideo, browser_media_type, clip_colour
-from videoqa.web.thumbnails import ThumbnailCache, default_cache_dir
+from videoqa.web.library import Colours, Library, ServedVideo, browser_media_type
+from videoqa.web.security import CSRF_FIELD, Guard, csrf_field_ok, refused_csrf
+from videoqa.web.thumbnails import DEFAULT_MAX_BYTES, ThumbnailCache, default_cache_dir
 
 SEARCH_LIMIT = 20
 """Hits on a search page (``limit=`` asks for up to :data:`MAX_LIMIT`)."""
 MAX_LIMIT = 200
 VIDEO_LIST_LIMIT = 500
 """Videos listed on the start page (the rest are found by searching)."""
+
+MAX_EDIT_BYTES = 64 * 1024
+"""The largest edit request body: a form or JSON of a clip's caption and answers (413 beyond,
+refused from ``Content-Length`` or as soon as the streamed body passes it)."""
+MAX_TEXT_CHARS = 4096
+"""The longest caption or answer an edit may set (413 beyond)."""
 
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}  # fmt: skip
@@ -54,14 +69,18 @@ def create_app(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    token: str | None = None,
+    cache_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Starlette:
     """The review app over the index at ``db_path``, serving videos under ``roots``.
 
-    ``cache_dir`` keeps the thumbnails (default :func:`default_cache_dir`); ``allowed_hosts``
-    are the ``Host`` names requests may carry (None: any), which stops a web page from
-    reaching the server through a DNS name of its own (DNS rebinding).
+    ``cache_dir`` keeps the thumbnails (default :func:`default_cache_dir`, at most
+    ``cache_bytes``); ``allowed_hosts`` are the ``Host`` names requests may carry (None: any),
+    which stops a web page from reaching the server through a DNS name of its own (DNS
+    rebinding); ``token``, when given, is needed by every request (``web.security.Guard``).
     """
-    review = _Review(Library(db_path, roots), ThumbnailCache(cache_dir or default_cache_dir()))
+    thumbnails = ThumbnailCache(cache_dir or default_cache_dir(), max_bytes=cache_bytes)
+    review = _Review(Library(db_path, roots), thumbnails)
     routes = [
         Route("/", review.search_page),
         Route("/video/{key:str}", review.video_page),
@@ -71,10 +90,13 @@ def create_app(
         Route("/video/{key:str}/clip/{index:int}/edit", review.edit_page,
               methods=["GET", "POST"]),
         Route("/static/{name:str}", review.static),
+        Route("/api/videos", review.api_videos),
+        Route("/api/search", review.api_search),
+        Route("/api/videos/{key:str}", review.api_video),
+        Route("/api/videos/{key:str}/clips/{index:int}", review.api_clip,
+              methods=["GET", "PUT", "PATCH"]),
     ]  # fmt: skip
-    middleware = []
-    if allowed_hosts is not None:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    middleware = [Middleware(Guard, allowed_hosts=allowed_hosts, token=token)]
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={_NotServed: _not_served,
                                          ReportFormatError: _unreadable})
@@ -119,6 +141,8 @@ class _Review:
             item.name: item.read_bytes() for item in folder.iterdir() if item.is_file()
         }
         self._edit_lock = threading.Lock()
+        self._streams_lock = threading.Lock()
+        self._stream_facts: OrderedDict[tuple[bytes, int, int], tuple[Any, ...]] = OrderedDict()
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -158,7 +182,7 @@ class _Review:
             "report": report,
             "start": start,
             "media_type": media_type,
-            "container": (report.video.format_name or "?").split(",")[0],
+            **await run_in_threadpool(self._names, video, report),
             "rows": _timeline(report, duration),
             "saved": request.query_params.get("saved"),
             "query": "",
@@ -169,22 +193,35 @@ class _Review:
         video = await self._video(request)
         report = await run_in_threadpool(_report_of, video)
         index = int(request.path_params["index"])
-        clip = next((c for c in report.clips if c.index == index), None)
-        if clip is None:
+        position = next((n for n, c in enumerate(report.clips) if c.index == index), None)
+        if position is None:
             return _not_found(f"{video.name} has no clip {index}")
-        context: dict[str, Any] = {"video": video, "clip": clip, "query": "", "error": None}
+        clip = report.clips[position]
+        neighbours = [report.clips[n].index if 0 <= n < len(report.clips) else None
+                      for n in (position - 1, position + 1)]  # fmt: skip
+        context: dict[str, Any] = {
+            "video": video, "clip": clip, "query": "", "error": None,
+            "media_type": browser_media_type(report.video.codec, report.video.format_name),
+            "previous": neighbours[0], "next": neighbours[1],
+            "csrf": request.state.csrf, "csrf_field": CSRF_FIELD, "max_text": MAX_TEXT_CHARS,
+            **await run_in_threadpool(self._names, video, report),
+        }  # fmt: skip
         if request.method == "GET":
             return self._page("edit.html", context)
-        if not _same_origin(request):
-            return Response("refused: the form was not sent from this page's origin", 403)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"),
-                        keep_blank_values=True)  # fmt: skip
+        body = await _limited_body(request)
+        if body is None:
+            return _too_large()
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if not csrf_field_ok(request.state, form.get(CSRF_FIELD, [None])[0]):
+            return refused_csrf()
         caption = form["caption"][0] if "caption" in form else None
         answers = {
             form[f"question-{n}"][0]: form[f"answer-{n}"][0]
             for n in range(len(clip.answers))
             if f"question-{n}" in form and f"answer-{n}" in form
         }
+        if _too_long(caption, answers):
+            return _too_large()
         try:
             result = await run_in_threadpool(self._save, video, index, caption, answers)
         except EditError as error:
@@ -205,6 +242,111 @@ class _Review:
             if result.written:
                 self.library.reindex(video, result.report)
         return result
+
+    def _names(self, video: ServedVideo, report: Report) -> dict[str, Any]:
+        """The codec and container as people name them, and a note when the stream a browser
+        plays (the file's first video stream) is not the one the report describes."""
+        streams = self._streams(video.path)
+        first = next((s for s in streams if s.kind == "video"), None)
+        analysed = next((s for s in streams if s.index == report.video.stream), None)
+        note = None
+        if first is not None and analysed is not None and first.index != analysed.index:
+            note = (f"The player shows the first video stream, #{first.index} "
+                    f"({first.width}x{first.height}); the captions and answers describe "
+                    f"stream #{analysed.index} ({analysed.width}x{analysed.height}).")
+        return {"codec": codec_name(report.video.codec) or "?",
+                "container": container_name(report.video.format_name,
+                                            path=os.fsencode(video.path)) or "?",
+                "stream_note": note}  # fmt: skip
+
+    def _streams(self, path: Path) -> tuple[Any, ...]:
+        """The file's streams from its headers (no decoding), remembered per file version."""
+        from videoqa.media import describe
+
+        try:
+            stat = path.stat()
+            identity = (os.fsencode(path), stat.st_size, stat.st_mtime_ns)
+            with self._streams_lock:
+                if identity in self._stream_facts:
+                    return self._stream_facts[identity]
+            streams = describe(path).streams
+        except (OSError, VideoQAError):
+            return ()
+        with self._streams_lock:
+            self._stream_facts[identity] = streams
+            while len(self._stream_facts) > 256:
+                self._stream_facts.popitem(last=False)
+        return streams
+
+    # -- the JSON API ------------------------------------------------------------------------
+
+    async def api_videos(self, request: Request) -> Response:
+        """Every served video: key, path, duration, and where its page and record are."""
+        videos = await run_in_threadpool(self.library.videos)
+        return _json({"videos": [_video_json(video) for video in videos]})
+
+    async def api_search(self, request: Request) -> Response:
+        """``videoqa search --json``'s fields per hit, with the video's key and page."""
+        params = request.query_params
+        query = params.get("q", "").strip()
+        kind = params.get("kind") or None
+        if not query:
+            return _json({"error": "q: a query is needed"}, 400)
+        if kind is not None and kind not in KINDS:
+            return _json({"error": f"kind: choose {', '.join(KINDS)}"}, 400)
+        limit = _bounded_int(params.get("limit"), SEARCH_LIMIT, 1, MAX_LIMIT)
+        try:
+            hits, hidden = await run_in_threadpool(
+                self.library.search, query, kind=kind,
+                question=params.get("question", "").strip() or None, limit=limit)
+        except VideoQAError as error:
+            return _json({"error": error.reason}, 400)
+        return _json({"query": query, "hidden": hidden, "hits": [
+            {**hit.to_dict(), "key": video.key,
+             "url": f"/video/{video.key}?t={hit.start:g}"} for hit, video in hits]})
+
+    async def api_video(self, request: Request) -> Response:
+        """One video's record: the report as its JSON sidecar holds it."""
+        video = await self._video(request)
+        report = await run_in_threadpool(_report_of, video)
+        return _json({**_video_json(video), "report": report.to_dict()})
+
+    async def api_clip(self, request: Request) -> Response:
+        """GET a clip; PUT or PATCH ``{"caption": ..., "answers": {question: text}}`` corrects
+        it as the edit page does (the same checks, files and index update)."""
+        video = await self._video(request)
+        report = await run_in_threadpool(_report_of, video)
+        index = int(request.path_params["index"])
+        clip = _clip_json(report, index)
+        if clip is None:
+            return _json({"error": f"{video.name} has no clip {index}"}, 404)
+        if request.method == "GET":
+            return _json({"key": video.key, "clip": clip})
+        if not request.state.csrf_ok:
+            return _json({"error": "refused: send Origin, X-CSRF-Token or Authorization: "
+                                   "Bearer TOKEN"}, 403)  # fmt: skip
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _json({"error": "send the edit as Content-Type: application/json"}, 415)
+        body = await _limited_body(request)
+        if body is None:
+            return _json({"error": f"an edit is at most {MAX_EDIT_BYTES} bytes"}, 413)
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            return _json({"error": f"not JSON: {error}"}, 400)
+        caption, answers, problem = _edit_fields(data)
+        if problem is not None:
+            return _json({"error": problem}, 400)
+        if _too_long(caption, answers):
+            return _json({"error": f"a text is at most {MAX_TEXT_CHARS} characters"}, 413)
+        try:
+            result = await run_in_threadpool(self._save, video, index, caption, answers)
+        except EditError as error:
+            return _json({"error": error.reason}, 400)
+        except OutputError as error:
+            return _json({"error": str(error)}, 500)
+        return _json({"key": video.key, "clip": _clip_json(result.report, index),
+                      "written": [readable(path.name) for path in result.written]})
 
     # -- files -------------------------------------------------------------------------------
 
@@ -301,22 +443,81 @@ def _bounded_int(value: str | None, default: int, low: int, high: int) -> int:
     return min(max(number, low), high)
 
 
-def _same_origin(request: Request) -> bool:
-    """A form post from this server's own page: a browser sends ``Origin``, and another
-    site's page would send its own (cross-site request forgery)."""
-    origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host')}"
+async def _limited_body(request: Request, limit: int = MAX_EDIT_BYTES) -> bytes | None:
+    """The request's body, or None when it is over ``limit`` bytes: refused from its
+    ``Content-Length`` before reading, or as soon as the stream passes the limit (never
+    more than ``limit`` plus one chunk in memory)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                return None
+        except ValueError:
+            return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _too_large() -> Response:
+    return PlainTextResponse(f"refused: an edit is at most {MAX_EDIT_BYTES} bytes, and each "
+                             f"text at most {MAX_TEXT_CHARS} characters", 413)
+
+
+def _too_long(caption: str | None, answers: dict[str, str]) -> bool:
+    return any(len(text) > MAX_TEXT_CHARS for text in (caption or "", *answers.values()))
+
+
+def _edit_fields(data: Any) -> tuple[str | None, dict[str, str], str | None]:
+    """(caption, answers, problem) of an API edit's JSON."""
+    if not isinstance(data, dict) or not set(data) <= {"caption", "answers"} or not data:
+        return None, {}, 'send {"caption": TEXT} and/or {"answers": {QUESTION: TEXT}}'
+    caption = data.get("caption")
+    answers = data.get("answers", {})
+    if caption is not None and not isinstance(caption, str):
+        return None, {}, "caption: a string"
+    if not isinstance(answers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in answers.items()
+    ):
+        return None, {}, "answers: an object of question: answer strings"
+    return caption, answers, None
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    """JSON as the CLI writes it (a file name that is not UTF-8 with ``\\udcNN`` escapes)."""
+    return Response(dumps_json(data), status, media_type="application/json",
+                    headers={"cache-control": "no-store"})  # fmt: skip
+
+
+def _video_json(video: ServedVideo) -> dict[str, Any]:
+    return {"key": video.key, "path": video.indexed_path, "name": video.name,
+            "duration": video.duration, "url": f"/video/{video.key}",
+            "record": f"/api/videos/{video.key}"}  # fmt: skip
+
+
+def _clip_json(report: Report, index: int) -> dict[str, Any] | None:
+    clips = report.to_dict()["clips"]
+    return next((clip for clip in clips if clip["index"] == index), None)
 
 
 def _timeline(report: Report, duration: float) -> list[TimelineRow]:
-    """The caption row (when there are captions) and one row per question."""
+    """The caption row (when there are captions) and one row per question; one colour per
+    distinct text across the rows (``library.Colours``)."""
+    texts: list[str] = []
+    for clip in report.clips:
+        texts.extend(qa.answer for qa in clip.answers)
+    for clip in report.clips:
+        texts.extend([clip.caption.text] if clip.caption else [])
+    colours = Colours(texts)
     rows = []
     if report.has_captions:
-        rows.append(_row("captions", report.clips, duration,
-                         lambda clip: _caption_text(clip)))  # fmt: skip
+        rows.append(_row("captions", report.clips, duration, _caption_text, colours))
     for question in report.questions:
         rows.append(_row(question, report.clips, duration,
-                         lambda clip, q=question: _answer_text(clip, q)))  # fmt: skip
+                         lambda clip, q=question: _answer_text(clip, q), colours))  # fmt: skip
     return rows
 
 
@@ -331,7 +532,8 @@ def _answer_text(clip: ClipResult, question: str) -> tuple[str, float, bool] | N
     return (answer.answer, answer.confidence, answer.edited) if answer else None
 
 
-def _row(label: str, clips: Sequence[ClipResult], duration: float, text_of: Any) -> TimelineRow:
+def _row(label: str, clips: Sequence[ClipResult], duration: float, text_of: Any,
+         colours: Colours) -> TimelineRow:  # fmt: skip
     segments: list[Segment] = []
     legend: dict[str, str] = {}
     scale = 100.0 / duration if duration > 0 else 0.0
@@ -340,7 +542,7 @@ def _row(label: str, clips: Sequence[ClipResult], duration: float, text_of: Any)
         if found is None:
             continue
         text, confidence, edited = found
-        colour = legend.setdefault(text, clip_colour(text))
+        colour = legend.setdefault(text, colours(text))
         span = f"{format_timestamp(clip.start)} – {format_timestamp(clip.end)}"
         mark = ", edited" if edited else ""
         segments.append(Segment(

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from videoqa.ffmpeg_names import codec_name
 from videoqa.index import ArchiveIndex, SearchHit, VideoEntry
 from videoqa.pathnames import readable
 from videoqa.report import Report
@@ -48,8 +49,9 @@ def video_key(path: str) -> str:
 
 
 def browser_media_type(codec: str | None, format_name: str | None) -> str | None:
-    """The media type to send a video as, or None when browsers cannot play it."""
-    return BROWSER_FORMATS.get((format_name or "", codec or ""))
+    """The media type to send a video as, or None when browsers cannot play it (a report
+    from before codecs were named may hold the decoder's name: ``libdav1d`` is AV1)."""
+    return BROWSER_FORMATS.get((format_name or "", codec_name(codec) or ""))
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,49 @@ class Library:
         )
 
 
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#999999")  # fmt: skip
+"""Okabe and Ito's eight colours, told apart with every common colour-vision deficiency."""
+
+NAMED_COLOURS = {
+    "red": "#D55E00", "orange": "#E69F00", "yellow": "#F0E442", "green": "#009E73",
+    "blue": "#0072B2", "purple": "#8E44AD", "violet": "#8E44AD", "pink": "#CC79A7",
+    "brown": "#8B5A2B", "black": "#222222", "white": "#FFFFFF", "grey": "#999999",
+    "gray": "#999999", "cyan": "#56B4E9",
+}  # fmt: skip
+"""An answer that is a colour's name is drawn in (a colour-blind-safe shade of) it."""
+
+
+class Colours:
+    """One colour per distinct text across a page: equal answers look alike in every row.
+
+    A text that is a colour's name gets that colour; the others take :data:`PALETTE` in order
+    of first appearance, skipping the colours named ones took while others are left (cycling
+    after that: the legend beside each row names the texts, colour is never all there is).
+    """
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        keys = list(dict.fromkeys(_colour_key(text) for text in texts))
+        self._given = {key: NAMED_COLOURS[key] for key in keys if key in NAMED_COLOURS}
+        free = [c for c in PALETTE if c not in self._given.values()] or list(PALETTE)
+        others = [key for key in keys if key not in self._given]
+        for number, key in enumerate(others):
+            self._given[key] = free[number % len(free)]
+
+    def __call__(self, text: str) -> str:
+        return self._given.get(_colour_key(text), PALETTE[-1])
+
+
+def _colour_key(text: str) -> str:
+    key = " ".join(text.lower().split()).rstrip(".")
+    for article in ("the ", "a "):
+        key = key.removeprefix(article)
+    return key
+
+
 def clip_colour(text: str) -> str:
-    """A colour for an answer or caption: the same text always gets the same hue, so equal
-    answers read as one colour along the timeline."""
-    hue = int.from_bytes(hashlib.sha256(text.strip().lower().encode("utf-8")).digest()[:2])
-    return f"hsl({hue % 360}, 62%, 52%)"
+    """The colour a text gets on a page where it comes first (tests, one-off uses)."""
+    return Colours([text])(text)
 
 
 def roots_or_cwd(roots: Sequence[str | os.PathLike[str]]) -> list[Path]:

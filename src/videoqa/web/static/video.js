@@ -40,6 +40,25 @@
     heads.forEach(function (head) { head.hidden = false; head.style.left = left; });
   }
 
+  // e: edit the clip at the play head; ] and [: the next and previous clip's edit.
+  document.addEventListener("keydown", function (event) {
+    var tag = event.target.tagName;
+    if (event.ctrlKey || event.metaKey || event.altKey || tag === "INPUT" || tag === "TEXTAREA"
+        || tag === "SELECT") { return; }
+    var step = { "e": 0, "]": 1, "[": -1 }[event.key];
+    if (step === undefined) { return; }
+    var rows = Array.prototype.slice.call(document.querySelectorAll("tr.clip"));
+    if (!rows.length) { return; }
+    var now = player && !player.hidden ? player.currentTime : (timeFromUrl() || 0);
+    var current = 0;
+    rows.forEach(function (row, position) {
+      if (parseFloat(row.dataset.clipStart) <= now + 0.0005) { current = position; }
+    });
+    var target = rows[Math.min(Math.max(current + step, 0), rows.length - 1)];
+    var link = target.querySelector("a.edit");
+    if (link) { event.preventDefault(); window.location.href = link.href; }
+  });
+
   if (!player) { return; }
   player.addEventListener("error", function () {
     player.hidden = true;
