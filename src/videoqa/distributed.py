@@ -28,7 +28,7 @@ import logging
 import os
 import pickle
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,8 @@ INSTALL_HINT = 'Ray is not installed: pip install "videoqa[ray]"'
 ADDRESSES = ("auto", "local")
 """Besides a cluster's address: ``auto`` (a running cluster), ``local`` (start one here)."""
 DEFAULT_BATCH_SIZE = 8
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+"""Set by Ray in a ``ray job submit`` entrypoint's environment (the job's own config)."""
 MAX_BLOCKS = 10_000
 """At most this many input blocks: one file per block (so files spread over the decoding
 tasks) up to this many files, then several files per block."""
@@ -98,6 +100,10 @@ def connect(address: str = "local", *, num_cpus: int | None = None, quiet: bool 
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if quiet:
         options["logging_level"] = logging.WARNING
+    if not address.startswith("ray://") and JOB_CONFIG_VARIABLE not in os.environ:
+        # Ray Client adds no folder to the workers' path; a `ray job submit` driver runs in
+        # the job's working_dir, and its runtime_env is the job's to set.
+        options["runtime_env"] = {"worker_process_setup_hook": _import_the_drivers_videoqa()}
     if address == "local":
         options["num_cpus"] = num_cpus
         target: str | None = "local"
@@ -109,6 +115,36 @@ def connect(address: str = "local", *, num_cpus: int | None = None, quiet: bool 
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(None, f"cannot join a Ray cluster at {address}: {reason}",
                           setting="ray") from None  # fmt: skip
+
+
+def _import_the_drivers_videoqa() -> Callable[[], None]:
+    """A worker setup hook: each worker imports ``videoqa`` from the folder this driver did.
+
+    Ray puts the driver's working directory first on every worker's import path (the job's
+    ``py_driver_sys_path``), so a folder named ``videoqa`` there (the one holding a clone,
+    say) took the place of the installed package: ``cannot import name '__version__' from
+    'videoqa' (unknown location)``. The hook runs in each worker before any task; it is a
+    nested function, so Ray pickles it by value and unpickling it imports nothing of ours.
+    A node without that folder falls back to the usual search.
+    """
+    folder = str(Path(__file__).resolve().parents[1])  # the folder holding videoqa/
+
+    def import_videoqa_from_the_drivers_folder() -> None:
+        import importlib.machinery
+        import sys
+
+        class DriversVideoqa:
+            """Finds ``videoqa`` in the driver's folder, before Ray's additions to sys.path."""
+
+            @staticmethod
+            def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+                if name != "videoqa":
+                    return None
+                return importlib.machinery.PathFinder.find_spec(name, [folder])
+
+        sys.meta_path.insert(0, DriversVideoqa)  # type: ignore[arg-type]
+
+    return import_videoqa_from_the_drivers_folder
 
 
 @dataclass(frozen=True)
