@@ -389,32 +389,36 @@ def run_on_ray(
     dataset = _dataset(ray, qa, pending, settings, gpus, decode_tasks, tuple(questions),
                        captions, plan_options)
     for row in _rows_of(ray, dataset):
-        position, kind = int(row["position"]), str(row["kind"])
-        state = states[position]
+        state = states[int(row["position"])]
         if state.ended:
             continue  # a row computed again by a retried task, or of a failed file
-        payload = pickle.loads(row["payload"])
-        if kind == FAILED:
+        failure = _take_row(state, str(row["kind"]), pickle.loads(row["payload"]))
+        if failure is not None:
             state.ended = True
-            yield FileOutcome(state.path, error=payload[1])
-            continue
-        if kind == DECODED:
-            state.plan, state.decoded = payload
-        elif kind == RESULT:
-            number, result, ended = payload
-            state.results[number] = result
-            if ended is not None:  # the file's last clip: how many there are, where it ends
-                state.plan, state.decoded = ended
-        if state.plan is None or state.decoded is None:
-            continue
-        if len(state.results) < state.decoded.clips:
-            continue
-        state.ended = True
-        yield _deliver(state, wanted, output_dir, overwrite, sidecars, index)
-        state.plan, state.decoded, state.results = None, None, {}  # the driver keeps little
+            yield FileOutcome(state.path, error=failure)
+        elif state.plan is not None and state.decoded is not None \
+                and len(state.results) >= state.decoded.clips:
+            state.ended = True
+            yield _deliver(state, wanted, output_dir, overwrite, sidecars, index)
+            state.plan, state.decoded, state.results = None, None, {}  # the driver keeps little
     for state in states.values():
         if not state.ended:  # cannot happen unless Ray dropped rows: say so, never pretend
             yield FileOutcome(state.path, error=f"{state.path}: no result came back from Ray")
+
+
+def _take_row(state: _FileState, kind: str, payload: Any) -> str | None:
+    """One row of a file into its state: its plan and end, or a clip's result; the error
+    line when the row says the file failed."""
+    if kind == FAILED:
+        return str(payload[1])
+    if kind == DECODED:
+        state.plan, state.decoded = payload
+    elif kind == RESULT:
+        number, result, ended = payload
+        state.results[number] = result
+        if ended is not None:  # the file's last clip: how many there are, where it ends
+            state.plan, state.decoded = ended
+    return None
 
 
 def _rows_of(ray: Any, dataset: Any) -> Iterator[dict[str, Any]]:
