@@ -9,12 +9,10 @@ operations), so the model sees the same bits.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
@@ -291,14 +289,6 @@ def load_preprocessing(checkpoint: Checkpoint, *, image_size: int) -> FramePrepr
             "%s: no preprocessor_config.json; using CLIP's defaults", checkpoint.model_id
         )
         return FramePreprocessing.from_config({}, image_size=image_size)
-    return FramePreprocessing.from_config(_read_json(path), image_size=image_size)
+    from videoqa.engines import read_json_object
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise ModelError(str(path), "not a JSON object")
-    return data
+    return FramePreprocessing.from_config(read_json_object(path), image_size=image_size)

@@ -28,6 +28,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from videoqa.errors import ModelError
@@ -159,7 +160,12 @@ def engine_class(model_type: object, *, model: str) -> Any:
 
 def checkpoint_config(checkpoint: Checkpoint) -> dict[str, Any]:
     """The checkpoint's ``config.json`` (``ModelError`` naming it when unreadable)."""
-    path = checkpoint.folder / "config.json"
+    return read_json_object(checkpoint.folder / "config.json")
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file as a dict: ``ModelError`` naming it when it is unreadable or
+    not an object (config.json, preprocessor_config.json)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
