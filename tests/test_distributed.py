@@ -95,8 +95,8 @@ def test_planning_and_decoding_run_without_torch(demo, tmp_path):
         " captions=True)\n"
         "clips = [item.pixels for item in decode_clips(pickle.loads(pickle.dumps(plan)))"
         " if hasattr(item, 'pixels')]\n"
-        "from videoqa.preprocess import ModelFacts\n"
-        "facts = ModelFacts.load('demo')\n"
+        "from videoqa.engines import load_facts\n"
+        "facts = load_facts('demo')\n"
         "open(sys.argv[3], 'wb').write(pickle.dumps((plan, clips, facts)))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "planner.pickle"), str(video),

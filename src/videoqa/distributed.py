@@ -187,15 +187,15 @@ def planning_copy(
     the checkpoint's config files, for each checkpoint the run needs. The driver needs no
     weights and no torch to plan; the copy pickles small, and a planning task unpickles it
     without importing torch or transformers (seconds and hundreds of MiB a process). ``qa``
-    is left as it was. Raises ``ModelError`` for a checkpoint that is missing or not GIT, as
-    loading it would."""
-    from videoqa.preprocess import ModelFacts
+    is left as it was. Raises ``ModelError`` for a checkpoint that is missing or of no known
+    family, as loading it would."""
+    from videoqa.engines import load_facts
 
     planner = copy.copy(qa)
     planner._engines = {key: engine.facts() for key, engine in qa._engines.items()}  # type: ignore[misc]
     for model, revision in needed_models(qa, questions, captions):
         if (model, revision) not in planner._engines:
-            facts = ModelFacts.load(model, revision=revision)
+            facts = load_facts(model, revision=revision)
             planner._engines[(model, revision)] = facts  # type: ignore[assignment]
     return planner
 

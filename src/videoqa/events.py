@@ -23,10 +23,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from videoqa.watch.jobstore import Job, JobStore
+
+class JobStoreLike(Protocol):
+    """What an event scope reads of the daemon's job store (``videoqa.watch.jobstore``,
+    which stands far above this module: described here, not imported)."""
+
+    @property
+    def store_id(self) -> str: ...
+
+    def generation(self, job_id: int) -> int: ...
+
+
+class JobLike(Protocol):
+    """A job of that store: its id."""
+
+    @property
+    def id(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,7 @@ class EventScope:
     """Appended to the id (a rename: its moment, as one job may be renamed many times)."""
 
     @classmethod
-    def of(cls, store: JobStore, job: Job) -> EventScope:
+    def of(cls, store: JobStoreLike, job: JobLike) -> EventScope:
         return cls(store.store_id, job.id, store.generation(job.id))
 
     def renamed(self, moment: float) -> EventScope:

@@ -23,12 +23,10 @@ This module imports neither torch nor transformers.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from videoqa.errors import ModelError
@@ -160,19 +158,9 @@ def engine_class(model_type: object, *, model: str) -> Any:
 
 def checkpoint_config(checkpoint: Checkpoint) -> dict[str, Any]:
     """The checkpoint's ``config.json`` (``ModelError`` naming it when unreadable)."""
+    from videoqa.models import read_json_object
+
     return read_json_object(checkpoint.folder / "config.json")
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A checkpoint's JSON file as a dict: ``ModelError`` naming it when it is unreadable or
-    not an object (config.json, preprocessor_config.json)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise ModelError(str(path), "not a JSON object")
-    return data
 
 
 def load_engine(model: str, *, revision: str | None = None, **options: Any) -> Engine:
