@@ -13,11 +13,18 @@ JSON line:
 
 * ``good_files``, ``done_with_complete_sidecars`` (job ``done``; JSON, SRT and WebVTT there,
   the JSON naming this video and the SRT/WebVTT digests it records matching), ``lost`` (the
-  difference: the goal is 0);
+  difference: the goal is 0); ``killed_out``: those of the lost that ended ``failed`` with
+  "interrupted 3 times (daemon killed?)": the daemon was killed while on that file as many
+  times as ``max_attempts`` allows, which it cannot tell from a file that kills it (by design;
+  ``videoqa jobs --retry-failed`` redoes them), more likely on a busy machine, where the first
+  file after a restart takes seconds;
 * ``duplicate_sidecars``: sidecar files that are not the one set of a good video (0 expected);
 * ``leftover_temp_files``: temporary files and pending journals left in the folder (goal 0);
-* ``duplicate_events``: events logged more than once for one video and kind (adapters run at
-  least once, so a kill between delivery and record may repeat one);
+* ``repeated_events``: event lines whose ``id`` an earlier line has (adapters run at least
+  once: a kill after the worker announced a file but before the daemon recorded it announces
+  it again, with the same id; a consumer drops the repeat by its id);
+* ``duplicate_events``: after dropping repeats by id, events still logged more than once for
+  one video and kind (0 expected); ``events_without_id`` (0 expected);
 * ``kills``, ``kills_mid_file``, ``bad_files``, ``bad_failed``, ``seconds``;
   ``interrupted_files`` (jobs a restarted daemon found running, whether or not their worker
   had begun) and ``temp_files_removed`` (left by a killed writer, removed by the daemon),
@@ -131,18 +138,24 @@ def wait_for_work(log_path: Path, offset: int, daemon: subprocess.Popen, files: 
     return False
 
 
-def final_states(jobstore: Path) -> dict[bytes, str]:
-    """The newest row's state for each file name (read-only, as ``videoqa jobs`` does)."""
+def final_jobs(jobstore: Path) -> dict[bytes, tuple[str, str]]:
+    """The newest row's state and last error for each file name (read-only, as ``videoqa
+    jobs`` does)."""
     from videoqa.watch.jobstore import JobStore
 
     if not jobstore.exists():
         return {}
     with JobStore(jobstore) as store:
-        states: dict[bytes, str] = {}
+        jobs: dict[bytes, tuple[str, str]] = {}
         for job in reversed(store.jobs()):  # oldest first: the newest row wins
             if job.deleted_at is None:
-                states[os.path.basename(os.fsencode(job.path))] = job.state
-        return states
+                jobs[os.path.basename(os.fsencode(job.path))] = (job.state, job.last_error or "")
+        return jobs
+
+
+def final_states(jobstore: Path) -> dict[bytes, str]:
+    """The newest row's state for each file name."""
+    return {name: state for name, (state, _) in final_jobs(jobstore).items()}
 
 
 def all_finished(jobstore: Path, names: list[bytes]) -> bool:
@@ -169,8 +182,11 @@ def measure(root: Path, plan: list[tuple[bytes, bytes]], kills: int) -> dict:
     folder = os.fsencode(root / "watched")
     good = [name for name, _ in plan if name.startswith(b"good-")]
     bad = [name for name, _ in plan if name.startswith(b"bad-")]
-    states = final_states(root / "state" / "jobs.sqlite")
+    jobs = final_jobs(root / "state" / "jobs.sqlite")
+    states = {name: state for name, (state, _) in jobs.items()}
     complete = [n for n in good if states.get(n) == "done" and complete_sidecars(folder, n)]
+    killed_out = [n for n in good if n not in complete and states.get(n) == "failed"
+                  and "(daemon killed?)" in jobs[n][1]]  # fmt: skip
     expected = {os.path.splitext(n)[0] + suffix for n in good for suffix in SIDECAR_SUFFIXES}
     names = os.listdir(folder)
     sidecars = [n for n in names if n.endswith(SIDECAR_SUFFIXES)]
@@ -178,19 +194,29 @@ def measure(root: Path, plan: list[tuple[bytes, bytes]], kills: int) -> dict:
                  or (n.startswith(b".") and n.endswith(b".tmp"))]  # fmt: skip
     events_path = root / "state" / "events.jsonl"
     lines = events_path.read_bytes().splitlines() if events_path.exists() else []
-    counted = collections.Counter((e.get("video"), e.get("event")) for e in map(json.loads, lines))
+    logged = [json.loads(line) for line in lines]
+    unique: dict[str, dict] = {}  # by id, as a consumer keeps them
+    repeated: list[str] = []
+    for event in logged:
+        if "id" in event and unique.setdefault(event["id"], event) is not event:
+            repeated.append(f"{os.path.basename(event.get('video', ''))} {event.get('event')}")
+    counted = collections.Counter((e.get("video"), e.get("event")) for e in unique.values())
     return {
         "good_files": len(good),
         "done_with_complete_sidecars": len(complete),
         "lost": len(good) - len(complete),
+        "killed_out": len(killed_out),
         "duplicate_sidecars": len([n for n in sidecars if n not in expected]),
         "leftover_temp_files": len(leftovers),
+        "repeated_events": len(repeated),
         "duplicate_events": sum(count - 1 for count in counted.values()),
+        "events_without_id": sum(1 for event in logged if "id" not in event),
         "kills": kills,
         "bad_files": len(bad),
         "bad_failed": len([n for n in bad if states.get(n) == "failed"]),
         "lost_names": [os.fsdecode(n) for n in good if n not in complete][:10],
         "leftover_names": [os.fsdecode(n) for n in leftovers][:10],
+        "repeated_names": repeated[:10],
     }
 
 

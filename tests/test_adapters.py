@@ -230,6 +230,9 @@ class Hook(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((self.headers["Content-Type"], json.loads(body)))
+        self.server.keys.append(self.headers.get("Idempotency-Key"))
+        if self.server.on_post is not None:
+            self.server.on_post()
         time.sleep(self.server.delay)
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         self.send_response(status)
@@ -244,6 +247,7 @@ class Hook(BaseHTTPRequestHandler):
 def hook_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     server.received, server.statuses, server.delay = [], [], 0.0
+    server.keys, server.on_post = [], None  # Idempotency-Key headers; called on each POST
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -269,8 +273,10 @@ def test_the_webhook_posts_the_report_and_retries_server_errors(hook_server, tmp
     assert payload["event"] == "done" and payload["video"] == str(video)
     assert Report.from_dict(payload["report"]).clips[0].caption.text == "a red ball"
     adapter.handle_failure(video, "a.mp4: broken")
-    assert hook_server.received[-1][1] == {"event": "failed", "video": str(video),
-                                           "error": "a.mp4: broken"}  # fmt: skip
+    failed = hook_server.received[-1][1]
+    assert failed == {"id": failed["id"], "event": "failed", "video": str(video),
+                      "error": "a.mp4: broken"}  # fmt: skip
+    assert hook_server.keys[-1] == failed["id"] != payload["id"]  # one id per event
 
 
 def test_the_webhook_gives_up_after_its_retries_and_does_not_retry_client_errors(hook_server):

@@ -196,6 +196,7 @@ def test_frames_every_second_of_a_webm_without_duration(no_duration, tmp_path):
 
 
 def test_caption_a_webm_without_duration_like_the_original(no_duration, tmp_path, caplog):
+    pytest.importorskip("torch", reason="the demo model captions with torch")
     caplog.set_level(logging.WARNING)
     out = tmp_path / "out"
     code, _out, err = invoke("caption", str(no_duration), str(SAMPLE_WEBM), "--model", "demo",

@@ -95,8 +95,8 @@ def test_planning_and_decoding_run_without_torch(demo, tmp_path):
         " captions=True)\n"
         "clips = [item.pixels for item in decode_clips(pickle.loads(pickle.dumps(plan)))"
         " if hasattr(item, 'pixels')]\n"
-        "from videoqa.preprocess import ModelFacts\n"
-        "facts = ModelFacts.load('demo')\n"
+        "from videoqa.engines import load_facts\n"
+        "facts = load_facts('demo')\n"
         "open(sys.argv[3], 'wb').write(pickle.dumps((plan, clips, facts)))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "planner.pickle"), str(video),
@@ -110,6 +110,40 @@ def test_planning_and_decoding_run_without_torch(demo, tmp_path):
         for task in ours:
             assert ours[task].dtype == theirs[task].dtype == np.float32
             assert np.array_equal(ours[task].view(np.uint32), theirs[task].view(np.uint32))
+
+
+@pytest.mark.parametrize("shadow", ["empty folder", "package"])
+def test_ray_local_from_a_folder_holding_a_videoqa_folder(tmp_path, shadow):
+    """``caption --ray local`` run from a folder that holds a ``videoqa`` folder (the folder
+    holding a clone, say), with relative paths: Ray puts the driver's working directory first
+    on each worker's import path, and the workers imported that folder in place of the
+    installed package (``cannot import name '__version__' from 'videoqa' (unknown
+    location)``, 40 lines of traceback). Now the sidecars are written where the relative
+    paths say, exit 0. An empty folder shadows an installed or editable package only (not one
+    on PYTHONPATH, as in a checkout's test run); a folder with an ``__init__.py`` shadows any,
+    so that case fails without the fix everywhere. The CLI starts its own cluster: this runs
+    before the module's cluster starts."""
+    pytest.importorskip("ray", reason='the ray extra is not installed: pip install "videoqa[ray]"')
+    pytest.importorskip("ray.data", reason='Ray Data is missing: pip install "videoqa[ray]"')
+    pytest.importorskip("torch", reason="the models need torch")
+    (tmp_path / "videoqa").mkdir()
+    if shadow == "package":
+        (tmp_path / "videoqa" / "__init__.py").write_text(
+            "raise ImportError('this is not the videoqa package')\n"
+        )
+    shutil.copy(SAMPLES / "circle_turns_blue.mp4", tmp_path / "clip.mp4")
+    script = Path(sys.executable).with_name("videoqa")  # as a user runs it: not from the cwd
+    command = [str(script)] if script.exists() else [sys.executable, "-P", "-m", "videoqa"]
+    done = subprocess.run(
+        [*command, "caption", "clip.mp4", "--model", "demo", "--ray", "local",
+         "-o", "out", "-f", "json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "out" / "clip.videoqa.json").read_text())
+    assert report["video"]["path"] == str(tmp_path / "clip.mp4")
+    assert len(report["clips"]) > 0
 
 
 # --------------------------------------------------------------------------- on a cluster

@@ -237,25 +237,25 @@ def test_model_facts_read_from_the_config_files_are_the_loaded_engines(
     frames, processor_size, preprocessor, tmp_path
 ):
     """What a Ray driver plans with (config files only, no weights) is what loading gives."""
-    from videoqa.preprocess import ModelFacts
+    from videoqa.engines import load_facts
 
     folder = save_tiny_git(tmp_path, frames=frames, processor_size=processor_size)
     if not preprocessor:
         (folder / "preprocessor_config.json").unlink()
-    assert ModelFacts.load(str(folder)) == GitEngine.load(str(folder), device="cpu").facts()
-    assert ModelFacts.load("demo") == GitEngine.load("demo", device="cpu").facts()
+    assert load_facts(str(folder)) == GitEngine.load(str(folder), device="cpu").facts()
+    assert load_facts("demo") == GitEngine.load("demo", device="cpu").facts()
 
 
 def test_model_facts_refuse_what_loading_refuses(tmp_path):
-    from videoqa.preprocess import ModelFacts
+    from videoqa.engines import load_facts
 
     with pytest.raises(ModelError, match="no such checkpoint folder"):
-        ModelFacts.load(str(tmp_path / "missing"))
+        load_facts(str(tmp_path / "missing"))
     folder = save_tiny_git(tmp_path / "bert")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
     with pytest.raises(ModelError, match="no engine for model_type 'bert'"):
-        ModelFacts.load(str(folder))
+        load_facts(str(folder))
 
 
 @pytest.mark.parametrize(("height", "width"), [(2, 3), (3, 6), (7, 2), (9, 9)])

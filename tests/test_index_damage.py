@@ -160,6 +160,7 @@ def _newer_layout(db: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["damaged", "newer layout", "not an index", "not sqlite"])
 def test_serve_refuses_a_bad_index_before_it_listens(kind, damaged, tmp_path):
+    pytest.importorskip("starlette", reason="videoqa serve is the web extra")
     db = {
         "damaged": lambda: damaged,
         "newer layout": lambda: _newer_layout(tmp_path / "newer.sqlite"),

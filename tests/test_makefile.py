@@ -37,7 +37,12 @@ def clone(tmp_path: Path) -> Path:
 
 
 def make(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    # Not what an outer make passes on: its flags, and the variables given on its command line
+    # (CI runs this suite under `make test VENV=... PIP_OPTIONS=...`, and make exports those).
+    ours = {"PYTHON", "VENV", "INSTALL", "TORCH", "TORCH_CPU_INDEX", "OUT", "PIP_OPTIONS",
+            "PYTEST_ARGS", "PY", "MFLAGS"}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("MAKE") and key not in ours}
     env.pop("PYTHONPATH", None)  # the Makefile puts the clone's code first on its own
     return subprocess.run(["make", "--no-print-directory", *args], cwd=clone, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip

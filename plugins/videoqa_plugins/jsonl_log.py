@@ -1,7 +1,9 @@
 """A JSON-lines event log: one line per processed or failed video, for tail -f, jq, or an index.
 
 The worker (reports) and the daemon (failures) both append to the same file, so each event is
-one ``write`` of one complete line under an exclusive lock.
+one ``write`` of one complete line under an exclusive lock. Each line has an ``id``
+(``videoqa.events``): a line announced again after a kill repeats the id, so a reader
+drops a line whose id it has seen.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
+from videoqa.events import event_id
 from videoqa.pathnames import dumps_json
 
 try:
@@ -22,7 +25,8 @@ except ImportError:  # pragma: no cover - Windows
 
 
 class JsonLinesAdapter(Adapter):
-    """Appends ``{"event": "done"|"failed", "video": ..., "time": ...}`` lines to ``path``."""
+    """Appends ``{"time", "id", "event": "done"|"failed"|"renamed", "video", ...}`` lines to
+    ``path``."""
 
     name = "jsonl"
     description = "JSON-lines event log (option: path, include_report)"
@@ -39,7 +43,11 @@ class JsonLinesAdapter(Adapter):
         self.include_report = bool(self.options.get("include_report", False))
 
     def _append(self, event: dict[str, Any]) -> None:
-        event = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event}
+        event = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "id": event_id(event["event"], event["video"]),
+            **event,
+        }
         line = (dumps_json(event) + "\n").encode("utf-8")  # a non-UTF-8 name as \udcNN
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

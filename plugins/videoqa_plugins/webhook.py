@@ -3,6 +3,9 @@
 Standard library only (``urllib.request``). Connection errors, timeouts, ``429`` and ``5xx``
 are retried with exponential back-off; other ``4xx`` answers mean the request itself is wrong
 and are not. After the last try the adapter raises, which the daemon logs and records.
+Every body has an ``id`` (``videoqa.events``), also sent as the ``Idempotency-Key``
+header: a POST of the same event (a retry, or the same event announced again after a kill)
+repeats it, so the receiver drops a repeat.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from videoqa.adapters import Adapter
 from videoqa.errors import ConfigError, OutputError
+from videoqa.events import event_id
 from videoqa.pathnames import dumps_json
 from videoqa.version import __version__
 
@@ -26,7 +30,8 @@ _OPTIONS = {"url", "timeout", "retries", "backoff", "headers"}
 
 
 class WebhookAdapter(Adapter):
-    """``{"event": "done", "video": ..., "report": {...}}`` or ``{"event": "failed", ...}``."""
+    """``{"id", "event": "done", "video", "report": {...}}``, ``{"id", "event": "failed",
+    "video", "error"}`` or ``{"id", "event": "renamed", "video", "from"}``."""
 
     name = "webhook"
     description = "POST the report as JSON to a URL (options: url, timeout, retries, backoff)"
@@ -50,14 +55,22 @@ class WebhookAdapter(Adapter):
             raise ConfigError(where, "timeout must be positive; retries and backoff not negative")
 
     def post(self, payload: dict[str, Any]) -> int:
-        """POST ``payload``; returns the HTTP status, raises ``OutputError`` after the last try."""
+        """POST ``payload``; returns the HTTP status, raises ``OutputError`` after the last try.
+
+        An event (one with ``event`` and ``video``) gets its ``id`` first, and the same value
+        as the ``Idempotency-Key`` header.
+        """
+        if "event" in payload and "video" in payload and "id" not in payload:
+            payload = {"id": event_id(payload["event"], payload["video"]), **payload}
         body = dumps_json(payload).encode("utf-8")  # a non-UTF-8 file name as \udcNN
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"videoqa/{__version__}",
+            **({"Idempotency-Key": payload["id"]} if "id" in payload else {}),
             **self.headers,
         }
         last_error = ""
+        about = f"{payload['video']}: " if "video" in payload else ""  # the log names the file
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
@@ -73,7 +86,8 @@ class WebhookAdapter(Adapter):
             except (urllib.error.URLError, TimeoutError, OSError) as error:
                 reason = getattr(error, "reason", error)
                 last_error = f"{type(reason).__name__}: {reason}"
-            logger.warning("webhook %s: try %d failed: %s", self.url, attempt + 1, last_error)
+            logger.warning("%swebhook %s: try %d failed: %s", about, self.url, attempt + 1,
+                           last_error)  # fmt: skip
         raise OutputError(self.url, f"webhook failed: {last_error}")
 
     def handle_report(self, report: Any, video_path: Path, settings: Any) -> None:

@@ -28,7 +28,7 @@ import logging
 import os
 import pickle
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,8 @@ INSTALL_HINT = 'Ray is not installed: pip install "videoqa[ray]"'
 ADDRESSES = ("auto", "local")
 """Besides a cluster's address: ``auto`` (a running cluster), ``local`` (start one here)."""
 DEFAULT_BATCH_SIZE = 8
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+"""Set by Ray in a ``ray job submit`` entrypoint's environment (the job's own config)."""
 MAX_BLOCKS = 10_000
 """At most this many input blocks: one file per block (so files spread over the decoding
 tasks) up to this many files, then several files per block."""
@@ -98,6 +100,10 @@ def connect(address: str = "local", *, num_cpus: int | None = None, quiet: bool 
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if quiet:
         options["logging_level"] = logging.WARNING
+    if not address.startswith("ray://") and JOB_CONFIG_VARIABLE not in os.environ:
+        # Ray Client adds no folder to the workers' path; a `ray job submit` driver runs in
+        # the job's working_dir, and its runtime_env is the job's to set.
+        options["runtime_env"] = {"worker_process_setup_hook": _import_the_drivers_videoqa()}
     if address == "local":
         options["num_cpus"] = num_cpus
         target: str | None = "local"
@@ -109,6 +115,36 @@ def connect(address: str = "local", *, num_cpus: int | None = None, quiet: bool 
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(None, f"cannot join a Ray cluster at {address}: {reason}",
                           setting="ray") from None  # fmt: skip
+
+
+def _import_the_drivers_videoqa() -> Callable[[], None]:
+    """A worker setup hook: each worker imports ``videoqa`` from the folder this driver did.
+
+    Ray puts the driver's working directory first on every worker's import path (the job's
+    ``py_driver_sys_path``), so a folder named ``videoqa`` there (the one holding a clone,
+    say) took the place of the installed package: ``cannot import name '__version__' from
+    'videoqa' (unknown location)``. The hook runs in each worker before any task; it is a
+    nested function, so Ray pickles it by value and unpickling it imports nothing of ours.
+    A node without that folder falls back to the usual search.
+    """
+    folder = str(Path(__file__).resolve().parents[1])  # the folder holding videoqa/
+
+    def import_videoqa_from_the_drivers_folder() -> None:
+        import importlib.machinery
+        import sys
+
+        class DriversVideoqa:
+            """Finds ``videoqa`` in the driver's folder, before Ray's additions to sys.path."""
+
+            @staticmethod
+            def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+                if name != "videoqa":
+                    return None
+                return importlib.machinery.PathFinder.find_spec(name, [folder])
+
+        sys.meta_path.insert(0, DriversVideoqa)  # type: ignore[arg-type]
+
+    return import_videoqa_from_the_drivers_folder
 
 
 @dataclass(frozen=True)
@@ -151,15 +187,15 @@ def planning_copy(
     the checkpoint's config files, for each checkpoint the run needs. The driver needs no
     weights and no torch to plan; the copy pickles small, and a planning task unpickles it
     without importing torch or transformers (seconds and hundreds of MiB a process). ``qa``
-    is left as it was. Raises ``ModelError`` for a checkpoint that is missing or not GIT, as
-    loading it would."""
-    from videoqa.preprocess import ModelFacts
+    is left as it was. Raises ``ModelError`` for a checkpoint that is missing or of no known
+    family, as loading it would."""
+    from videoqa.engines import load_facts
 
     planner = copy.copy(qa)
     planner._engines = {key: engine.facts() for key, engine in qa._engines.items()}  # type: ignore[misc]
     for model, revision in needed_models(qa, questions, captions):
         if (model, revision) not in planner._engines:
-            facts = ModelFacts.load(model, revision=revision)
+            facts = load_facts(model, revision=revision)
             planner._engines[(model, revision)] = facts  # type: ignore[assignment]
     return planner
 
@@ -353,32 +389,36 @@ def run_on_ray(
     dataset = _dataset(ray, qa, pending, settings, gpus, decode_tasks, tuple(questions),
                        captions, plan_options)
     for row in _rows_of(ray, dataset):
-        position, kind = int(row["position"]), str(row["kind"])
-        state = states[position]
+        state = states[int(row["position"])]
         if state.ended:
             continue  # a row computed again by a retried task, or of a failed file
-        payload = pickle.loads(row["payload"])
-        if kind == FAILED:
+        failure = _take_row(state, str(row["kind"]), pickle.loads(row["payload"]))
+        if failure is not None:
             state.ended = True
-            yield FileOutcome(state.path, error=payload[1])
-            continue
-        if kind == DECODED:
-            state.plan, state.decoded = payload
-        elif kind == RESULT:
-            number, result, ended = payload
-            state.results[number] = result
-            if ended is not None:  # the file's last clip: how many there are, where it ends
-                state.plan, state.decoded = ended
-        if state.plan is None or state.decoded is None:
-            continue
-        if len(state.results) < state.decoded.clips:
-            continue
-        state.ended = True
-        yield _deliver(state, wanted, output_dir, overwrite, sidecars, index)
-        state.plan, state.decoded, state.results = None, None, {}  # the driver keeps little
+            yield FileOutcome(state.path, error=failure)
+        elif state.plan is not None and state.decoded is not None \
+                and len(state.results) >= state.decoded.clips:
+            state.ended = True
+            yield _deliver(state, wanted, output_dir, overwrite, sidecars, index)
+            state.plan, state.decoded, state.results = None, None, {}  # the driver keeps little
     for state in states.values():
         if not state.ended:  # cannot happen unless Ray dropped rows: say so, never pretend
             yield FileOutcome(state.path, error=f"{state.path}: no result came back from Ray")
+
+
+def _take_row(state: _FileState, kind: str, payload: Any) -> str | None:
+    """One row of a file into its state: its plan and end, or a clip's result; the error
+    line when the row says the file failed."""
+    if kind == FAILED:
+        return str(payload[1])
+    if kind == DECODED:
+        state.plan, state.decoded = payload
+    elif kind == RESULT:
+        number, result, ended = payload
+        state.results[number] = result
+        if ended is not None:  # the file's last clip: how many there are, where it ends
+            state.plan, state.decoded = ended
+    return None
 
 
 def _rows_of(ray: Any, dataset: Any) -> Iterator[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 GIT takes a square. ``crop`` is the checkpoint's own processor (Microsoft's resize the short
 side and cut out the middle square, so a 16:9 frame loses 44 % of its width); ``pad``
-letterboxes the whole frame into the square (``videoqa.engine.FramePreprocessing`` does both).
+letterboxes the whole frame into the square (``videoqa.preprocess.FramePreprocessing`` does both).
 The command line and the daemon's config check a ``fit`` here, before any model loads.
 """
 

@@ -8,6 +8,7 @@ fetched, so pickled ``.bin`` weights are never downloaded nor loaded, and no rem
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -266,3 +267,15 @@ def check_quantize_device(quantize: str | None, device: torch.device) -> None:
     """:func:`videoqa.quantize.check_quantize` once ``auto`` has picked the device."""
     if quantize is not None and device.type != "cpu":
         check_quantize(quantize, device.type)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file as a dict: ``ModelError`` naming it when it is unreadable or
+    not an object (config.json, preprocessor_config.json)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ModelError(str(path), "not a JSON object")
+    return data

@@ -9,12 +9,10 @@ operations), so the model sees the same bits.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
@@ -256,17 +254,6 @@ class ModelFacts(FrameQueries):
         """Itself: a driver plans with facts or engines alike."""
         return self
 
-    @classmethod
-    def load(cls, model: str, *, revision: str | None = None) -> ModelFacts:
-        """A checkpoint's facts read from its config files alone (a hub id is fetched as for
-        loading), without the weights and without torch where its family can (GIT can):
-        what a Ray driver needs to plan, while the model actors load the weights. Raises
-        ``ModelError`` as loading would for a missing checkpoint or an unknown family."""
-        from videoqa.engines import load_facts
-
-        return load_facts(model, revision=revision)
-
-
 def read_git_facts(checkpoint: Checkpoint, config: dict[str, Any]) -> ModelFacts:
     """A GIT checkpoint's facts from its ``config.json`` (read already) and processor config."""
     frames = config.get("num_image_with_embedding")
@@ -291,14 +278,6 @@ def load_preprocessing(checkpoint: Checkpoint, *, image_size: int) -> FramePrepr
             "%s: no preprocessor_config.json; using CLIP's defaults", checkpoint.model_id
         )
         return FramePreprocessing.from_config({}, image_size=image_size)
-    return FramePreprocessing.from_config(_read_json(path), image_size=image_size)
+    from videoqa.models import read_json_object
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise ModelError(str(path), "not a JSON object")
-    return data
+    return FramePreprocessing.from_config(read_json_object(path), image_size=image_size)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from videoqa.errors import VideoQAError
 from videoqa.pathnames import readable
 from videoqa.watch.config import load_config
 from videoqa.watch.jobstore import STATES, JobStore
@@ -103,6 +104,15 @@ def watch(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if once and daemon.failed:  # a batch job's caller learns of failures from the exit code
+        raise VideoQAError(None, _failed_files(daemon.failed))
+
+
+def _failed_files(paths: list[str]) -> str:
+    """One line naming the files that failed (the first few; the job store has them all)."""
+    shown = ", ".join(readable(path) for path in paths[:3])
+    more = f" and {len(paths) - 3} more (videoqa jobs --state failed)" if len(paths) > 3 else ""
+    return f"{len(paths)} file{'s' if len(paths) > 1 else ''} failed: {shown}{more}"
 
 
 @click.command()

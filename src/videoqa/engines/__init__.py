@@ -24,7 +24,6 @@ This module imports neither torch nor transformers.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,14 +163,9 @@ def engine_class(model_type: object, *, model: str) -> Any:
 
 def checkpoint_config(checkpoint: Checkpoint) -> dict[str, Any]:
     """The checkpoint's ``config.json`` (``ModelError`` naming it when unreadable)."""
-    path = checkpoint.folder / "config.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise ModelError(str(path), "not a JSON object")
-    return data
+    from videoqa.models import read_json_object
+
+    return read_json_object(checkpoint.folder / "config.json")
 
 
 def load_engine(model: str, *, revision: str | None = None, **options: Any) -> Engine:

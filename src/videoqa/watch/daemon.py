@@ -23,6 +23,8 @@ from videoqa.adapters import (
     run_rename_adapters,
 )
 from videoqa.errors import ConfigError, MediaError, ModelError, VideoQAError
+from videoqa.events import EventScope, announcing
+from videoqa.pathnames import readable
 from videoqa.sidecars import remove_stale_temporaries
 from videoqa.watch.config import FolderSettings, WatchConfig, with_folder
 from videoqa.watch.jobstore import Job, JobStore
@@ -67,6 +69,8 @@ class WatchDaemon:
         self.worker: Worker | None = None
         self.ready = threading.Event()
         """Set once the observer runs and the first scan is done (tests and callers wait on it)."""
+        self.failed: list[str] = []
+        """Files whose jobs ended ``failed`` while this daemon ran (``watch --once`` exits 1)."""
 
     def stop(self) -> None:
         """Ask the loop to end; safe from signal handlers and other threads."""
@@ -93,7 +97,7 @@ class WatchDaemon:
             self._alone.update(job.id for job in recovered)
             for job in recovered:
                 if job.state == "failed":  # the same failure path as any other failure
-                    self._notify_failure(Path(job.path), job.last_error or "interrupted")
+                    self._notify_failure(job, job.last_error or "interrupted")
             if not self.once:
                 self.watcher = FolderWatcher(
                     [s.folder for s in self.config.folders],
@@ -254,11 +258,12 @@ class WatchDaemon:
         if old.state == "running":
             self.tracker.touch(path)
             return True
-        self.store.rename(old.id, path)
+        moved = self.store.rename(old.id, path)
         logger.info("%s: renamed from %s; %s, not processed again", path, old.path, old.state)
         if old.state == "done":
             adapters = self._adapters_for(settings)
-            run_rename_adapters(adapters, Path(old.path), path, settings)
+            with announcing(EventScope.of(self.store, moved).renamed(moved.updated_at)):
+                run_rename_adapters(adapters, Path(old.path), path, settings)
         return True
 
     def _refuse(self, identity: Identity, settings: FolderSettings) -> None:
@@ -269,9 +274,10 @@ class WatchDaemon:
             f"{path}: refused: its real path {os.path.realpath(path)} "
             f"is outside the watched folder {settings.folder}"
         )
-        self.store.record_refused(path, identity.size, identity.mtime_ns, settings.folder, reason)
+        job = self.store.record_refused(path, identity.size, identity.mtime_ns, settings.folder,
+                                        reason)  # fmt: skip
         logger.warning("%s", reason)
-        self._notify_failure(path, reason)
+        self._notify_failure(job, reason)
 
     # --- processing ---------------------------------------------------------------------
 
@@ -289,11 +295,13 @@ class WatchDaemon:
         if kept is None and job.id not in self._alone and self.config.backlog > 1:
             jobs += self._more_of(job, settings)
         if len(jobs) > 1:
-            self.worker.submit_backlog(jobs, settings)
+            events = {job_id: EventScope.of(self.store, self.store.get(job_id))
+                      for job_id, _ in jobs}  # fmt: skip
+            self.worker.submit_backlog(jobs, settings, events=events)
             logger.debug("%d files of %s handed to worker process %s together", len(jobs),
                          settings.folder, self.worker.pid)  # fmt: skip
             return
-        self.worker.submit(job.id, path, settings,
+        self.worker.submit(job.id, path, settings, events=EventScope.of(self.store, job),
                            kept=(kept.report_json, kept.adapters) if kept else None)  # fmt: skip
         logger.debug("%s: handed to worker process %s", path, self.worker.pid)
 
@@ -333,8 +341,9 @@ class WatchDaemon:
             return None
         if settings is None or not real_path_inside(path, settings.folder):
             reason = f"{path}: refused: not inside a watched folder"
-            self.store.fail(job.id, reason, retryable=False, max_attempts=0)
+            job = self.store.fail(job.id, reason, retryable=False, max_attempts=0)
             logger.warning("%s", reason)
+            self._notify_failure(job, reason)
             return None
         return path, settings
 
@@ -386,7 +395,7 @@ class WatchDaemon:
         if job.state in ("done", "failed"):
             self._alone.discard(job.id)
         if job.state == "failed":
-            self._notify_failure(Path(job.path), job.last_error or "unknown error")
+            self._notify_failure(job, job.last_error or "unknown error")
 
     def _adapters_for(self, settings: FolderSettings) -> list[Adapter]:
         """The folder's adapters, loaded once, for what the daemon itself reports."""
@@ -396,10 +405,14 @@ class WatchDaemon:
             self._adapters[settings.folder] = adapters
         return adapters
 
-    def _notify_failure(self, path: Path, error: str) -> None:
+    def _notify_failure(self, job: Job, error: str) -> None:
+        """Tell the folder's adapters that ``job`` ended ``failed``."""
+        self.failed.append(job.path)
+        path = Path(job.path)
         settings = self._settings_for(path) or self.config.defaults
         if settings is not None:
-            run_failure_adapters(self._adapters_for(settings), path, error)
+            with announcing(EventScope.of(self.store, job)):
+                run_failure_adapters(self._adapters_for(settings), path, error)
 
 
 def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Job:
@@ -415,7 +428,7 @@ def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Jo
             logger.warning("%s: not delivered (%s); its report is kept, next try in %g s",
                            job.path, error, config.retry_delay)  # fmt: skip
         else:
-            logger.warning("failed: %s", job.last_error)
+            logger.warning("failed: %s", naming_the_file(job.path, job.last_error or error))
         return job
     if outcome.ok:
         note = "; ".join(outcome.adapter_errors) or None
@@ -434,11 +447,19 @@ def record_outcome(store: JobStore, config: WatchConfig, outcome: Outcome) -> Jo
     if outcome.retryable:  # the worker may have died (or been killed) mid-write
         remove_leftovers(config, Path(job.path))
     if job.state in ("queued", "undelivered"):
-        logger.warning("%s (attempt %d of %d; will retry)", error, job.attempts,
-                       config.max_attempts)  # fmt: skip
+        logger.warning("%s (attempt %d of %d; will retry)", naming_the_file(job.path, error),
+                       job.attempts, config.max_attempts)  # fmt: skip
     else:
-        logger.warning("failed: %s", error)
+        logger.warning("failed: %s", naming_the_file(job.path, error))
     return job
+
+
+def naming_the_file(path: str, error: str) -> str:
+    """``error`` for a log line that names the file: an adapter's error names its own target
+    (an event log, a URL, a sidecar), so the video's path goes first unless it is there."""
+    if error.startswith((path, readable(path))):
+        return error
+    return f"{path}: {error}"
 
 
 def remove_leftovers(config: WatchConfig, video: Path) -> None:
@@ -494,7 +515,7 @@ def process_one(config: WatchConfig, path: str | os.PathLike[str], *, settle: fl
                 return store.get(job.id)
             kept = store.kept_report(claimed.id)
             with Worker(time_limit=config.time_limit, on_start=store.start) as worker:
-                worker.submit(claimed.id, path, settings,
+                worker.submit(claimed.id, path, settings, events=EventScope.of(store, claimed),
                               kept=(kept.report_json, kept.adapters) if kept else None)  # fmt: skip
                 outcome = None
                 while outcome is None:
@@ -507,6 +528,7 @@ def process_one(config: WatchConfig, path: str | os.PathLike[str], *, settle: fl
             job = record_outcome(store, config, outcome)
             if job.state == "failed":
                 adapters = load_adapters(settings.adapters, options=settings.adapter_options)
-                run_failure_adapters(adapters, path, job.last_error or "unknown error")
+                with announcing(EventScope.of(store, job)):
+                    run_failure_adapters(adapters, path, job.last_error or "unknown error")
                 close_adapters(adapters)
         return job

@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -34,8 +35,10 @@ STATES: tuple[State, ...] = ("queued", "running", "undelivered", "done", "failed
 """``undelivered``: processed, but an adapter could not deliver the results (its report is kept
 in ``deliveries`` and delivered again later, without inference)."""
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of a current store; an older one is migrated when opened."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a current store; an older one is migrated when opened.
+Version 2 added the ``generations`` and ``meta`` tables (event ids); ``jobs`` is as in
+version 1, so an older videoqa still reads and runs a store of version 2."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -66,6 +69,14 @@ _SCHEMA = (
     report   TEXT    NOT NULL,     -- its report as JSON: delivered again without inference
     adapters TEXT    NOT NULL,     -- JSON list: names of the adapters still to deliver it
     tries    INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE TABLE IF NOT EXISTS generations (
+    job_id     INTEGER PRIMARY KEY,  -- a job --retry-failed made due again after it failed
+    generation INTEGER NOT NULL      -- how many times: its events since then are new events
+)""",
+    """CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,  -- 'store_id': a random id, the first part of every event id
+    value TEXT NOT NULL
 )""",
 )
 
@@ -125,6 +136,7 @@ class JobStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._store_id: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -140,7 +152,8 @@ class JobStore:
         """Create the tables, or bring a store of an older version up to date (one transaction).
 
         Version 0 lacked the ``undelivered`` state (a CHECK constraint, which SQLite can only
-        change by copying the table) and the ``device``/``inode`` columns.
+        change by copying the table) and the ``device``/``inode`` columns; version 1 lacked
+        the ``generations`` and ``meta`` tables (created here like any missing table).
         """
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -160,7 +173,26 @@ class JobStore:
                     " WHERE name IN ('jobs', 'jobs_v0')) WHERE name = 'jobs'"
                 )
                 db.execute("DROP TABLE jobs_v0")
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)",
+                       (uuid.uuid4().hex[:16],))  # fmt: skip
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def store_id(self) -> str:
+        """This store's random id (16 hex digits), made when the store was created or
+        migrated: event ids start with it, so two daemons' events never share an id."""
+        if self._store_id is None:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            self._store_id = str(row[0])
+        return self._store_id
+
+    def generation(self, job_id: int) -> int:
+        """How many times ``retry_failed`` made the job due again after it failed (0: never):
+        the events it announces since are new events, with new ids."""
+        row = self._db.execute(
+            "SELECT generation FROM generations WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self._db.close()
@@ -410,6 +442,7 @@ class JobStore:
         """Forget a row (its file changed before its turn came, or before its delivery)."""
         with self._transaction() as db:
             db.execute("DELETE FROM deliveries WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM generations WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def requeue(self, job_id: int, *, delay: float = 0.0) -> Job:
@@ -464,10 +497,16 @@ class JobStore:
     def retry_failed(self) -> int:
         """Make every failed or undelivered job whose file still exists due again, its count
         reset (after a fix): a kept report is delivered again without inference, any other
-        file is processed again. Returns how many."""
+        file is processed again. Returns how many. Each failed one starts a new ``generation``:
+        what it announces now is a new event, not a repeat of the last one."""
         now = time.time()
         due_again = "state IN ('failed', 'undelivered') AND deleted_at IS NULL"
         with self._transaction() as db:
+            db.execute(
+                "INSERT INTO generations (job_id, generation) SELECT id, 1 FROM jobs"
+                " WHERE state = 'failed' AND deleted_at IS NULL"
+                " ON CONFLICT (job_id) DO UPDATE SET generation = generation + 1"
+            )
             kept = f"id IN (SELECT job_id FROM deliveries) AND {due_again}"
             db.execute(f"UPDATE deliveries SET tries = 0 WHERE job_id IN"
                        f" (SELECT id FROM jobs WHERE {kept})")  # fmt: skip
@@ -581,8 +620,9 @@ def _supersede(db: sqlite3.Connection, path: str | bytes) -> None:
     """Drop the rows of ``path`` (as stored) that new bytes there replace: waiting,
     undelivered or failed ones. Done rows stay, as history."""
     replaced = "path = ? AND state IN ('queued', 'undelivered', 'failed')"
-    db.execute(f"DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {replaced})",
-               (path,))  # fmt: skip
+    for table in ("deliveries", "generations"):
+        db.execute(f"DELETE FROM {table} WHERE job_id IN (SELECT id FROM jobs WHERE {replaced})",
+                   (path,))  # fmt: skip
     db.execute(f"DELETE FROM jobs WHERE {replaced}", (path,))
 
 

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -41,6 +41,7 @@ from videoqa.errors import (
     TruncatedError,
     VideoQAError,
 )
+from videoqa.events import EventScope, announcing
 from videoqa.watch.config import DEFAULT_PROCESSOR, FolderSettings
 
 if TYPE_CHECKING:
@@ -290,11 +291,13 @@ def _handle(
     settings: FolderSettings,
     adapters_by_folder: dict,
     kept: tuple[str, tuple[str, ...]] | None = None,
+    events: EventScope | None = None,
 ) -> dict[str, Any]:
     """Process one file and deliver its report to the adapters; returns what to tell the daemon.
 
     ``kept`` is ``(report JSON, adapter names)`` of a file processed before whose report those
-    adapters did not deliver: they get it again, with no inference.
+    adapters did not deliver: they get it again, with no inference. ``events``: the job's,
+    for the ids of the events the adapters announce.
     """
     from videoqa.adapters import prepare_adapters
 
@@ -308,7 +311,8 @@ def _handle(
         adapter_errors = []
         report = Report.from_dict(json.loads(kept[0]), source=os.fspath(path))
         adapters = [adapter for adapter in adapters if adapter.name in kept[1]]
-    return _deliver(adapters, report, path, settings, adapter_errors, keep=kept is None)
+    with announcing(events):
+        return _deliver(adapters, report, path, settings, adapter_errors, keep=kept is None)
 
 
 def _deliver(
@@ -345,8 +349,9 @@ def _failure(path: Path | str, error: Exception) -> dict[str, Any]:
 
 
 def _backlog_results(
-    paths: list[Path], settings: FolderSettings, adapters_by_folder: dict
-) -> Iterator[tuple[int, dict[str, Any]]]:
+    paths: list[Path], settings: FolderSettings, adapters_by_folder: dict,
+    events: Sequence[EventScope | None] = (),
+) -> Iterator[tuple[int, dict[str, Any]]]:  # fmt: skip
     """Process a backlog of one folder's files; yield ``(index, fields)`` as each ends.
 
     Adapters are asked first (a refusal fails that file before any inference); the rest go
@@ -375,8 +380,9 @@ def _backlog_results(
             yield index, _failure(paths[index], result)
             continue
         try:
-            fields = _deliver(adapters, result, paths[index], settings, adapter_errors[index],
-                              keep=True)  # fmt: skip
+            with announcing(events[index] if index < len(events) else None):
+                fields = _deliver(adapters, result, paths[index], settings,
+                                  adapter_errors[index], keep=True)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - that file's alone
             fields = _failure(paths[index], error)
         else:
@@ -398,31 +404,32 @@ def _one_by_one(
 
 
 def _serve_backlog(
-    conn: Connection, jobs: list[tuple[int, str]], settings: FolderSettings,
+    conn: Connection, jobs: list[tuple[int, str, EventScope | None]], settings: FolderSettings,
     adapters_by_folder: dict,
 ) -> None:  # fmt: skip
     """Answer a backlog: ``("started", *job_ids)`` at once, then one ``Outcome`` per file as
     each finishes (the daemon records it then, whatever becomes of the rest)."""
-    conn.send(("started", *(job_id for job_id, _ in jobs)))
-    paths = [Path(path) for _, path in jobs]
+    conn.send(("started", *(job_id for job_id, _, _ in jobs)))
+    paths = [Path(path) for _, path, _ in jobs]
+    events = [scope for _, _, scope in jobs]
     started = time.monotonic()
     unreported = dict(enumerate(jobs))
     try:
-        for index, fields in _backlog_results(paths, settings, adapters_by_folder):
+        for index, fields in _backlog_results(paths, settings, adapters_by_folder, events):
             job_id = unreported.pop(index)[0]
             conn.send(Outcome(job_id, seconds=time.monotonic() - started,
                               rss_bytes=resident_memory_bytes(), **fields))  # fmt: skip
             started = time.monotonic()
     except Exception as error:  # noqa: BLE001 - the model, say: every file left gets it
-        for job_id, path in unreported.values():
+        for job_id, path, _ in unreported.values():
             conn.send(Outcome(job_id, seconds=time.monotonic() - started, **_failure(path, error)))
     release_free_memory()
 
 
 def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
-    """The worker process: receive ``(job_id, path, settings, kept)``, say ``("started",
-    job_id)`` at once, then answer with an ``Outcome``; or receive ``("backlog", [(job_id,
-    path), ...], settings)`` and answer as :func:`_serve_backlog` does."""
+    """The worker process: receive ``(job_id, path, settings, kept, events)``, say
+    ``("started", job_id)`` at once, then answer with an ``Outcome``; or receive ``("backlog",
+    [(job_id, path, events), ...], settings)`` and answer as :func:`_serve_backlog` does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     from videoqa.watch.logformat import DaemonLogFormatter
 
@@ -441,12 +448,13 @@ def _serve(conn: Connection, lifeline: Connection, log_level: int) -> None:
         if message[0] == "backlog":
             _serve_backlog(conn, message[1], message[2], adapters_by_folder)
             continue
-        job_id, path, settings, kept = message
+        job_id, path, settings, kept, events = message
         conn.send(("started", job_id))  # the attempt counts from here, not from the claim
         started = time.monotonic()
         fields: dict[str, Any]
         try:
-            fields = {"ok": True, **_handle(Path(path), settings, adapters_by_folder, kept)}
+            handled = _handle(Path(path), settings, adapters_by_folder, kept, events)
+            fields = {"ok": True, **handled}
         except Exception as error:
             fields = _failure(path, error)
         release_free_memory()
@@ -540,21 +548,29 @@ class Worker:
         settings: FolderSettings,
         *,
         kept: tuple[str, tuple[str, ...]] | None = None,
+        events: EventScope | None = None,
     ) -> None:
         """Hand one file to the worker (starting a process if none is running).
 
         ``kept``: ``(report JSON, adapter names)`` to deliver again instead of processing.
+        ``events``: the job's, for the ids of the events its adapters announce.
         """
-        self._send((job_id, os.fspath(path), settings, kept), {job_id: Path(path)})
+        self._send((job_id, os.fspath(path), settings, kept, events), {job_id: Path(path)})
         self._backlog = False
 
-    def submit_backlog(self, jobs: Sequence[tuple[int, Path]], settings: FolderSettings) -> None:
+    def submit_backlog(
+        self, jobs: Sequence[tuple[int, Path]], settings: FolderSettings,
+        *, events: Mapping[int, EventScope] | None = None,
+    ) -> None:  # fmt: skip
         """Hand several files of one folder to the worker at once, to batch their clips.
 
         Their outcomes come back one by one as each file finishes. If the worker dies or
-        overruns first, each file not yet reported comes back ``interrupted``.
+        overruns first, each file not yet reported comes back ``interrupted``. ``events``:
+        each job's, by job id.
         """
-        message = ("backlog", [(job_id, os.fspath(path)) for job_id, path in jobs], settings)
+        events = events or {}
+        handed = [(job_id, os.fspath(path), events.get(job_id)) for job_id, path in jobs]
+        message = ("backlog", handed, settings)
         self._send(message, {job_id: Path(path) for job_id, path in jobs})
         self._backlog = True
 
