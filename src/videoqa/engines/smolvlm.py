@@ -13,7 +13,6 @@ tests hold the decoding to token-for-token agreement with ``generate``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -35,6 +34,7 @@ from videoqa.models import (
     choose_device,
     choose_dtype,
     locate_checkpoint,
+    read_json_object,
 )
 from videoqa.preprocess import FrameQueries, ModelFacts
 
@@ -90,7 +90,7 @@ class SmolVLMEngine(FrameQueries):
         torch_device = choose_device(device)
         torch_dtype = choose_dtype(dtype, torch_device, quantize=None)
         checkpoint = locate_checkpoint(model, revision=revision)
-        config = json.loads((checkpoint.folder / "config.json").read_text())
+        config = read_json_object(checkpoint.folder / "config.json")
         facts = read_smolvlm_facts(checkpoint, config)
         try:
             weights = SmolVLMForConditionalGeneration.from_pretrained(
@@ -332,13 +332,7 @@ class SmolVLMEngine(FrameQueries):
 def _read_optional(checkpoint: Checkpoint, name: str) -> dict[str, Any]:
     """A JSON file of the checkpoint, or ``{}`` when it has none (one line when unreadable)."""
     path = checkpoint.folder / name
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(str(path), f"unreadable ({error})".splitlines()[0]) from None
-    return data if isinstance(data, dict) else {}
+    return read_json_object(path) if path.is_file() else {}
 
 
 __all__ = ["CAPTION_PROMPT", "SmolVLMEngine", "smolvlm_preprocessing"]

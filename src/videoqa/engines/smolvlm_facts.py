@@ -74,10 +74,11 @@ def video_settings(processor: dict[str, Any], vision: dict[str, Any]) -> tuple[i
 
 def read_smolvlm_facts(checkpoint: Checkpoint, config: dict[str, Any]) -> ModelFacts:
     """A SmolVLM checkpoint's facts from ``config.json`` and ``preprocessor_config.json``."""
-    from videoqa.preprocess import ModelFacts, _read_json
+    from videoqa.models import read_json_object
+    from videoqa.preprocess import ModelFacts
 
     path = checkpoint.folder / "preprocessor_config.json"
-    processor = _read_json(path) if path.is_file() else {}
+    processor = read_json_object(path) if path.is_file() else {}
     frames, size, _ = video_settings(processor, config.get("vision_config") or {})
     if frames < 1:
         raise ModelError(checkpoint.model_id, f"videoqa_frames must be at least 1, not {frames}")
