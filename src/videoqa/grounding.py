@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from videoqa.clips import DEFAULT_CLIP_LENGTH, plan_clips
 from videoqa.errors import ConfigError
-from videoqa.record import now
+from videoqa.index import FIND_KIND
+from videoqa.record import new_run_id, now
 from videoqa.report import (
     FindingRecord,
     FoundRange,
@@ -43,9 +44,6 @@ DEFAULT_STEP = 1.0
 
 DEFAULT_THRESHOLD = 0.5
 """A moment belongs to a range when its score is over this."""
-
-FIND_KIND = "find"
-"""The kind of the index rows ``videoqa find --db`` adds (searchable with ``--kind find``)."""
 
 MOMENTS_PER_BATCH = 32
 """Moments decoded and scored together (the engine splits them into its own batches)."""
@@ -100,8 +98,6 @@ class Finding:
     def to_report(self) -> Report:
         """The finding as a report for the video's record (``videoqa.record``): no clips, one
         finding and the run that made it; delivered like any report (``find --db``)."""
-        from videoqa.record import new_run_id
-
         if self.model is None or self.facts is None or self.sampling is None:
             raise ValueError("a finding made without its model and video facts")
         run = RunInfo(new_run_id(), "find", self.model, self.sampling, now())

@@ -47,11 +47,13 @@ INDEX_ENV = "VIDEOQA_INDEX"
 """Environment variable naming the index file, in place of the default."""
 
 REPORT_KINDS = ("caption", "answer")
-"""Kinds of clip rows a report produces (re-indexing a report replaces exactly these)."""
+"""Kinds of clip rows a report's clips (and alternatives) produce."""
 
-KINDS: tuple[str, ...] = (*REPORT_KINDS, "find")
-"""Every kind of clip row ``search --kind`` accepts (``find``: ranges ``videoqa find --db``
-added)."""
+FIND_KIND = "find"
+"""The kind of the rows a record's ``findings`` produce (``videoqa find --db``'s ranges)."""
+
+KINDS: tuple[str, ...] = (*REPORT_KINDS, FIND_KIND)
+"""Every kind of clip row ``search --kind`` accepts."""
 
 DIGEST_BLOCK = 64 * 1024
 """Bytes read from each end of a video for its digest."""
@@ -643,7 +645,7 @@ class ArchiveIndex:
         duration: float | None = None,
         models: Sequence[str] = (),
     ) -> int:
-        """Index results that come from elsewhere than a report (``videoqa find``'s ranges):
+        """Index results that come from elsewhere than a record (your own tool's rows):
         ``rows`` of ``(start, end, text, score)``, ``score`` a log-probability like a report's
         (``confidence`` is its ``exp``), replacing the video's earlier rows of this ``kind``
         and ``question`` only. Returns the rows added."""
@@ -1145,7 +1147,7 @@ def _record_keys(report: Report) -> set[tuple[str, str | None]]:
     if any(clip.caption is not None for clip in report.clips):
         keys.add(("caption", None))
     keys.update((alt.kind, alt.question) for alt in report.alternatives)
-    keys.update(("find", finding.question) for finding in report.findings)
+    keys.update((FIND_KIND, finding.question) for finding in report.findings)
     return keys
 
 
@@ -1166,11 +1168,12 @@ def _report_rows(report: Report) -> Iterator[tuple[Any, ...]]:
     for finding in report.findings:
         for found in finding.ranges:
             score = math.log(found.score) if found.score > 0 else -1e9
-            yield found.start, found.end, "find", finding.question, finding.what, score
+            yield found.start, found.end, FIND_KIND, finding.question, finding.what, score
 
 
 __all__ = [
     "DEFAULT_DB",
+    "FIND_KIND",
     "KINDS",
     "ArchiveIndex",
     "ClipRow",
